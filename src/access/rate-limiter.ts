@@ -1,0 +1,70 @@
+import type { RateLimitClassName, RateLimits } from "../config/config.ts";
+
+/** The outcome of taking one request from a budget. */
+export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
+
+export interface RateLimiter {
+  /** Takes one request from `subject`'s budget in `rateClass`. */
+  take(rateClass: RateLimitClassName, subject: string): RateDecision;
+  /** How many (class, subject) budgets are held in memory. */
+  readonly size: number;
+}
+
+interface Bucket {
+  tokens: number;
+  updatedMs: number;
+}
+
+/**
+ * Per-instance token buckets: each (class, subject) may burst up to its per-minute budget and refills
+ * continuously. Memory is bounded: past `maxSubjects`, full buckets (subjects that have been idle long
+ * enough to refill) are dropped first, and if none is full the oldest entries go.
+ */
+export function createRateLimiter(limits: RateLimits, options: { now?: () => number; maxSubjects?: number } = {}): RateLimiter {
+  const now = options.now ?? (() => performance.now());
+  const maxSubjects = options.maxSubjects ?? 100_000;
+  const buckets = new Map<string, Bucket>();
+
+  function refill(bucket: Bucket, capacity: number, at: number): void {
+    const perMs = capacity / 60_000;
+    bucket.tokens = Math.min(capacity, bucket.tokens + (at - bucket.updatedMs) * perMs);
+    bucket.updatedMs = at;
+  }
+
+  function evict(at: number): void {
+    for (const [key, bucket] of buckets) {
+      const rateClass = key.slice(0, key.indexOf("|")) as RateLimitClassName;
+      refill(bucket, limits[rateClass], at);
+      if (bucket.tokens >= limits[rateClass]) buckets.delete(key);
+    }
+    // Still too many: Map iteration is insertion order, so this drops the oldest subjects.
+    for (const key of buckets.keys()) {
+      if (buckets.size <= maxSubjects * 0.9) break;
+      buckets.delete(key);
+    }
+  }
+
+  return {
+    get size() {
+      return buckets.size;
+    },
+    take(rateClass, subject) {
+      const capacity = limits[rateClass];
+      const at = now();
+      const key = `${rateClass}|${subject}`;
+      let bucket = buckets.get(key);
+      if (bucket === undefined) {
+        if (buckets.size >= maxSubjects) evict(at);
+        bucket = { tokens: capacity, updatedMs: at };
+        buckets.set(key, bucket);
+      } else {
+        refill(bucket, capacity, at);
+      }
+      if (bucket.tokens >= 1) {
+        bucket.tokens -= 1;
+        return { allowed: true };
+      }
+      return { allowed: false, retryAfterMs: Math.ceil((1 - bucket.tokens) / (capacity / 60_000)) };
+    },
+  };
+}

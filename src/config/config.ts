@@ -1,0 +1,228 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+
+/** The rate-limit classes declared by `(portcullis.v1.access).rate_limit`, as configured budgets. */
+export type RateLimitClassName = "default" | "credential" | "expensive" | "admin" | "infrastructure";
+
+/** Requests per minute allowed for one principal (or one client IP when anonymous) in one class. */
+export type RateLimits = Readonly<Record<RateLimitClassName, number>>;
+
+/** The gateway's configuration, parsed once at start and frozen. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** An external MongoDB; undefined means "provision the embedded default under dataDir". */
+  readonly mongodbUri: string | undefined;
+  readonly dbName: string;
+  /** Where self-built tools (FerretDB) are cached; undefined means the launcher's default. */
+  readonly toolsDir: string | undefined;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** How long in-flight calls and streams may run on after SIGTERM before they are cut off. */
+  readonly shutdownTimeoutMs: number;
+  /** Whether gRPC server reflection is served (grpcurl list/describe). */
+  readonly reflection: boolean;
+  /** The file holding generated signing and encryption keys (owner-only permissions). */
+  readonly keyFile: string;
+  /** Largest accepted request message, per message. */
+  readonly maxMessageBytes: number;
+  /** Browser origins allowed to call the API through CORS (Connect-Web, gRPC-Web). */
+  readonly corsOrigins: readonly string[];
+  readonly rateLimits: RateLimits;
+  /** Deployment-supplied key material (32 bytes each); when absent the key file's generated keys are used. */
+  readonly suppliedKeys: { readonly encryptionKey: Buffer | undefined; readonly apiKeyPepper: Buffer | undefined };
+}
+
+/** A configuration value that is missing or malformed; the message names the variable. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+/** One row of the configuration table: the README documents exactly these. */
+export interface ConfigVariable {
+  readonly name: string;
+  readonly default: string;
+  readonly description: string;
+}
+
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  { name: "PORTCULLIS_CONFIG_FILE", default: "(none)", description: "Optional JSON file of these variables; the environment wins over the file." },
+  { name: "PORTCULLIS_HOST", default: "127.0.0.1", description: "Interface to listen on." },
+  { name: "PORTCULLIS_PORT", default: "50051", description: "Port for gRPC, gRPC-Web and Connect (0 picks a free port)." },
+  { name: "PORTCULLIS_DATA_DIR", default: "./data", description: "Local state: embedded database, key file, logs of the embedded database." },
+  { name: "MONGODB_URI", default: "(embedded)", description: "External MongoDB. Unset: a local MongoDB-compatible server is provisioned under the data directory." },
+  { name: "PORTCULLIS_DB_NAME", default: "portcullis", description: "Database name." },
+  { name: "PORTCULLIS_TOOLS_DIR", default: "~/.cache/portcullis", description: "Where tools Portcullis builds for itself (FerretDB, grpcurl for tests) are kept." },
+  { name: "PORTCULLIS_TLS_CERT", default: "(none)", description: "PEM certificate file; with PORTCULLIS_TLS_KEY enables TLS (ALPN h2 and http/1.1)." },
+  { name: "PORTCULLIS_TLS_KEY", default: "(none)", description: "PEM private key file for PORTCULLIS_TLS_CERT." },
+  { name: "PORTCULLIS_LOG_LEVEL", default: "info", description: "fatal, error, warn, info, debug, trace or silent." },
+  { name: "PORTCULLIS_SHUTDOWN_TIMEOUT_MS", default: "10000", description: "Grace period for in-flight calls and streams on SIGTERM/SIGINT." },
+  { name: "PORTCULLIS_REFLECTION", default: "true", description: "Serve gRPC server reflection (v1 and v1alpha)." },
+  { name: "PORTCULLIS_KEY_FILE", default: "<data dir>/keys.json", description: "Generated signing and encryption keys, created on first start with mode 0600." },
+  { name: "PORTCULLIS_ENCRYPTION_KEY", default: "(generated)", description: "32 bytes, base64: the AES-256-GCM key for secrets at rest (TOTP secrets, provider credentials). Instances sharing a database must share it." },
+  { name: "PORTCULLIS_API_KEY_PEPPER", default: "(generated)", description: "32 bytes, base64: the HMAC key for API-key hashes. Instances sharing a database must share it." },
+  { name: "PORTCULLIS_MAX_MESSAGE_BYTES", default: "4194304", description: "Largest accepted request message." },
+  { name: "PORTCULLIS_CORS_ORIGINS", default: "(none)", description: "Comma-separated browser origins allowed by CORS, e.g. https://console.example.com." },
+  { name: "PORTCULLIS_RATE_LIMIT_DEFAULT", default: "600", description: "Requests per minute per principal for ordinary calls." },
+  { name: "PORTCULLIS_RATE_LIMIT_CREDENTIAL", default: "30", description: "Requests per minute per principal or IP for calls that check a secret (login, refresh, key exchange)." },
+  { name: "PORTCULLIS_RATE_LIMIT_EXPENSIVE", default: "60", description: "Requests per minute per principal for LLM, speech and export calls." },
+  { name: "PORTCULLIS_RATE_LIMIT_ADMIN", default: "120", description: "Requests per minute per principal for administrative calls." },
+  { name: "PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", default: "6000", description: "Requests per minute per principal or IP for health, reflection and JWKS." },
+];
+
+const KNOWN = new Set(CONFIG_VARIABLES.map((v) => v.name));
+
+type Source = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Parses the configuration from the environment and the optional PORTCULLIS_CONFIG_FILE.
+ * Throws ConfigError naming the first bad variable; callers print its message and exit.
+ */
+export function loadConfig(env: Source = process.env, cwd: string = process.cwd()): Config {
+  const source = { ...readConfigFile(env, cwd), ...definedOnly(env) };
+  const get = (name: string): string | undefined => {
+    const value = source[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const dataDir = absolute(get("PORTCULLIS_DATA_DIR") ?? "./data", cwd);
+  const certFile = get("PORTCULLIS_TLS_CERT");
+  const keyFile = get("PORTCULLIS_TLS_KEY");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(certFile === undefined ? "PORTCULLIS_TLS_CERT" : "PORTCULLIS_TLS_KEY", "TLS needs both PORTCULLIS_TLS_CERT and PORTCULLIS_TLS_KEY");
+  }
+  const config: Config = {
+    host: parseHost(get("PORTCULLIS_HOST") ?? "127.0.0.1"),
+    port: parseInteger("PORTCULLIS_PORT", get("PORTCULLIS_PORT"), 50051, 0, 65535),
+    dataDir,
+    mongodbUri: parseMongoUri(get("MONGODB_URI")),
+    dbName: parseDbName(get("PORTCULLIS_DB_NAME") ?? "portcullis"),
+    toolsDir: ((dir) => (dir === undefined ? undefined : absolute(dir, cwd)))(get("PORTCULLIS_TOOLS_DIR")),
+    tls: certFile && keyFile ? Object.freeze({ certFile: absolute(certFile, cwd), keyFile: absolute(keyFile, cwd) }) : undefined,
+    logLevel: parseEnum("PORTCULLIS_LOG_LEVEL", get("PORTCULLIS_LOG_LEVEL") ?? "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
+    shutdownTimeoutMs: parseInteger("PORTCULLIS_SHUTDOWN_TIMEOUT_MS", get("PORTCULLIS_SHUTDOWN_TIMEOUT_MS"), 10_000, 0, 600_000),
+    reflection: parseBoolean("PORTCULLIS_REFLECTION", get("PORTCULLIS_REFLECTION"), true),
+    keyFile: absolute(get("PORTCULLIS_KEY_FILE") ?? resolve(dataDir, "keys.json"), cwd),
+    maxMessageBytes: parseInteger("PORTCULLIS_MAX_MESSAGE_BYTES", get("PORTCULLIS_MAX_MESSAGE_BYTES"), 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    corsOrigins: Object.freeze(parseOrigins(get("PORTCULLIS_CORS_ORIGINS"))),
+    rateLimits: Object.freeze({
+      default: parseInteger("PORTCULLIS_RATE_LIMIT_DEFAULT", get("PORTCULLIS_RATE_LIMIT_DEFAULT"), 600, 1, 10_000_000),
+      credential: parseInteger("PORTCULLIS_RATE_LIMIT_CREDENTIAL", get("PORTCULLIS_RATE_LIMIT_CREDENTIAL"), 30, 1, 10_000_000),
+      expensive: parseInteger("PORTCULLIS_RATE_LIMIT_EXPENSIVE", get("PORTCULLIS_RATE_LIMIT_EXPENSIVE"), 60, 1, 10_000_000),
+      admin: parseInteger("PORTCULLIS_RATE_LIMIT_ADMIN", get("PORTCULLIS_RATE_LIMIT_ADMIN"), 120, 1, 10_000_000),
+      infrastructure: parseInteger("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", get("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE"), 6000, 1, 10_000_000),
+    }),
+    suppliedKeys: Object.freeze({
+      encryptionKey: parseKey("PORTCULLIS_ENCRYPTION_KEY", get("PORTCULLIS_ENCRYPTION_KEY")),
+      apiKeyPepper: parseKey("PORTCULLIS_API_KEY_PEPPER", get("PORTCULLIS_API_KEY_PEPPER")),
+    }),
+  };
+  return Object.freeze(config);
+}
+
+function definedOnly(env: Source): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function readConfigFile(env: Source, cwd: string): Record<string, string> {
+  const file = env["PORTCULLIS_CONFIG_FILE"]?.trim();
+  if (!file) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(absolute(file, cwd), "utf8"));
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : "not a readable JSON file";
+    throw new ConfigError("PORTCULLIS_CONFIG_FILE", reason);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError("PORTCULLIS_CONFIG_FILE", "must hold a JSON object of variable names to values");
+  }
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!KNOWN.has(name) || name === "PORTCULLIS_CONFIG_FILE") {
+      throw new ConfigError("PORTCULLIS_CONFIG_FILE", `unknown variable ${JSON.stringify(name.slice(0, 64))}`);
+    }
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      throw new ConfigError(name, "must be a string, number or boolean in the config file");
+    }
+    out[name] = String(value);
+  }
+  return out;
+}
+
+function absolute(path: string, cwd: string): string {
+  return isAbsolute(path) ? path : resolve(cwd, path);
+}
+
+function parseInteger(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number from ${min} to ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined) return fallback;
+  const lower = raw.toLowerCase();
+  if (["true", "1", "yes", "on"].includes(lower)) return true;
+  if (["false", "0", "no", "off"].includes(lower)) return false;
+  throw new ConfigError(name, "must be true or false");
+}
+
+function parseEnum<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
+  const lower = raw.toLowerCase();
+  const found = allowed.find((a) => a === lower);
+  if (found === undefined) throw new ConfigError(name, `must be one of ${allowed.join(", ")}`);
+  return found;
+}
+
+function parseHost(raw: string): string {
+  // Hostnames and IPv4/IPv6 literals; brackets are not part of a listen address.
+  if (!/^[A-Za-z0-9.:-]{1,253}$/.test(raw)) throw new ConfigError("PORTCULLIS_HOST", "must be a host name or IP address");
+  return raw;
+}
+
+function parseMongoUri(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  // Never echo the value: it may carry a password.
+  if (!/^mongodb(\+srv)?:\/\/\S+$/.test(raw)) throw new ConfigError("MONGODB_URI", "must start with mongodb:// or mongodb+srv://");
+  return raw;
+}
+
+function parseKey(name: string, raw: string | undefined): Buffer | undefined {
+  if (raw === undefined) return undefined;
+  // Never echo the value. Both base64 alphabets are accepted.
+  const bytes = /^[A-Za-z0-9+/_-]+={0,2}$/.test(raw) ? Buffer.from(raw, raw.includes("-") || raw.includes("_") ? "base64url" : "base64") : undefined;
+  if (bytes?.length !== 32) throw new ConfigError(name, "must be 32 random bytes, base64-encoded (e.g. `openssl rand -base64 32`)");
+  return bytes;
+}
+
+function parseDbName(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{1,38}$/.test(raw)) throw new ConfigError("PORTCULLIS_DB_NAME", "must be 1-38 letters, digits, _ or -");
+  return raw;
+}
+
+function parseOrigins(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  return raw.split(",").map((origin) => {
+    const trimmed = origin.trim();
+    let url: URL;
+    try {
+      url = new URL(trimmed);
+    } catch {
+      throw new ConfigError("PORTCULLIS_CORS_ORIGINS", "must be a comma-separated list of origins like https://app.example.com");
+    }
+    if (!["http:", "https:"].includes(url.protocol) || url.origin !== trimmed) {
+      throw new ConfigError("PORTCULLIS_CORS_ORIGINS", "must be a comma-separated list of origins like https://app.example.com");
+    }
+    return url.origin;
+  });
+}

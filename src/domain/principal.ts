@@ -1,0 +1,29 @@
+import type { Role } from "../access/permissions.ts";
+
+/** How the caller proved who it is. */
+export type AuthenticationMethod = "access_token" | "api_key" | "exchanged_api_key";
+
+/**
+ * The authenticated caller of an RPC, produced once by the authentication interceptor and handed to
+ * handlers through the context. Anonymous callers have no principal.
+ */
+export interface Principal {
+  /** "user" for a person's session, "api_key" for a key (possibly exchanged for a JWT). */
+  readonly kind: "user" | "api_key";
+  /** The user id, or the key id for API keys. */
+  readonly id: string;
+  /** The user who owns the credential (equals id for users). */
+  readonly userId: string;
+  readonly role: Role;
+  /** Effective permissions: the role's, narrowed by a key's scopes. */
+  readonly permissions: ReadonlySet<string>;
+  readonly method: AuthenticationMethod;
+  /** The session behind an access token; undefined for API keys. */
+  readonly sessionId: string | undefined;
+}
+
+/** Where a call came from, for rate limits and audit records. */
+export interface ClientInfo {
+  readonly ip: string;
+  readonly userAgent: string;
+}

@@ -1,0 +1,44 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { AiService } from "../../gen/portcullis/v1/ai_pb.js";
+import { ApiKeyService } from "../../gen/portcullis/v1/api_key_pb.js";
+import { AudioStreamService } from "../../gen/portcullis/v1/audio_stream_pb.js";
+import { AuditService } from "../../gen/portcullis/v1/audit_pb.js";
+import { AuthService } from "../../gen/portcullis/v1/auth_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection as ServerReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import type { HealthStatus } from "../health/health-status.ts";
+import type { DescriptorIndex } from "../reflection/descriptor-index.ts";
+import { registerHealth } from "./health-service.ts";
+import { registerReflection } from "./reflection-service.ts";
+
+/** The Portcullis API services. Methods without an implementation answer UNIMPLEMENTED. */
+export const API_SERVICES = [AuthService, ApiKeyService, AiService, AudioStreamService, AuditService] as const;
+
+/** Every service name the server answers, as reflection's ListServices reports it. */
+export function servedServiceNames(options: { reflection: boolean }): string[] {
+  const names: string[] = [...API_SERVICES.map((s) => s.typeName), Health.typeName];
+  if (options.reflection) names.push(ServerReflectionV1.typeName, ServerReflectionV1alpha.typeName);
+  return names.sort();
+}
+
+export interface RouteDeps {
+  readonly health: HealthStatus;
+  /** Undefined disables reflection. */
+  readonly descriptorIndex: DescriptorIndex | undefined;
+}
+
+/** Registers every service in one place. */
+export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
+  // Later issues replace these empty implementations service by service.
+  router.service(AuthService, {});
+  router.service(ApiKeyService, {});
+  router.service(AiService, {});
+  router.service(AudioStreamService, {});
+  router.service(AuditService, {});
+  registerHealth(router, deps.health);
+  if (deps.descriptorIndex) {
+    const names = servedServiceNames({ reflection: true });
+    registerReflection(router, deps.descriptorIndex, () => names);
+  }
+}

@@ -1,0 +1,73 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { accessRuleOf } from "../access/access-rules.ts";
+import { DomainError } from "../domain/errors.ts";
+import type { ClientInfo, Principal } from "../domain/principal.ts";
+import { clientKey, principalKey } from "./context-keys.ts";
+
+/** A credential as presented by the caller, before anything is known about it. */
+export interface Credential {
+  /** `bearer` from `authorization: Bearer …` (a JWT or an API key), `api_key` from `x-api-key`. */
+  readonly kind: "bearer" | "api_key";
+  readonly value: string;
+}
+
+/**
+ * Resolves credentials to principals. Implementations throw DomainError("unauthenticated") for anything
+ * they do not accept, with a message that does not reveal why (expired, unknown and forged look alike
+ * unless the reason is safe to tell).
+ */
+export interface Authenticator {
+  authenticate(credential: Credential, client: ClientInfo): Promise<Principal>;
+}
+
+/** The authenticator of a gateway with no identity provider wired in: no credential is valid. */
+export const rejectAllCredentials: Authenticator = {
+  authenticate() {
+    return Promise.reject(new DomainError("unauthenticated", "invalid credentials"));
+  },
+};
+
+// Longer than any JWT or key we issue; refuse before parsing so garbage costs nothing.
+const MAX_CREDENTIAL_LENGTH = 8192;
+
+/**
+ * Authenticates every call that carries credentials, and every call to a non-public method. The
+ * principal goes into the context for the interceptors and handlers after it; handlers never parse
+ * credentials themselves. Credentials sent to a public method must still be valid: a bad token is an
+ * error, never silently anonymous.
+ */
+export function createAuthenticationInterceptor(authenticator: Authenticator): Interceptor {
+  return (next) => async (req) => {
+    const credential = readCredential(req.header);
+    const rule = accessRuleOf(req.method);
+    if (credential === undefined) {
+      if (rule?.audience !== "public") throw new DomainError("unauthenticated", "credentials required");
+      return next(req);
+    }
+    const principal = await authenticator.authenticate(credential, req.contextValues.get(clientKey));
+    req.contextValues.set(principalKey, principal);
+    return next(req);
+  };
+}
+
+function readCredential(header: Headers): Credential | undefined {
+  const authorization = header.get("authorization");
+  const apiKey = header.get("x-api-key");
+  if (authorization !== null && apiKey !== null) {
+    throw new DomainError("unauthenticated", "send either authorization or x-api-key, not both");
+  }
+  if (apiKey !== null) return { kind: "api_key", value: checkedValue(apiKey) };
+  if (authorization === null) return undefined;
+  const match = /^Bearer +(\S+)\s*$/i.exec(authorization);
+  if (!match?.[1]) throw new DomainError("unauthenticated", "authorization must be 'Bearer <token>'");
+  return { kind: "bearer", value: checkedValue(match[1]) };
+}
+
+function checkedValue(value: string): string {
+  const trimmed = value.trim();
+  // Printable ASCII only: every credential we issue is, and anything else is garbage or an attack.
+  if (trimmed.length === 0 || trimmed.length > MAX_CREDENTIAL_LENGTH || !/^[\x21-\x7e]+$/.test(trimmed)) {
+    throw new DomainError("unauthenticated", "malformed credentials");
+  }
+  return trimmed;
+}

@@ -1,0 +1,44 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { accessRuleOf } from "../access/access-rules.ts";
+import { DomainError } from "../domain/errors.ts";
+import type { Principal } from "../domain/principal.ts";
+import { principalKey } from "./context-keys.ts";
+
+/** Checks a fresh TOTP or backup code for a principal; consumes it so it cannot be replayed. */
+export interface FreshMfaVerifier {
+  verify(principal: Principal, code: string): Promise<boolean>;
+}
+
+/** The verifier of a gateway with no MFA wired in: no code is accepted, so fresh-MFA methods are denied. */
+export const rejectAllMfaCodes: FreshMfaVerifier = { verify: () => Promise.resolve(false) };
+
+/**
+ * Enforces the access rule each method declares in the proto. Fail closed: a method without a usable
+ * rule is denied to everyone. Resource-level checks ("is this key yours?") belong to the domain.
+ */
+export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Interceptor {
+  return (next) => async (req) => {
+    const rule = accessRuleOf(req.method);
+    if (rule === undefined) {
+      throw new DomainError("permission_denied", "this method declares no access rule", { reason: "no_access_rule" });
+    }
+    if (rule.audience === "public") return next(req);
+    const principal = req.contextValues.get(principalKey);
+    if (principal === undefined) throw new DomainError("unauthenticated", "credentials required");
+    if (rule.audience === "permission" && !principal.permissions.has(rule.permission)) {
+      throw new DomainError("permission_denied", `permission ${rule.permission} required`);
+    }
+    if (rule.freshMfa) {
+      const code = req.header.get("x-mfa-code") ?? (req.stream ? undefined : mfaCodeField(req.message));
+      if (!code || !(await freshMfa.verify(principal, code))) {
+        throw new DomainError("permission_denied", "a fresh MFA code is required", { reason: "fresh_mfa_required" });
+      }
+    }
+    return next(req);
+  };
+}
+
+function mfaCodeField(message: object): string | undefined {
+  const value = (message as { mfaCode?: unknown }).mfaCode;
+  return typeof value === "string" && value !== "" ? value : undefined;
+}

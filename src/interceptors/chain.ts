@@ -1,0 +1,39 @@
+import type { Interceptor } from "@connectrpc/connect";
+import type { RateLimiter } from "../access/rate-limiter.ts";
+import type { Logger } from "../log/logger.ts";
+import { createAuthenticationInterceptor, type Authenticator } from "./authentication.ts";
+import { createAuthorizationInterceptor, type FreshMfaVerifier } from "./authorization.ts";
+import { createErrorMappingInterceptor } from "./error-mapping.ts";
+import { createLoggingInterceptor } from "./logging.ts";
+import { createRateLimitInterceptor } from "./rate-limit.ts";
+import { createRequestIdInterceptor } from "./request-id.ts";
+
+export interface InterceptorDeps {
+  readonly logger: Logger;
+  readonly authenticator: Authenticator;
+  readonly freshMfa: FreshMfaVerifier;
+  readonly rateLimiter: RateLimiter;
+}
+
+/**
+ * The interceptor chain of every RPC, in order: the first is the outermost (connect-es applies the array
+ * from the end). This is the one place the order is decided.
+ *
+ * 1. request id — first, so everything after it (logs, errors, audit) can name the call.
+ * 2. logging — outside error mapping, so it logs the code the client actually receives.
+ * 3. error mapping — turns everything thrown below into a safe status (INTERNAL carries only the id).
+ * 4. authentication — credentials → principal in the context; required unless the method is public.
+ * 5. authorization — the method's declared access rule (fail closed), permissions, fresh MFA.
+ * 6. rate limit — per principal (or IP when anonymous) and rate-limit class; after authentication so
+ *    a caller is counted as who they are, after authorization so denied calls don't spend budget.
+ */
+export function createInterceptorChain(deps: InterceptorDeps): Interceptor[] {
+  return [
+    createRequestIdInterceptor(),
+    createLoggingInterceptor(deps.logger),
+    createErrorMappingInterceptor(deps.logger),
+    createAuthenticationInterceptor(deps.authenticator),
+    createAuthorizationInterceptor(deps.freshMfa),
+    createRateLimitInterceptor(deps.rateLimiter),
+  ];
+}

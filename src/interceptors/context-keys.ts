@@ -1,0 +1,11 @@
+import { createContextKey } from "@connectrpc/connect";
+import type { ClientInfo, Principal } from "../domain/principal.ts";
+
+/** The request id of the current call: taken from a well-formed `x-request-id` header or generated. */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/** The authenticated caller; undefined for anonymous calls to public methods. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "principal" });
+
+/** The client's address and user agent, set by the transport. */
+export const clientKey = createContextKey<ClientInfo>({ ip: "", userAgent: "" }, { description: "client" });

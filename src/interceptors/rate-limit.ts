@@ -1,0 +1,26 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { accessRuleOf } from "../access/access-rules.ts";
+import type { RateLimiter } from "../access/rate-limiter.ts";
+import { DomainError } from "../domain/errors.ts";
+import { clientKey, principalKey } from "./context-keys.ts";
+
+/**
+ * Counts each call (a stream counts once, when it opens) against the budget of its method's rate-limit
+ * class, per principal, or per client IP for anonymous calls. Over budget: RESOURCE_EXHAUSTED with
+ * ErrorInfo reason RATE_LIMITED and retry_after_ms.
+ */
+export function createRateLimitInterceptor(limiter: RateLimiter): Interceptor {
+  return (next) => async (req) => {
+    const rateClass = accessRuleOf(req.method)?.rateLimit ?? "default";
+    const principal = req.contextValues.get(principalKey);
+    const subject = principal ? `${principal.kind}:${principal.id}` : `ip:${req.contextValues.get(clientKey).ip}`;
+    const decision = limiter.take(rateClass, subject);
+    if (!decision.allowed) {
+      throw new DomainError("resource_exhausted", "rate limit exceeded", {
+        reason: "rate_limited",
+        retryAfterMs: decision.retryAfterMs,
+      });
+    }
+    return next(req);
+  };
+}

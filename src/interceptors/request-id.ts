@@ -1,0 +1,26 @@
+import { randomUUID } from "node:crypto";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { requestIdKey } from "./context-keys.ts";
+
+// A caller-supplied id is kept only when it is short and plain, so it can't inject into logs.
+const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,64}$/;
+
+/**
+ * Gives every call a request id: the caller's `x-request-id` when well-formed, else a new UUID. It is put
+ * in the context for logs, audit records and errors, and echoed in the `x-request-id` response header.
+ */
+export function createRequestIdInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const offered = req.header.get("x-request-id");
+    const requestId = offered !== null && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
+    req.contextValues.set(requestIdKey, requestId);
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      return res;
+    } catch (error) {
+      if (error instanceof ConnectError) error.metadata.set("x-request-id", requestId);
+      throw error;
+    }
+  };
+}

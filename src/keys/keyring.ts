@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+
+/** A JWT signing key pair; the public half is published in the JWKS. */
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: "EdDSA";
+  readonly privateJwk: JWK;
+  readonly publicJwk: JWK;
+  readonly createdAt: string;
+}
+
+/** The server's secret key material. Never logged, never sent. */
+export interface Keyring {
+  /** AES-256-GCM key for secrets at rest. */
+  readonly encryptionKey: Buffer;
+  /** HMAC-SHA-256 key for API-key hashes. */
+  readonly apiKeyPepper: Buffer;
+  /** Signing keys, newest first. */
+  readonly signingKeys: readonly SigningKey[];
+}
+
+interface KeyFile {
+  version: 1;
+  encryptionKey: string;
+  apiKeyPepper: string;
+  signingKeys: SigningKey[];
+}
+
+/** The key file exists but can't be used; the message says what to do and never contains key material. */
+export class KeyringError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KeyringError";
+  }
+}
+
+/**
+ * Loads the key file, creating it on first start with fresh random keys (mode 0600 in a 0700 directory,
+ * created exclusively so two processes starting at once agree on one file). Keys a deployment supplies
+ * through configuration take precedence over the file's. A key file readable by group or others is
+ * refused, as ssh refuses such a private key.
+ */
+export async function loadOrCreateKeyring(
+  file: string,
+  supplied: { encryptionKey: Buffer | undefined; apiKeyPepper: Buffer | undefined } = { encryptionKey: undefined, apiKeyPepper: undefined },
+): Promise<Keyring> {
+  const stored = (await readKeyFile(file)) ?? (await createKeyFile(file));
+  return Object.freeze({
+    encryptionKey: supplied.encryptionKey ?? Buffer.from(stored.encryptionKey, "base64"),
+    apiKeyPepper: supplied.apiKeyPepper ?? Buffer.from(stored.apiKeyPepper, "base64"),
+    signingKeys: Object.freeze(stored.signingKeys.map((k) => Object.freeze(k))),
+  });
+}
+
+async function readKeyFile(file: string): Promise<KeyFile | undefined> {
+  let mode: number;
+  try {
+    mode = (await stat(file)).mode;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new KeyringError(`key file ${file} cannot be read`);
+  }
+  if ((mode & 0o077) !== 0) throw new KeyringError(`key file ${file} is accessible by group or others; run: chmod 600 ${file}`);
+  let parsed: Partial<KeyFile>;
+  try {
+    parsed = JSON.parse(await readFile(file, "utf8")) as Partial<KeyFile>;
+  } catch {
+    throw new KeyringError(`key file ${file} is not valid JSON`);
+  }
+  if (
+    parsed.version !== 1 ||
+    typeof parsed.encryptionKey !== "string" ||
+    Buffer.from(parsed.encryptionKey, "base64").length !== 32 ||
+    typeof parsed.apiKeyPepper !== "string" ||
+    Buffer.from(parsed.apiKeyPepper, "base64").length !== 32 ||
+    !Array.isArray(parsed.signingKeys) ||
+    parsed.signingKeys.length === 0
+  ) {
+    throw new KeyringError(`key file ${file} is malformed`);
+  }
+  return parsed as KeyFile;
+}
+
+async function createKeyFile(file: string): Promise<KeyFile> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const content: KeyFile = {
+    version: 1,
+    encryptionKey: randomBytes(32).toString("base64"),
+    apiKeyPepper: randomBytes(32).toString("base64"),
+    signingKeys: [await createSigningKey()],
+  };
+  let handle;
+  try {
+    handle = await open(file, "wx", 0o600);
+  } catch (err) {
+    // Another process created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+      const theirs = await readKeyFile(file);
+      if (theirs) return theirs;
+    }
+    throw new KeyringError(`key file ${file} cannot be created`);
+  }
+  try {
+    await handle.writeFile(JSON.stringify(content, null, 2) + "\n");
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return content;
+}
+
+/** A new Ed25519 signing key whose kid is its RFC 7638 thumbprint. */
+export async function createSigningKey(): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  return {
+    kid,
+    alg: "EdDSA",
+    privateJwk: { ...(await exportJWK(privateKey)), kid, alg: "EdDSA", use: "sig" },
+    publicJwk: { ...publicJwk, kid, alg: "EdDSA", use: "sig" },
+    createdAt: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,50 @@
+import { pino, type DestinationStream, type Logger } from "pino";
+
+export type { Logger } from "pino";
+
+/**
+ * Field names whose values are secrets wherever they appear in a logged object. The logging code never
+ * passes request bodies or credentials to the logger; this list is the second line of defence.
+ */
+const SECRET_FIELDS = [
+  "authorization",
+  "cookie",
+  "password",
+  "newPassword",
+  "currentPassword",
+  "token",
+  "accessToken",
+  "refreshToken",
+  "apiKey",
+  "secret",
+  "mfaCode",
+  "totpCode",
+  "backupCode",
+  "backupCodes",
+  "totpSecret",
+  "x-api-key",
+  "x-mfa-code",
+];
+
+// pino's redaction takes explicit paths; cover the field at the top level and up to two levels down.
+const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => {
+  const key = /^[A-Za-z_$][\w$]*$/.test(field) ? field : `["${field}"]`;
+  const join = (prefix: string) => (key.startsWith("[") ? `${prefix}${key}` : `${prefix}.${key}`);
+  return [key, join("*"), join("*.*")];
+});
+
+/**
+ * Creates the gateway's JSON logger. `destination` lets tests capture the lines.
+ */
+export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { service: "portcullis" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination,
+  );
+}

@@ -1,0 +1,110 @@
+// The gateway process: configuration → database → server, and a graceful stop on SIGTERM/SIGINT.
+import { mkdir } from "node:fs/promises";
+import { ConfigError, loadConfig, type Config } from "./config/config.ts";
+import { createAuditRecorder } from "./domain/audit/audit-recorder.ts";
+import { servedServiceNames } from "./handlers/routes.ts";
+import { createHealthStatus } from "./health/health-status.ts";
+import { KeyringError, loadOrCreateKeyring } from "./keys/keyring.ts";
+import { createLogger, type Logger } from "./log/logger.ts";
+import { loadDescriptorIndex } from "./reflection/descriptor-index.ts";
+import { createServer } from "./server.ts";
+import { createAuditStore } from "./store/audit-store.ts";
+import { startEmbeddedDatabase, type EmbeddedDatabase } from "./store/embedded-db/index.ts";
+import { openStore } from "./store/mongo-store.ts";
+
+const DATABASE_PROBE_INTERVAL_MS = 5_000;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`portcullis: configuration error: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  try {
+    await run(config, logger);
+  } catch (error) {
+    if (error instanceof KeyringError) {
+      logger.fatal(error.message);
+      process.stderr.write(`portcullis: ${error.message}\n`);
+    } else {
+      logger.fatal({ err: error }, "start failed");
+    }
+    process.exit(1);
+  }
+}
+
+async function run(config: Config, logger: Logger): Promise<void> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
+
+  let embedded: EmbeddedDatabase | undefined;
+  let uri = config.mongodbUri;
+  if (uri === undefined) {
+    embedded = await startEmbeddedDatabase({
+      dataDir: config.dataDir,
+      log: (line) => logger.info(line),
+      ...(config.toolsDir ? { toolsDir: config.toolsDir } : {}),
+    });
+    uri = embedded.uri;
+    logger.info({ database: embedded.kind, dataDir: config.dataDir }, `embedded database: ${embedded.kind}`);
+  } else {
+    logger.info("database: MONGODB_URI");
+  }
+  const store = await openStore({ uri, dbName: config.dbName });
+  const audit = createAuditRecorder({
+    store: createAuditStore(store),
+    onError: (error) => logger.error({ err: error }, "audit write failed"),
+  });
+
+  const health = createHealthStatus(servedServiceNames({ reflection: config.reflection }));
+  health.setDatabaseReachable(true);
+  const probe = setInterval(() => {
+    store.ping().then(
+      () => health.setDatabaseReachable(true),
+      (error: unknown) => {
+        logger.warn({ err: error }, "database unreachable");
+        health.setDatabaseReachable(false);
+      },
+    );
+  }, DATABASE_PROBE_INTERVAL_MS);
+
+  const server = createServer(
+    { logger, health, descriptorIndex: config.reflection ? loadDescriptorIndex() : undefined },
+    config,
+  );
+  const address = await server.listen();
+  audit.record({ type: "system.start", outcome: "success", actor: { kind: "system" } });
+  logger.info({ host: address.host, port: address.port, tls: config.tls !== undefined }, `listening on ${address.host}:${address.port}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    clearInterval(probe);
+    await server.close();
+    audit.record({ type: "system.stop", outcome: "success", actor: { kind: "system" }, reason: signal });
+    await audit.flush();
+    await store.close();
+    await embedded?.stop();
+    logger.info("stopped");
+    logger.flush();
+    process.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.on(signal, () => {
+      stop(signal).catch((error: unknown) => {
+        logger.fatal({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+    });
+  }
+}
+
+await main();

@@ -1,0 +1,137 @@
+import { readFileSync } from "node:fs";
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import { Duplex } from "node:stream";
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/** One TCP port for HTTP/2 (gRPC, gRPC-Web, Connect) and HTTP/1.1 (gRPC-Web, Connect). */
+export interface Listener {
+  listen(port: number, host: string): Promise<{ host: string; port: number }>;
+  /** Stops accepting connections and asks HTTP/2 clients (GOAWAY) and idle HTTP/1.1 ones to go away. */
+  stopAccepting(): Promise<void>;
+  /** Cuts every remaining connection. */
+  destroyAll(): void;
+  /** The client's IP address for a request received by this listener. */
+  remoteAddressOf(req: http.IncomingMessage | http2.Http2ServerRequest): string;
+}
+
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
+
+/**
+ * Without TLS, HTTP/2 arrives with prior knowledge (h2c) and HTTP/1.1 as plain text; Node's http2 server
+ * speaks only the former, so each new connection is routed by its first bytes. With TLS, ALPN chooses.
+ */
+export function createListener(handler: RequestHandler, tls: { certFile: string; keyFile: string } | undefined, onError: (message: string) => void): Listener {
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  // h2c sessions run over a wrapper stream that knows no peer address: remember the real socket's.
+  const sessionAddress = new WeakMap<http2.Http2Session, string>();
+  let connectingAddress: string | undefined;
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  };
+
+  let h1: http.Server | undefined;
+  let h2: http2.Http2Server | http2.Http2SecureServer;
+  let front: net.Server;
+  if (tls) {
+    h2 = http2.createSecureServer(
+      { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+      handler,
+    );
+    h2.on("secureConnection", track);
+    front = h2;
+  } else {
+    h2 = http2.createServer({}, handler);
+    h1 = http.createServer(handler);
+    const h1Server = h1;
+    const h2Server = h2;
+    front = net.createServer((socket) => {
+      track(socket);
+      routeByPreface(socket, (isHttp2) => {
+        if (!isHttp2) {
+          h1Server.emit("connection", socket);
+          return;
+        }
+        // The preface bytes were already read from the socket, and Node's HTTP/2 session reads from the
+        // socket's native handle, past anything unshifted. A stream wrapper makes it read through JS,
+        // where the unshifted bytes are.
+        connectingAddress = socket.remoteAddress;
+        h2Server.emit("connection", Duplex.from({ readable: socket, writable: socket }));
+        connectingAddress = undefined;
+      });
+    });
+  }
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    // Emitted synchronously from the "connection" emit above.
+    if (connectingAddress !== undefined) sessionAddress.set(session, connectingAddress);
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  // Garbage from a client must never take the process down.
+  h2.on("sessionError", (error: Error) => onError(`http2 session error: ${error.message}`));
+  for (const server of [h2, h1]) {
+    server?.on("clientError", (error: Error, socket: net.Socket) => {
+      onError(`client error: ${error.message}`);
+      socket.destroy();
+    });
+  }
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        front.once("error", reject);
+        front.listen(port, host, () => {
+          front.off("error", reject);
+          const address = front.address() as AddressInfo;
+          resolve({ host: address.address, port: address.port });
+        });
+      });
+    },
+    stopAccepting() {
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1?.closeIdleConnections();
+      return closed;
+    },
+    destroyAll() {
+      for (const socket of sockets) socket.destroy();
+    },
+    remoteAddressOf(req) {
+      const session = "stream" in req ? req.stream.session : undefined;
+      return (session && sessionAddress.get(session)) ?? req.socket.remoteAddress ?? "";
+    },
+  };
+}
+
+function routeByPreface(socket: net.Socket, route: (isHttp2: boolean) => void): void {
+  let buffered = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), 10_000);
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    const enough = Math.min(buffered.length, HTTP2_PREFACE.length);
+    const isHttp2 = buffered.subarray(0, enough).equals(HTTP2_PREFACE.subarray(0, enough));
+    if (isHttp2 && buffered.length < HTTP2_PREFACE.length) return; // a partial preface: wait for more
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("error", onEarlyError);
+    socket.pause();
+    socket.unshift(buffered);
+    route(isHttp2);
+    socket.resume();
+  };
+  const onEarlyError = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.once("error", onEarlyError);
+  socket.once("close", () => clearTimeout(timer));
+}
