@@ -34,7 +34,9 @@ const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => {
 });
 
 /**
- * Creates the gateway's JSON logger. `destination` lets tests capture the lines.
+ * Creates the gateway's JSON logger. `destination` lets tests capture the lines. By default lines go to
+ * stdout asynchronously: a synchronous write to a slow pipe would stall the event loop, and with it every
+ * call. Buffered lines are flushed on exit (pino registers that) and by `logger.flush()` on shutdown.
  */
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
   return pino(
@@ -45,6 +47,6 @@ export function createLogger(options: { level: string; destination?: Destination
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
