@@ -1667,8 +1667,10 @@ export declare const AuthService: GenService<{
     output: typeof ExchangeApiKeyResponseSchema;
   },
   /**
-   * CreateUser creates a user account. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `users.manage`
-   * or when assigning a role above the caller's own (only owners create admins and owners);
+   * CreateUser creates a user account. Creating an admin or owner needs a fresh MFA code of the caller
+   * in the `x-mfa-code` header. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `users.manage`, when
+   * assigning a role above the caller's own (only owners create admins and owners), or with reason
+   * FRESH_MFA_REQUIRED when creating an admin or owner without a valid code;
    * ALREADY_EXISTS for a taken username or email; INVALID_ARGUMENT for a malformed username or email, a
    * password that fails the password policy, or ROLE_UNSPECIFIED.
    *
