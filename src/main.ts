@@ -1,6 +1,7 @@
 // The gateway process: configuration → database → server, and a graceful stop on SIGTERM/SIGINT.
 import { mkdir } from "node:fs/promises";
 import { ConfigError, loadConfig, type Config } from "./config/config.ts";
+import { createIdentity } from "./app/identity.ts";
 import { createAuditRecorder } from "./domain/audit/audit-recorder.ts";
 import { servedServiceNames } from "./handlers/routes.ts";
 import { createHealthStatus } from "./health/health-status.ts";
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
 
 async function run(config: Config, logger: Logger): Promise<void> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
+  const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
 
   let embedded: EmbeddedDatabase | undefined;
   let uri = config.mongodbUri;
@@ -62,6 +63,11 @@ async function run(config: Config, logger: Logger): Promise<void> {
     onError: (error) => logger.error({ err: error }, "audit write failed"),
   });
 
+  const identity = await createIdentity({ store, keyring, config, audit, logger });
+  if (!(await identity.anyOwnerExists())) {
+    logger.warn("no owner account exists yet: create one with `npm run -s cli -- bootstrap-owner --username NAME` (password on stdin, or --generate)");
+  }
+
   const health = createHealthStatus(servedServiceNames({ reflection: config.reflection }));
   health.setDatabaseReachable(true);
   const probe = setInterval(() => {
@@ -75,7 +81,15 @@ async function run(config: Config, logger: Logger): Promise<void> {
   }, DATABASE_PROBE_INTERVAL_MS);
 
   const server = createServer(
-    { logger, health, descriptorIndex: config.reflection ? loadDescriptorIndex() : undefined },
+    {
+      logger,
+      health,
+      descriptorIndex: config.reflection ? loadDescriptorIndex() : undefined,
+      authenticator: identity.authenticator,
+      freshMfa: identity.freshMfa,
+      authHandlers: identity.authHandlers,
+      jwks: () => identity.signingKeys.jwks(),
+    },
     config,
   );
   const address = await server.listen();
@@ -89,6 +103,7 @@ async function run(config: Config, logger: Logger): Promise<void> {
     logger.info({ signal }, "shutting down");
     clearInterval(probe);
     await server.close();
+    identity.stop();
     audit.record({ type: "system.stop", outcome: "success", actor: { kind: "system" }, reason: signal });
     await audit.flush();
     await store.close();

@@ -2,7 +2,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createRateLimiter } from "./access/rate-limiter.ts";
 import type { Config } from "./config/config.ts";
-import { registerRoutes } from "./handlers/routes.ts";
+import { registerRoutes, type RouteDeps } from "./handlers/routes.ts";
 import type { HealthStatus } from "./health/health-status.ts";
 import { rejectAllCredentials, type Authenticator } from "./interceptors/authentication.ts";
 import { rejectAllMfaCodes, type FreshMfaVerifier } from "./interceptors/authorization.ts";
@@ -20,6 +20,9 @@ export interface ServerDeps {
   readonly descriptorIndex: DescriptorIndex | undefined;
   readonly authenticator?: Authenticator;
   readonly freshMfa?: FreshMfaVerifier;
+  readonly authHandlers?: RouteDeps["auth"];
+  /** The JSON Web Key Set served at /.well-known/jwks.json (also by AuthService.GetJwks). */
+  readonly jwks?: () => object;
 }
 
 export interface PortcullisServer {
@@ -48,7 +51,11 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
   });
   const rpcHandler = connectNodeAdapter({
     routes: (router) =>
-      registerRoutes(router, { health: deps.health, descriptorIndex: config.reflection ? deps.descriptorIndex : undefined }),
+      registerRoutes(router, {
+        health: deps.health,
+        descriptorIndex: config.reflection ? deps.descriptorIndex : undefined,
+        ...(deps.authHandlers ? { auth: deps.authHandlers } : {}),
+      }),
     interceptors,
     readMaxBytes: config.maxMessageBytes,
     shutdownSignal: shutdown.signal,
@@ -84,6 +91,14 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
       res.setHeader("cache-control", "no-store");
       if (req.method === "HEAD") res.end();
       else res.end(JSON.stringify({ status }) + "\n");
+      return;
+    }
+    if (path === "/.well-known/jwks.json" && deps.jwks && (req.method === "GET" || req.method === "HEAD")) {
+      res.statusCode = 200;
+      res.setHeader("content-type", "application/jwk-set+json");
+      res.setHeader("cache-control", "public, max-age=60");
+      if (req.method === "HEAD") res.end();
+      else res.end(JSON.stringify(deps.jwks()));
       return;
     }
     rpcHandler(req, res);

@@ -19,10 +19,9 @@ const USER_PERMISSIONS = [
 const ADMIN_PERMISSIONS = [
   ...USER_PERMISSIONS,
   "keys.verify",
-  "keys.admin",
   "audit.read",
+  // Also the right to see and act on other users' sessions and API keys.
   "users.manage",
-  "sessions.admin",
   "credentials.manage",
 ] as const;
 

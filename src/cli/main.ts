@@ -1,10 +1,16 @@
 // The admin command line: `npm run -s cli -- <command>`. Commands arrive with later issues.
+import { bootstrapOwnerCommand } from "./commands/bootstrap-owner.ts";
+import { rotateSigningKeyCommand } from "./commands/rotate-signing-key.ts";
+
 interface Command {
   readonly summary: string;
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Readonly<Record<string, Command>> = {};
+const COMMANDS: Readonly<Record<string, Command>> = {
+  "bootstrap-owner": bootstrapOwnerCommand,
+  "rotate-signing-key": rotateSigningKeyCommand,
+};
 
 const USAGE = `Usage: npm run -s cli -- <command> [options]
 

@@ -30,6 +30,16 @@ export interface Config {
   /** Browser origins allowed to call the API through CORS (Connect-Web, gRPC-Web). */
   readonly corsOrigins: readonly string[];
   readonly rateLimits: RateLimits;
+  readonly tokens: {
+    readonly issuer: string;
+    readonly audience: string;
+    readonly accessTtlMs: number;
+    readonly refreshTtlMs: number;
+    readonly leewayMs: number;
+    readonly signingKeyRotationMs: number;
+  };
+  /** argon2id cost; raising it re-hashes each password transparently at its next login. */
+  readonly passwordHash: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
   /** Deployment-supplied key material (32 bytes each); when absent the key file's generated keys are used. */
   readonly suppliedKeys: { readonly encryptionKey: Buffer | undefined; readonly apiKeyPepper: Buffer | undefined };
 }
@@ -69,6 +79,14 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_API_KEY_PEPPER", default: "(generated)", description: "32 bytes, base64: the HMAC key for API-key hashes. Instances sharing a database must share it." },
   { name: "PORTCULLIS_MAX_MESSAGE_BYTES", default: "4194304", description: "Largest accepted request message." },
   { name: "PORTCULLIS_CORS_ORIGINS", default: "(none)", description: "Comma-separated browser origins allowed by CORS, e.g. https://console.example.com." },
+  { name: "PORTCULLIS_JWT_ISSUER", default: "portcullis", description: "`iss` of issued access tokens, checked on every verification." },
+  { name: "PORTCULLIS_JWT_AUDIENCE", default: "portcullis", description: "`aud` of issued access tokens, checked on every verification." },
+  { name: "PORTCULLIS_ACCESS_TOKEN_TTL_SECONDS", default: "900", description: "Lifetime of access tokens (JWT, EdDSA)." },
+  { name: "PORTCULLIS_REFRESH_TOKEN_TTL_SECONDS", default: "604800", description: "Lifetime of refresh tokens (rotated on every use)." },
+  { name: "PORTCULLIS_TOKEN_LEEWAY_SECONDS", default: "30", description: "Clock skew tolerated when checking token expiry." },
+  { name: "PORTCULLIS_SIGNING_KEY_ROTATION_DAYS", default: "30", description: "Age at which the JWT signing key is rotated (old public keys verify until their tokens expire)." },
+  { name: "PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", default: "19456", description: "argon2id memory cost (at least 19456, OWASP's minimum)." },
+  { name: "PORTCULLIS_PASSWORD_HASH_TIME_COST", default: "2", description: "argon2id iterations (at least 2)." },
   { name: "PORTCULLIS_RATE_LIMIT_DEFAULT", default: "600", description: "Requests per minute per principal for ordinary calls." },
   { name: "PORTCULLIS_RATE_LIMIT_CREDENTIAL", default: "30", description: "Requests per minute per principal or IP for calls that check a secret (login, refresh, key exchange)." },
   { name: "PORTCULLIS_RATE_LIMIT_EXPENSIVE", default: "60", description: "Requests per minute per principal for LLM, speech and export calls." },
@@ -116,6 +134,19 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       expensive: parseInteger("PORTCULLIS_RATE_LIMIT_EXPENSIVE", get("PORTCULLIS_RATE_LIMIT_EXPENSIVE"), 60, 1, 10_000_000),
       admin: parseInteger("PORTCULLIS_RATE_LIMIT_ADMIN", get("PORTCULLIS_RATE_LIMIT_ADMIN"), 120, 1, 10_000_000),
       infrastructure: parseInteger("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", get("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE"), 6000, 1, 10_000_000),
+    }),
+    tokens: Object.freeze({
+      issuer: parseText("PORTCULLIS_JWT_ISSUER", get("PORTCULLIS_JWT_ISSUER") ?? "portcullis"),
+      audience: parseText("PORTCULLIS_JWT_AUDIENCE", get("PORTCULLIS_JWT_AUDIENCE") ?? "portcullis"),
+      accessTtlMs: 1000 * parseInteger("PORTCULLIS_ACCESS_TOKEN_TTL_SECONDS", get("PORTCULLIS_ACCESS_TOKEN_TTL_SECONDS"), 900, 30, 86_400),
+      refreshTtlMs: 1000 * parseInteger("PORTCULLIS_REFRESH_TOKEN_TTL_SECONDS", get("PORTCULLIS_REFRESH_TOKEN_TTL_SECONDS"), 604_800, 60, 90 * 86_400),
+      leewayMs: 1000 * parseInteger("PORTCULLIS_TOKEN_LEEWAY_SECONDS", get("PORTCULLIS_TOKEN_LEEWAY_SECONDS"), 30, 0, 300),
+      signingKeyRotationMs: 86_400_000 * parseInteger("PORTCULLIS_SIGNING_KEY_ROTATION_DAYS", get("PORTCULLIS_SIGNING_KEY_ROTATION_DAYS"), 30, 1, 3650),
+    }),
+    passwordHash: Object.freeze({
+      memoryKiB: parseInteger("PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", get("PORTCULLIS_PASSWORD_HASH_MEMORY_KIB"), 19_456, 19_456, 4_194_304),
+      timeCost: parseInteger("PORTCULLIS_PASSWORD_HASH_TIME_COST", get("PORTCULLIS_PASSWORD_HASH_TIME_COST"), 2, 2, 100),
+      parallelism: 1,
     }),
     suppliedKeys: Object.freeze({
       encryptionKey: parseKey("PORTCULLIS_ENCRYPTION_KEY", get("PORTCULLIS_ENCRYPTION_KEY")),
@@ -194,6 +225,11 @@ function parseMongoUri(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
   // Never echo the value: it may carry a password.
   if (!/^mongodb(\+srv)?:\/\/\S+$/.test(raw)) throw new ConfigError("MONGODB_URI", "must start with mongodb:// or mongodb+srv://");
+  return raw;
+}
+
+function parseText(name: string, raw: string): string {
+  if (!/^[\x21-\x7e]{1,256}$/.test(raw)) throw new ConfigError(name, "must be 1-256 printable ASCII characters without spaces");
   return raw;
 }
 

@@ -1,4 +1,4 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { AiService } from "../../gen/portcullis/v1/ai_pb.js";
 import { ApiKeyService } from "../../gen/portcullis/v1/api_key_pb.js";
 import { AudioStreamService } from "../../gen/portcullis/v1/audio_stream_pb.js";
@@ -26,12 +26,14 @@ export interface RouteDeps {
   readonly health: HealthStatus;
   /** Undefined disables reflection. */
   readonly descriptorIndex: DescriptorIndex | undefined;
+  /** AuthService; methods left out answer UNIMPLEMENTED. */
+  readonly auth?: Partial<ServiceImpl<typeof AuthService>>;
 }
 
 /** Registers every service in one place. */
 export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
-  // Later issues replace these empty implementations service by service.
-  router.service(AuthService, {});
+  // Later issues replace the empty implementations service by service.
+  router.service(AuthService, deps.auth ?? {});
   router.service(ApiKeyService, {});
   router.service(AiService, {});
   router.service(AudioStreamService, {});

@@ -1,5 +1,5 @@
-import type { Interceptor } from "@connectrpc/connect";
-import { accessRuleOf } from "../access/access-rules.ts";
+import type { Interceptor, StreamResponse } from "@connectrpc/connect";
+import { accessRuleOf, type AccessRule } from "../access/access-rules.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { ClientInfo, Principal } from "../domain/principal.ts";
 import { clientKey, principalKey } from "./context-keys.ts";
@@ -18,6 +18,13 @@ export interface Credential {
  */
 export interface Authenticator {
   authenticate(credential: Credential, client: ClientInfo): Promise<Principal>;
+  /**
+   * Follows a principal while one of its streams is open: calls `onChange` with the principal as it now
+   * stands (role narrowed, say), or with undefined once its session, key or user is revoked or disabled.
+   * Returns the function that stops following. Authenticators whose credentials cannot change need not
+   * implement it.
+   */
+  watch?(principal: Principal, onChange: (current: Principal | undefined) => void): () => void;
 }
 
 /** The authenticator of a gateway with no identity provider wired in: no credential is valid. */
@@ -46,8 +53,47 @@ export function createAuthenticationInterceptor(authenticator: Authenticator): I
     }
     const principal = await authenticator.authenticate(credential, req.contextValues.get(clientKey));
     req.contextValues.set(principalKey, principal);
-    return next(req);
+    const res = await next(req);
+    if (!res.stream || !authenticator.watch) return res;
+    return endOnRevocation(res, principal, rule, authenticator.watch.bind(authenticator));
   };
+}
+
+/**
+ * Streams are not a way around revocation: while a server stream runs, the principal is followed, and
+ * the stream ends with UNAUTHENTICATED as soon as its credential is revoked, its user disabled, or its
+ * permissions no longer cover the method.
+ */
+function endOnRevocation(
+  res: StreamResponse,
+  principal: Principal,
+  rule: AccessRule | undefined,
+  watch: NonNullable<Authenticator["watch"]>,
+): StreamResponse {
+  let revoke: ((error: DomainError) => void) | undefined;
+  const revoked = new Promise<never>((_resolve, reject) => (revoke = reject));
+  revoked.catch(() => undefined); // observed below; never an unhandled rejection
+  const stopWatching = watch(principal, (current) => {
+    if (current === undefined) revoke?.(new DomainError("unauthenticated", "credentials revoked", { reason: "credential_revoked" }));
+    else if (rule?.audience === "permission" && !current.permissions.has(rule.permission)) {
+      revoke?.(new DomainError("unauthenticated", `permission ${rule.permission} was withdrawn`, { reason: "credential_revoked" }));
+    }
+  });
+  const source = res.message[Symbol.asyncIterator]();
+  async function* guarded() {
+    try {
+      for (;;) {
+        const step = await Promise.race([source.next(), revoked]);
+        if (step.done) return;
+        yield step.value;
+      }
+    } finally {
+      stopWatching();
+      // Let the handler's generator run its cleanup; it may be parked on an await, so don't wait for it.
+      void source.return?.(undefined)?.catch(() => undefined);
+    }
+  }
+  return { ...res, message: guarded() };
 }
 
 function readCredential(header: Headers): Credential | undefined {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, stat } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 
@@ -124,4 +124,32 @@ export async function createSigningKey(): Promise<SigningKey> {
     publicJwk: { ...publicJwk, kid, alg: "EdDSA", use: "sig" },
     createdAt: new Date().toISOString(),
   };
+}
+
+/**
+ * Adds `key` to the key file as its newest signing key and returns the file's signing keys, newest
+ * first. The file is replaced atomically (a 0600 temporary file in the same directory, synced, then
+ * renamed over it), so a crash leaves either the old or the new file, never a torn one. Other keys in
+ * the file are kept: tokens signed with them may still need verifying.
+ */
+export async function appendSigningKey(file: string, key: SigningKey): Promise<readonly SigningKey[]> {
+  const stored = await readKeyFile(file);
+  if (!stored) throw new KeyringError(`key file ${file} does not exist`);
+  const content: KeyFile = { ...stored, signingKeys: [key, ...stored.signingKeys.filter((k) => k.kid !== key.kid)] };
+  const temporary = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+  const handle = await open(temporary, "wx", 0o600);
+  try {
+    await handle.writeFile(JSON.stringify(content, null, 2) + "\n");
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await unlink(temporary).catch(() => undefined);
+    throw err;
+  }
+  await handle.close();
+  await rename(temporary, file).catch(async (err: unknown) => {
+    await unlink(temporary).catch(() => undefined);
+    throw err;
+  });
+  return content.signingKeys;
 }

@@ -42,4 +42,64 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
       { name: "actor_time", key: { "actor.id": 1, time: -1 } },
     ],
   },
+  {
+    // People who sign in; _id is a UUID. usernameKey (NFKC + case-folded) makes "Alice" and "alice" one
+    // name. updatedAt moves with every change so the revocation poller can find role/disable changes.
+    name: "users",
+    indexes: [
+      { name: "username_key", key: { usernameKey: 1 }, unique: true },
+      { name: "role", key: { role: 1 } },
+      { name: "updated_at", key: { updatedAt: 1 } },
+    ],
+  },
+  {
+    // One document per failed sign-in and key ("user:<usernameKey>" or "ip:<address>"), shared by all
+    // instances; inserted, never updated (FerretDB loses concurrent updates of one document). Old ones
+    // are swept by `at` (FerretDB has no TTL indexes).
+    name: "login_throttle",
+    indexes: [
+      { name: "key_at", key: { key: 1, at: -1 } },
+      { name: "at", key: { at: 1 } },
+    ],
+  },
+  {
+    // One TOTP factor per user, _id = user id; every lookup is by _id, so no further index.
+    name: "mfa_factors",
+    indexes: [],
+  },
+  {
+    // Spent TOTP steps and backup codes, one insert-only document each; the unique _id
+    // ("<enrollmentId>:totp:<step>" / "<enrollmentId>:backup_code:<hash>") is what makes a use single:
+    // FerretDB 1.x's conditional updates are not atomic, a duplicate insert always fails.
+    name: "mfa_code_uses",
+    indexes: [
+      { name: "enrollment_kind_step", key: { enrollmentId: 1, kind: 1, step: -1 } },
+      { name: "user_id", key: { userId: 1 } },
+    ],
+  },
+  // Sessions, revocations and refresh-token claims are split so that no two writers ever update one
+  // document: FerretDB 1.x applies an update as read-modify-write of the whole document, so concurrent
+  // updates lose each other's fields and a conditional update is no compare-and-set. An insert with a
+  // unique _id is atomic, so revocations and claims are insert-only documents keyed by what they mark.
+  {
+    // One document per sign-in; _id is a UUID. Only the rotation that holds the session's live refresh
+    // token updates it. Expired sessions are swept by the application (no TTL index on FerretDB).
+    name: "sessions",
+    indexes: [{ name: "user_id", key: { userId: 1 } }],
+  },
+  {
+    // _id is the session id: the first revocation wins, none is ever lost. Polled by every instance.
+    name: "session_revocations",
+    indexes: [{ name: "revoked_at", key: { revokedAt: 1 } }],
+  },
+  {
+    // Rotating refresh tokens; _id is the SHA-256 of the token, never the token. Used tokens are kept
+    // until they expire so that a replay is recognised as theft.
+    name: "refresh_tokens",
+    indexes: [{ name: "session_id", key: { sessionId: 1 } }],
+  },
+  // _id is a refresh token's hash: inserting it is how exactly one rotation claims the token.
+  { name: "refresh_token_claims", indexes: [] },
+  // Public halves of every instance's JWT signing keys; _id is the kid. A handful of documents, read whole.
+  { name: "signing_keys", indexes: [] },
 ];

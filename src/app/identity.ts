@@ -1,0 +1,175 @@
+import type { Config } from "../config/config.ts";
+import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import { createLoginService } from "../domain/auth/login.ts";
+import { createLoginThrottle } from "../domain/auth/login-throttle.ts";
+import { createMfaActions } from "../domain/auth/mfa-actions.ts";
+import { createSessionActions } from "../domain/auth/session-actions.ts";
+import { createTokenAuthenticator } from "../domain/auth/token-authenticator.ts";
+import { createSecretBox } from "../domain/crypto/secret-box.ts";
+import { deriveBackupCodeKey } from "../domain/mfa/backup-codes.ts";
+import { createMfaService } from "../domain/mfa/mfa.ts";
+import { createPasswordHasher } from "../domain/passwords/password-hasher.ts";
+import { createRevocationCache, type RevocationCache } from "../domain/revocation/revocation-cache.ts";
+import { createSessionService } from "../domain/sessions/sessions.ts";
+import { createAccessTokenService } from "../domain/tokens/access-tokens.ts";
+import { createSigningKeySet, type SigningKeySet } from "../domain/tokens/signing-keys.ts";
+import { createUsersService } from "../domain/users/users.ts";
+import { createAuthHandlers } from "../handlers/auth-service.ts";
+import type { Authenticator } from "../interceptors/authentication.ts";
+import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
+import type { Keyring } from "../keys/keyring.ts";
+import type { Logger } from "../log/logger.ts";
+import { createApiKeysStore } from "../store/api-keys-store.ts";
+import { createLoginThrottleStore } from "../store/login-throttle-store.ts";
+import { createMfaStore } from "../store/mfa-store.ts";
+import type { Store } from "../store/mongo-store.ts";
+import { createRefreshTokensStore } from "../store/refresh-tokens-store.ts";
+import { createRevocationStore } from "../store/revocation-store.ts";
+import { createSessionsStore } from "../store/sessions-store.ts";
+import { createSigningKeysStore } from "../store/signing-keys-store.ts";
+import { createUsersStore } from "../store/users-store.ts";
+
+/** Everything the server needs from the identity layer. */
+export interface Identity {
+  readonly authenticator: Authenticator;
+  readonly freshMfa: FreshMfaVerifier;
+  readonly authHandlers: ReturnType<typeof createAuthHandlers>;
+  readonly signingKeys: SigningKeySet;
+  readonly revocations: RevocationCache;
+  /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
+  anyOwnerExists(): Promise<boolean>;
+  /** Stops the revocation poller. */
+  stop(): void;
+}
+
+// How often each instance reads revocations and user changes: well inside the 1-second promise.
+const REVOCATION_POLL_MS = 250;
+const SIGNING_KEY_REFRESH_MS = 1_000;
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+/**
+ * Wires accounts, passwords, tokens, sessions, MFA and revocation from the store, the keyring and the
+ * configuration: the composition root of the identity layer, shared by main.ts and the tests.
+ */
+export async function createIdentity(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger }): Promise<Identity> {
+  const { store, keyring, config, audit, logger } = deps;
+  const usersStore = createUsersStore(store);
+  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
+
+  const signingKeys = await createSigningKeySet({
+    keyring,
+    keyFile: config.keyFile,
+    store: createSigningKeysStore(store),
+    accessTokenTtlMs: config.tokens.accessTtlMs,
+    leewayMs: config.tokens.leewayMs,
+    rotateAfterMs: config.tokens.signingKeyRotationMs,
+  });
+  const accessTokens = createAccessTokenService({
+    keys: signingKeys,
+    issuer: config.tokens.issuer,
+    audience: config.tokens.audience,
+    ttlMs: config.tokens.accessTtlMs,
+    leewayMs: config.tokens.leewayMs,
+  });
+
+  const revocations = createRevocationCache({
+    store: createRevocationStore(store),
+    pollIntervalMs: REVOCATION_POLL_MS,
+    retentionMs: config.tokens.accessTtlMs + config.tokens.leewayMs,
+    onError: (error) => logger.warn({ err: error }, "revocation poll failed"),
+  });
+  await revocations.start();
+  // Keys published (or retired) by other instances become known here within a second.
+  const keyRefresh = setInterval(() => {
+    signingKeys.refresh().catch((error: unknown) => logger.warn({ err: error }, "signing key refresh failed"));
+  }, SIGNING_KEY_REFRESH_MS);
+  keyRefresh.unref();
+
+  const sessionsStore = createSessionsStore(store);
+  const refreshTokensStore = createRefreshTokensStore(store);
+  // No TTL indexes on FerretDB: expired sessions and refresh tokens are swept here, and expiry is
+  // checked on every read anyway, so a late sweep costs disk space, never correctness.
+  const sweep = setInterval(() => {
+    const now = new Date();
+    Promise.all([sessionsStore.sweepExpired(now), refreshTokensStore.sweepExpired(now)]).catch((error: unknown) =>
+      logger.warn({ err: error }, "sweeping expired sessions failed"),
+    );
+  }, SWEEP_INTERVAL_MS);
+  sweep.unref();
+  const sessions = createSessionService({
+    sessions: sessionsStore,
+    refreshTokens: refreshTokensStore,
+    refreshTtlMs: config.tokens.refreshTtlMs,
+    onReuse: (session) => {
+      revocations.noteSessionRevoked(session.id);
+      audit.record({
+        type: "auth.refresh_reuse",
+        outcome: "denied",
+        actor: { kind: "user", id: session.userId },
+        target: { kind: "session", id: session.id },
+        reason: "a rotated refresh token was presented again; the session was revoked",
+      });
+    },
+  });
+
+  const mfa = createMfaService({
+    store: createMfaStore(store),
+    secretBox: createSecretBox(keyring.encryptionKey),
+    backupCodeKey: deriveBackupCodeKey(keyring.encryptionKey),
+  });
+  const mfaActions = createMfaActions({ mfa, audit });
+
+  const currentState = async (userId: string) => {
+    const cached = revocations.userState(userId);
+    if (cached) return cached;
+    const user = await usersStore.findById(userId);
+    if (!user) return undefined;
+    const state = { role: user.role, disabled: user.disabled };
+    revocations.noteUserChanged(userId, state);
+    return state;
+  };
+
+  const login = createLoginService({
+    users,
+    throttle: createLoginThrottle({ store: createLoginThrottleStore(store) }),
+    mfa,
+    sessions,
+    accessTokens,
+    audit,
+    currentRole: async (userId) => {
+      const state = await currentState(userId);
+      return state && !state.disabled ? state.role : undefined;
+    },
+  });
+
+  const freshMfa: FreshMfaVerifier = {
+    async verify(principal, code) {
+      return (await mfaActions.verifyFresh(principal.userId, code)) !== undefined;
+    },
+  };
+
+  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
+  return {
+    authenticator: createTokenAuthenticator({ accessTokens, revocations, loadUserState: currentState }),
+    freshMfa,
+    authHandlers: createAuthHandlers({
+      login,
+      users,
+      mfa: mfaActions,
+      sessions: sessionActions,
+      emergencyRevoke: createEmergencyRevoke({ sessions, apiKeys: createApiKeysStore(store), audit }),
+      signingKeys,
+      revocations,
+      freshMfa,
+    }),
+    signingKeys,
+    revocations,
+    anyOwnerExists: () => usersStore.anyOwnerExists(),
+    stop: () => {
+      clearInterval(keyRefresh);
+      clearInterval(sweep);
+      revocations.stop();
+    },
+  };
+}

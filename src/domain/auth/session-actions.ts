@@ -1,0 +1,149 @@
+import type { AuditRecorder } from "../audit/audit-recorder.ts";
+import { DomainError } from "../errors.ts";
+import type { ClientInfo, Principal } from "../principal.ts";
+import type { RevocationCache } from "../revocation/revocation-cache.ts";
+import type { SessionRecord, SessionService } from "../sessions/sessions.ts";
+import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
+
+/** Who asks and from where: the audit trail of every action below. */
+export interface ActionContext {
+  readonly principal: Principal;
+  readonly client: ClientInfo;
+  readonly requestId: string;
+}
+
+/** What introspection may tell about a token (RFC 7662 style): nothing at all when inactive. */
+export type TokenInfo =
+  | { readonly active: false }
+  | {
+      readonly active: true;
+      readonly type: "access" | "refresh";
+      readonly userId: string;
+      readonly sessionId: string;
+      readonly claims?: AccessTokenClaims;
+      readonly expiresAt: Date;
+      readonly issuedAt: Date;
+    };
+
+export interface SessionActionsDeps {
+  readonly sessions: SessionService;
+  readonly accessTokens: AccessTokenService;
+  readonly revocations: RevocationCache;
+  readonly audit: AuditRecorder;
+}
+
+const REFRESH_PREFIX = "rt_";
+
+/**
+ * Logout, token revocation and introspection, and session management. A user acts on their own
+ * sessions; `users.manage` extends that to everyone's. Another user's session answers NOT_FOUND to
+ * those who may not see it, so existence does not leak.
+ */
+export function createSessionActions(deps: SessionActionsDeps) {
+  const mayManageOthers = (principal: Principal) => principal.permissions.has("users.manage");
+
+  const audit = (ctx: ActionContext, type: string, target: { kind: string; id: string } | undefined, metadata?: Record<string, string | number>) =>
+    deps.audit.recordNow({
+      type,
+      outcome: "success",
+      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      ...(target ? { target } : {}),
+      ip: ctx.client.ip,
+      userAgent: ctx.client.userAgent,
+      requestId: ctx.requestId,
+      ...(metadata ? { metadata } : {}),
+    });
+
+  const revokeOne = async (sessionId: string, reason: string) => {
+    const revoked = await deps.sessions.revoke(sessionId, reason);
+    deps.revocations.noteSessionRevoked(sessionId);
+    return revoked;
+  };
+
+  const revokeUserSessions = async (userId: string, reason: string, exceptSessionId?: string): Promise<number> => {
+    // Read the live sessions first: afterwards they are no longer "live" and could not be named.
+    const live = await deps.sessions.listForUser(userId);
+    const count = await deps.sessions.revokeAllForUser(userId, reason, exceptSessionId);
+    for (const session of live) if (session.id !== exceptSessionId) deps.revocations.noteSessionRevoked(session.id);
+    return count;
+  };
+
+  /** The session a token names, and whether it is live, without trusting a revoked or expired one. */
+  const resolve = async (token: string): Promise<TokenInfo & { session?: SessionRecord }> => {
+    if (token.startsWith(REFRESH_PREFIX)) {
+      const session = await deps.sessions.findByRefreshToken(token);
+      if (!session || session.revokedAt || session.expiresAt.getTime() <= Date.now()) return { active: false };
+      return { active: true, type: "refresh", userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt, issuedAt: session.createdAt, session };
+    }
+    const claims = await deps.accessTokens.verify(token).catch(() => undefined);
+    if (!claims || deps.revocations.isSessionRevoked(claims.sid)) return { active: false };
+    return { active: true, type: "access", userId: claims.sub, sessionId: claims.sid, claims, expiresAt: new Date(claims.exp * 1000), issuedAt: new Date(claims.iat * 1000) };
+  };
+
+  const requireSession = (ctx: ActionContext): string => {
+    if (ctx.principal.sessionId === undefined) throw new DomainError("failed_precondition", "API keys have no session");
+    return ctx.principal.sessionId;
+  };
+
+  return {
+    async logout(ctx: ActionContext, scope: "current" | "all"): Promise<number> {
+      if (scope === "all") {
+        const count = await revokeUserSessions(ctx.principal.userId, "logout_all");
+        await audit(ctx, "auth.logout", { kind: "user", id: ctx.principal.userId }, { scope, sessions: count });
+        return count;
+      }
+      const sessionId = requireSession(ctx);
+      const revoked = await revokeOne(sessionId, "logout");
+      await audit(ctx, "auth.logout", { kind: "session", id: sessionId }, { scope });
+      return revoked ? 1 : 0;
+    },
+
+    async revokeToken(ctx: ActionContext, token: string): Promise<{ revoked: boolean; type: "access" | "refresh" | undefined }> {
+      if (token === "") throw new DomainError("invalid_argument", "token is required");
+      const info = await resolve(token);
+      if (!info.active) return { revoked: false, type: undefined };
+      if (info.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal)) {
+        throw new DomainError("permission_denied", "the token belongs to another user");
+      }
+      const revoked = await revokeOne(info.sessionId, "token_revoked");
+      await audit(ctx, "auth.token_revoke", { kind: "session", id: info.sessionId }, { token_type: info.type });
+      return { revoked, type: info.type };
+    },
+
+    async tokenInfo(ctx: ActionContext, token: string): Promise<TokenInfo> {
+      if (token === "") throw new DomainError("invalid_argument", "token is required");
+      const info = await resolve(token);
+      if (!info.active) return { active: false };
+      if (info.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal)) {
+        throw new DomainError("permission_denied", "the token belongs to another user");
+      }
+      const { session: _session, ...visible } = info;
+      return visible;
+    },
+
+    async listSessions(ctx: ActionContext, userId: string): Promise<SessionRecord[]> {
+      const target = userId === "" ? ctx.principal.userId : userId;
+      if (target !== ctx.principal.userId) {
+        if (!mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", "listing another user's sessions needs users.manage");
+        deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: { kind: ctx.principal.kind, id: ctx.principal.id }, target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
+      }
+      const sessions = await deps.sessions.listForUser(target);
+      return sessions.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+    },
+
+    async revokeSession(ctx: ActionContext, sessionId: string): Promise<boolean> {
+      const session = sessionId === "" ? undefined : await deps.sessions.get(sessionId);
+      if (!session || (session.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal))) {
+        throw new DomainError("not_found", "no such session");
+      }
+      const revoked = await revokeOne(session.id, "session_revoked");
+      await audit(ctx, "auth.session_revoke", { kind: "session", id: session.id }, { owner: session.userId });
+      return revoked;
+    },
+
+    /** Ends every session of a user (after a password change, or when the user is disabled). */
+    revokeUserSessions,
+  };
+}
+
+export type SessionActions = ReturnType<typeof createSessionActions>;

@@ -1,0 +1,290 @@
+import { randomUUID } from "node:crypto";
+import { ROLE_ORDER, roleAtLeast, type Role } from "../../access/permissions.ts";
+import type { AuditRecorder } from "../audit/audit-recorder.ts";
+import { DomainError } from "../errors.ts";
+import type { PasswordHasher } from "../passwords/password-hasher.ts";
+import { checkPasswordStrength } from "../passwords/password-policy.ts";
+import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
+import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
+import type { UserPatch, UserRecord, UsersStore } from "./user-record.ts";
+
+/** Who performs an account change: the signed-in user and their current role. */
+export interface UserActor {
+  readonly userId: string;
+  readonly role: Role;
+}
+
+export interface CreateUserInput {
+  username: string;
+  email?: string;
+  password: string;
+  role: Role;
+}
+
+/** An administrator's change; absent fields stay as they are, `email: ""` removes the address. */
+export interface UpdateUserInput {
+  role?: Role;
+  disabled?: boolean;
+  email?: string;
+}
+
+export interface ListUsersInput {
+  role?: Role;
+  disabled?: boolean;
+  /** 0 or absent: 50. At most 500. */
+  pageSize?: number;
+  /** The `nextPageToken` of the previous page; absent or empty for the first. */
+  pageToken?: string;
+}
+
+export interface UserPage {
+  users: UserRecord[];
+  /** Absent on the last page. */
+  nextPageToken?: string;
+}
+
+/**
+ * Account rules: who may create and change which users, password changes, password sign-in and the
+ * first owner. Every change is audited (never with a password) before it is reported as done.
+ */
+export interface UsersService {
+  /**
+   * Creates a user. Only admins and owners create users; nobody grants a role above their own and only
+   * an owner creates admins and owners (else `permission_denied`). The password must pass
+   * `checkPasswordStrength` (`invalid_argument` with the reason); a taken username is `already_exists`.
+   */
+  createUser(actor: UserActor, input: CreateUserInput): Promise<UserRecord>;
+  /** `not_found` for an unknown id. */
+  getUser(id: string): Promise<UserRecord>;
+  /** Users in id order, a page at a time; a page size above 500 or a malformed token is `invalid_argument`. */
+  listUsers(input: ListUsersInput): Promise<UserPage>;
+  /**
+   * Changes role, disabled state or email. An admin may change plain users only (and not make them
+   * admins); an owner may change anyone. Nobody changes their own role. The last active owner cannot be
+   * demoted or disabled (`failed_precondition`). A concurrent change to the same user is `aborted`.
+   * Requiring a fresh MFA for promotions (see {@link isPromotion}) is the caller's job.
+   */
+  updateUser(actor: UserActor, id: string, input: UpdateUserInput): Promise<UserRecord>;
+  /** Wrong `current` is `permission_denied`; `next` must pass the policy and differ from `current`. */
+  changePassword(userId: string, current: string, next: string): Promise<void>;
+  /**
+   * Checks a username and password. Unknown user, disabled user and wrong password all give undefined
+   * after the same amount of work, so neither the answer nor its timing reveals which it was. On success
+   * a hash with outdated parameters is transparently replaced. No throttling, no MFA: the caller's job.
+   */
+  authenticatePassword(username: string, password: string): Promise<{ user: UserRecord } | undefined>;
+  /** Records a completed sign-in (after MFA, when the caller issues the session). */
+  touchLastLogin(userId: string): Promise<void>;
+  /**
+   * Creates the first owner; `failed_precondition` ("an owner already exists") once any owner exists.
+   * Two bootstraps racing could both succeed; this runs from the admin CLI, by one operator.
+   */
+  bootstrapOwner(input: { username: string; password: string; email?: string }): Promise<UserRecord>;
+}
+
+export interface UsersServiceDeps {
+  usersStore: UsersStore;
+  hasher: PasswordHasher;
+  audit: AuditRecorder;
+  now?: () => Date;
+}
+
+/** Whether going from `before` to `after` raises a role (user → admin, admin → owner, …). */
+export function isPromotion(before: Role, after: Role): boolean {
+  return ROLE_ORDER.indexOf(after) > ROLE_ORDER.indexOf(before);
+}
+
+/** Whether `value` names a role; request fields are checked with it before they reach a rule. */
+export function isRole(value: unknown): value is Role {
+  return typeof value === "string" && (ROLE_ORDER as readonly string[]).includes(value);
+}
+
+export function createUsersService(deps: UsersServiceDeps): UsersService {
+  const { usersStore, hasher, audit } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  function requirePolicy(password: unknown, userInputs: Array<string | undefined>): string {
+    if (typeof password !== "string") throw new DomainError("invalid_argument", "password is required");
+    const strength = checkPasswordStrength(password, userInputs.filter((input): input is string => input !== undefined));
+    if (!strength.ok) throw new DomainError("invalid_argument", strength.reason);
+    return password;
+  }
+
+  async function requireUser(id: string): Promise<UserRecord> {
+    const user = typeof id === "string" && id.length <= 64 ? await usersStore.findById(id) : undefined;
+    if (!user) throw new DomainError("not_found", "user not found");
+    return user;
+  }
+
+  /** Refuses with permission_denied, noting the attempt in the audit log first. */
+  function deny(type: string, actor: UserActor, message: string, target?: string): never {
+    audit.record({ type, outcome: "denied", actor: { kind: "user", id: actor.userId }, ...(target ? { target: { kind: "user", id: target } } : {}), reason: message });
+    throw new DomainError("permission_denied", message);
+  }
+
+  async function insertNew(input: { username: string; email?: string | undefined; password: string; role: Role }): Promise<UserRecord> {
+    const name = normalizeUsername(input.username);
+    const email = normalizeEmail(input.email);
+    const password = requirePolicy(input.password, [name.display, email]);
+    const at = now();
+    const user: UserRecord = {
+      _id: randomUUID(),
+      username: name.display,
+      usernameKey: name.key,
+      ...(email !== undefined ? { email } : {}),
+      role: input.role,
+      disabled: false,
+      passwordHash: await hasher.hash(password),
+      createdAt: at,
+      updatedAt: at,
+      passwordChangedAt: at,
+    };
+    await usersStore.insert(user);
+    return user;
+  }
+
+  return {
+    async createUser(actor, input) {
+      // 1. The role must exist and be within what the actor may grant.
+      if (!isRole(input.role)) throw new DomainError("invalid_argument", "role must be user, admin or owner");
+      if (!roleAtLeast(actor.role, "admin")) deny("user.create", actor, "only admins and owners create users");
+      if (!roleAtLeast(actor.role, input.role)) deny("user.create", actor, "you cannot grant a role above your own");
+      if (input.role !== "user" && actor.role !== "owner") deny("user.create", actor, "only an owner creates admins and owners");
+
+      // 2. Validate, hash, store; then the audit record, which must be durable before we report success.
+      const user = await insertNew(input);
+      await audit.recordNow({
+        type: "user.create",
+        outcome: "success",
+        actor: { kind: "user", id: actor.userId },
+        target: { kind: "user", id: user._id },
+        metadata: { username: user.username, role: user.role },
+      });
+      return user;
+    },
+
+    getUser: requireUser,
+
+    async listUsers(input) {
+      if (input.role !== undefined && !isRole(input.role)) throw new DomainError("invalid_argument", "role must be user, admin or owner");
+      const pageSize = resolvePageSize(input.pageSize);
+      const afterId = decodePageToken(input.pageToken);
+      // One extra tells whether another page follows without a second query.
+      const found = await usersStore.list({
+        ...(input.role !== undefined ? { role: input.role } : {}),
+        ...(input.disabled !== undefined ? { disabled: input.disabled === true } : {}),
+        ...(afterId !== undefined ? { afterId } : {}),
+        pageSize: pageSize + 1,
+      });
+      const users = found.slice(0, pageSize);
+      const last = users.at(-1);
+      return found.length > pageSize && last ? { users, nextPageToken: encodePageToken(last._id) } : { users };
+    },
+
+    async updateUser(actor, id, input) {
+      // 1. Validate the change itself.
+      if (input.role !== undefined && !isRole(input.role)) throw new DomainError("invalid_argument", "role must be user, admin or owner");
+      if (input.disabled !== undefined && typeof input.disabled !== "boolean") throw new DomainError("invalid_argument", "disabled must be true or false");
+      const email = input.email === undefined ? undefined : (normalizeEmail(input.email) ?? null);
+      if (!roleAtLeast(actor.role, "admin")) deny("user.update", actor, "only admins and owners change users", id);
+      const before = await requireUser(id);
+      const role = input.role ?? before.role;
+      const disabled = input.disabled ?? before.disabled;
+
+      // 2. Who may change whom.
+      if (role !== before.role && before._id === actor.userId) deny("user.update", actor, "you cannot change your own role", id);
+      if (actor.role !== "owner") {
+        if (before.role !== "user") deny("user.update", actor, "only an owner changes admins and owners", id);
+        if (role !== "user") deny("user.update", actor, "only an owner grants the admin or owner role", id);
+      }
+
+      // 3. Never leave the gateway without an active owner.
+      const losesOwner = before.role === "owner" && !before.disabled && (role !== "owner" || disabled);
+      if (losesOwner && (await usersStore.countActiveOwners()) <= 1) {
+        throw new DomainError("failed_precondition", "the last active owner cannot be demoted or disabled");
+      }
+
+      // 4. Apply, only if nobody changed role or state meanwhile; re-check the owners afterwards, since two
+      //    owners demoting each other at once could both have passed step 3.
+      const patch: UserPatch = {
+        ...(input.role !== undefined ? { role } : {}),
+        ...(input.disabled !== undefined ? { disabled } : {}),
+        ...(email !== undefined ? { email } : {}),
+      };
+      const after = await usersStore.update(id, patch, { role: before.role, disabled: before.disabled });
+      if (!after) throw new DomainError("aborted", "the user was changed concurrently; try again");
+      if (losesOwner && (await usersStore.countActiveOwners()) === 0) {
+        await usersStore.update(id, { role: before.role, disabled: before.disabled });
+        throw new DomainError("failed_precondition", "the last active owner cannot be demoted or disabled");
+      }
+
+      await audit.recordNow({
+        type: "user.update",
+        outcome: "success",
+        actor: { kind: "user", id: actor.userId },
+        target: { kind: "user", id },
+        metadata: {
+          roleBefore: before.role,
+          roleAfter: after.role,
+          disabledBefore: before.disabled,
+          disabledAfter: after.disabled,
+          emailChanged: (before.email ?? null) !== (after.email ?? null),
+        },
+      });
+      return after;
+    },
+
+    async changePassword(userId, current, next) {
+      const user = await requireUser(userId);
+      const verified = await hasher.verify(user.passwordHash, typeof current === "string" ? current : "");
+      if (!verified.ok) {
+        audit.record({ type: "user.password_change", outcome: "failure", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId }, reason: "current password is incorrect" });
+        throw new DomainError("permission_denied", "current password is incorrect");
+      }
+      const password = requirePolicy(next, [user.username, user.email]);
+      if (password.normalize("NFKC") === current.normalize("NFKC")) throw new DomainError("invalid_argument", "the new password must differ from the current one");
+      await usersStore.setPasswordHash(userId, await hasher.hash(password), now());
+      await audit.recordNow({ type: "user.password_change", outcome: "success", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId } });
+    },
+
+    async authenticatePassword(username, password) {
+      const candidate = typeof password === "string" ? password : "";
+      let user: UserRecord | undefined;
+      try {
+        user = await usersStore.findByUsernameKey(normalizeUsername(username).key);
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err; // a malformed name is just an unknown user
+      }
+      if (!user) {
+        await hasher.verifyDummy(candidate);
+        return undefined;
+      }
+      // A disabled user's password is checked too: the same work and the same answer as a wrong one.
+      const result = await hasher.verify(user.passwordHash, candidate);
+      if (!result.ok || user.disabled) return undefined;
+      if (result.needsRehash) {
+        const passwordHash = await hasher.hash(candidate);
+        await usersStore.setPasswordHash(user._id, passwordHash);
+        user = { ...user, passwordHash };
+      }
+      return { user };
+    },
+
+    async touchLastLogin(userId) {
+      await usersStore.touchLastLogin(userId, now());
+    },
+
+    async bootstrapOwner(input) {
+      if (await usersStore.anyOwnerExists()) throw new DomainError("failed_precondition", "an owner already exists");
+      const user = await insertNew({ ...input, role: "owner" });
+      await audit.recordNow({
+        type: "user.bootstrap_owner",
+        outcome: "success",
+        actor: { kind: "system", display: "bootstrap-owner" },
+        target: { kind: "user", id: user._id },
+        metadata: { username: user.username, role: user.role },
+      });
+      return user;
+    },
+  };
+}

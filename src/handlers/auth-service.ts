@@ -1,0 +1,272 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AuthMethod, AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
+import { PrincipalKind } from "../../gen/portcullis/v1/common_pb.js";
+import type { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import type { LoginService } from "../domain/auth/login.ts";
+import type { ActionContext, SessionActions } from "../domain/auth/session-actions.ts";
+import { DomainError } from "../domain/errors.ts";
+import type { MfaActions } from "../domain/auth/mfa-actions.ts";
+import type { Principal } from "../domain/principal.ts";
+import type { RevocationCache } from "../domain/revocation/revocation-cache.ts";
+import type { SessionRecord } from "../domain/sessions/sessions.ts";
+import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
+import type { UserRecord } from "../domain/users/user-record.ts";
+import { isPromotion, type UsersService } from "../domain/users/users.ts";
+import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
+import { clientKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
+import type { HandlerContext } from "@connectrpc/connect";
+import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
+
+export interface AuthHandlerDeps {
+  readonly login: LoginService;
+  readonly users: UsersService;
+  readonly mfa: MfaActions;
+  readonly sessions: SessionActions;
+  readonly emergencyRevoke: ReturnType<typeof createEmergencyRevoke>;
+  readonly signingKeys: SigningKeySet;
+  readonly revocations: RevocationCache;
+  readonly freshMfa: FreshMfaVerifier;
+}
+
+/** The caller of an authenticated method; the interceptors guarantee it is there. */
+function actionContext(ctx: HandlerContext): ActionContext {
+  const principal = ctx.values.get(principalKey);
+  if (!principal) throw new DomainError("unauthenticated", "credentials required");
+  return { principal, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) };
+}
+
+function mfaContext(action: ActionContext) {
+  return { userId: action.principal.userId, client: action.client, requestId: action.requestId };
+}
+
+function userSession(principal: Principal): string {
+  if (principal.sessionId === undefined) throw new DomainError("failed_precondition", "this call needs a user session, not an API key");
+  return principal.sessionId;
+}
+
+/**
+ * AuthService: each handler converts the request, calls the domain and converts the answer. Access
+ * rules (permissions, fresh MFA for DisableMfa, RegenerateBackupCodes and EmergencyRevoke) are already
+ * enforced by the interceptors.
+ */
+export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<typeof AuthService>> {
+  const userMessage = async (user: UserRecord) => ({
+    id: user._id,
+    username: user.username,
+    email: user.email ?? "",
+    role: roleToProto(user.role),
+    disabled: user.disabled,
+    mfaEnabled: await deps.mfa.isEnabled(user._id),
+    createdAt: timestamp(user.createdAt),
+    updatedAt: timestamp(user.updatedAt),
+    lastLoginAt: timestamp(user.lastLoginAt),
+  });
+  const sessionMessage = (session: SessionRecord, current: string | undefined) => ({
+    id: session.id,
+    userId: session.userId,
+    createdAt: timestamp(session.createdAt),
+    lastUsedAt: timestamp(session.lastUsedAt),
+    expiresAt: timestamp(session.expiresAt),
+    ip: session.ip,
+    userAgent: session.userAgent,
+    current: session.id === current,
+  });
+  // Granting admin or owner is as sensitive as the operations whose access rule says fresh_mfa.
+  const requireFreshMfa = async (principal: Principal, code: string) => {
+    if (code === "" || !(await deps.freshMfa.verify(principal, code))) {
+      throw new DomainError("permission_denied", "granting admin or owner needs a fresh MFA code", { reason: "fresh_mfa_required" });
+    }
+  };
+  const noteUser = (user: UserRecord) => deps.revocations.noteUserChanged(user._id, { role: user.role, disabled: user.disabled });
+
+  return {
+    async login(req, ctx) {
+      const tokens = await deps.login.login({
+        username: req.username,
+        password: req.password,
+        mfaCode: req.mfaCode,
+        client: ctx.values.get(clientKey),
+        requestId: ctx.values.get(requestIdKey),
+      });
+      const user = await deps.users.getUser(tokens.userId);
+      return {
+        accessToken: tokens.accessToken,
+        refreshToken: tokens.refreshToken,
+        accessTokenExpiresAt: timestamp(tokens.accessTokenExpiresAt),
+        refreshTokenExpiresAt: timestamp(tokens.refreshTokenExpiresAt),
+        sessionId: tokens.sessionId,
+        user: await userMessage(user),
+        ...(tokens.mfaUsed === "backup_code" ? { backupCodesRemaining: await deps.mfa.remainingBackupCodes(user._id) } : {}),
+      };
+    },
+
+    async refresh(req, ctx) {
+      if (req.refreshToken === "") throw new DomainError("invalid_argument", "refresh_token is required");
+      const tokens = await deps.login.refresh({ refreshToken: req.refreshToken, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) });
+      return {
+        accessToken: tokens.accessToken,
+        refreshToken: tokens.refreshToken,
+        accessTokenExpiresAt: timestamp(tokens.accessTokenExpiresAt),
+        refreshTokenExpiresAt: timestamp(tokens.refreshTokenExpiresAt),
+        sessionId: tokens.sessionId,
+      };
+    },
+
+    async logout(req, ctx) {
+      const scope = req.scope === LogoutScope.ALL_SESSIONS ? "all" : "current";
+      return { sessionsRevoked: await deps.sessions.logout(actionContext(ctx), scope) };
+    },
+
+    async revokeToken(req, ctx) {
+      const result = await deps.sessions.revokeToken(actionContext(ctx), req.token);
+      const tokenType = result.type === "access" ? TokenType.ACCESS : result.type === "refresh" ? TokenType.REFRESH : TokenType.UNSPECIFIED;
+      return { revoked: result.revoked, tokenType };
+    },
+
+    async getTokenInfo(req, ctx) {
+      const info = await deps.sessions.tokenInfo(actionContext(ctx), req.token);
+      if (!info.active) return { active: false };
+      const user = await deps.users.getUser(info.userId).catch(() => undefined);
+      return {
+        active: true,
+        subject: info.userId,
+        sessionId: info.sessionId,
+        role: user ? roleToProto(user.role) : undefined,
+        permissions: info.claims?.permissions ?? [],
+        issuedAt: timestamp(info.issuedAt),
+        expiresAt: timestamp(info.expiresAt),
+        tokenType: info.type === "access" ? TokenType.ACCESS : TokenType.REFRESH,
+        tokenId: info.claims?.jti ?? "",
+        apiKeyId: info.claims?.keyId ?? "",
+        username: user?.username ?? "",
+      };
+    },
+
+    async whoAmI(_req, ctx) {
+      const { principal } = actionContext(ctx);
+      const user = await deps.users.getUser(principal.userId);
+      const mfaEnabled = await deps.mfa.isEnabled(principal.userId);
+      const method = { access_token: AuthMethod.PASSWORD, api_key: AuthMethod.API_KEY, exchanged_api_key: AuthMethod.EXCHANGED_API_KEY }[principal.method];
+      return {
+        principal: {
+          kind: principal.kind === "user" ? PrincipalKind.USER : PrincipalKind.API_KEY,
+          id: principal.id,
+          displayName: user.username,
+          role: roleToProto(principal.role),
+          userId: principal.userId,
+        },
+        user: await userMessage(user),
+        permissions: [...principal.permissions].sort(),
+        authMethod: method,
+        mfaEnabled,
+        sessionId: principal.sessionId ?? "",
+      };
+    },
+
+    getJwks() {
+      const jwks = deps.signingKeys.jwks();
+      return {
+        keys: jwks.keys.map((k) => ({ kty: k.kty ?? "", crv: k.crv ?? "", x: k.x ?? "", y: k.y ?? "", kid: k.kid ?? "", alg: k.alg ?? "", use: k.use ?? "", n: k.n ?? "", e: k.e ?? "" })),
+        json: JSON.stringify(jwks),
+      };
+    },
+
+    async createUser(req, ctx) {
+      const { principal } = actionContext(ctx);
+      const role = roleFromProto(req.role);
+      if (role !== "user") await requireFreshMfa(principal, ctx.requestHeader.get("x-mfa-code") ?? "");
+      const user = await deps.users.createUser(
+        { userId: principal.userId, role: principal.role },
+        { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) },
+      );
+      return { user: await userMessage(user) };
+    },
+
+    async listUsers(req) {
+      const page = await deps.users.listUsers({
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        ...(req.role ? { role: roleFromProto(req.role) } : {}),
+        ...(req.disabled !== undefined ? { disabled: req.disabled } : {}),
+      });
+      return { users: await Promise.all(page.users.map(userMessage)), nextPageToken: page.nextPageToken ?? "" };
+    },
+
+    async getUser(req) {
+      if (req.userId === "") throw new DomainError("invalid_argument", "user_id is required");
+      return { user: await userMessage(await deps.users.getUser(req.userId)) };
+    },
+
+    async updateUser(req, ctx) {
+      const action = actionContext(ctx);
+      const { principal } = action;
+      if (req.userId === "") throw new DomainError("invalid_argument", "user_id is required");
+      const role = req.role === undefined ? undefined : roleFromProto(req.role);
+      const before = await deps.users.getUser(req.userId);
+      // Promotions to admin or owner need a fresh code from the caller, whoever is promoted.
+      if (role !== undefined && isPromotion(before.role, role) && role !== "user") {
+        await requireFreshMfa(principal, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
+      }
+      if (req.disabled === true && req.userId === principal.userId) throw new DomainError("failed_precondition", "you cannot disable yourself");
+      const user = await deps.users.updateUser(
+        { userId: principal.userId, role: principal.role },
+        req.userId,
+        { ...(role !== undefined ? { role } : {}), ...(req.disabled !== undefined ? { disabled: req.disabled } : {}), ...(req.email !== undefined ? { email: req.email } : {}) },
+      );
+      noteUser(user);
+      if (user.disabled && !before.disabled) await deps.sessions.revokeUserSessions(user._id, "user_disabled");
+      return { user: await userMessage(user) };
+    },
+
+    async changePassword(req, ctx) {
+      const { principal } = actionContext(ctx);
+      const sessionId = userSession(principal);
+      await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword);
+      const sessionsRevoked = req.keepOtherSessions ? 0 : await deps.sessions.revokeUserSessions(principal.userId, "password_changed", sessionId);
+      return { sessionsRevoked };
+    },
+
+    async beginMfaEnrollment(_req, ctx) {
+      const action = actionContext(ctx);
+      userSession(action.principal);
+      const user = await deps.users.getUser(action.principal.userId);
+      const enrollment = await deps.mfa.beginEnrollment(mfaContext(action), user.username);
+      return { secret: enrollment.secret, otpauthUri: enrollment.otpauthUri, qrCodePng: enrollment.qrPng, expiresAt: timestamp(new Date(Date.now() + 15 * 60_000)) };
+    },
+
+    async confirmMfaEnrollment(req, ctx) {
+      const action = actionContext(ctx);
+      userSession(action.principal);
+      return await deps.mfa.confirmEnrollment(mfaContext(action), req.totpCode);
+    },
+
+    async disableMfa(_req, ctx) {
+      const action = actionContext(ctx);
+      userSession(action.principal);
+      await deps.mfa.disable(mfaContext(action));
+      return { user: await userMessage(await deps.users.getUser(action.principal.userId)) };
+    },
+
+    async regenerateBackupCodes(_req, ctx) {
+      const action = actionContext(ctx);
+      userSession(action.principal);
+      return await deps.mfa.regenerateBackupCodes(mfaContext(action));
+    },
+
+    async listSessions(req, ctx) {
+      const action = actionContext(ctx);
+      if (req.userId !== "" && req.userId !== action.principal.userId) await deps.users.getUser(req.userId);
+      const sessions = await deps.sessions.listSessions(action, req.userId);
+      return { sessions: sessions.map((s) => sessionMessage(s, action.principal.sessionId)), nextPageToken: "" };
+    },
+
+    async revokeSession(req, ctx) {
+      return { revoked: await deps.sessions.revokeSession(actionContext(ctx), req.sessionId) };
+    },
+
+    async emergencyRevoke(req, ctx) {
+      const result = await deps.emergencyRevoke(actionContext(ctx), req.reason);
+      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked) };
+    },
+  };
+}

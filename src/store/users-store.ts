@@ -1,0 +1,89 @@
+import { MongoServerError, type Collection, type Filter, type UpdateFilter } from "mongodb";
+import type { Role } from "../access/permissions.ts";
+import { DomainError } from "../domain/errors.ts";
+import type { UserListQuery, UserRecord, UsersStore } from "../domain/users/user-record.ts";
+import type { Store } from "./mongo-store.ts";
+
+export type { UserListQuery, UserPatch, UserRecord, UsersStore } from "../domain/users/user-record.ts";
+
+const DUPLICATE_KEY = 11000;
+// The poller's feed is bounded: a burst larger than this is picked up on its next round.
+const MAX_UPDATED_SINCE = 1000;
+
+/**
+ * Stores users in `users`. Filters are built here from typed strings and booleans — `String(id)`
+ * rather than the caller's value — so an object such as `{ $ne: "" }` can never act as a query operator.
+ */
+export function createUsersStore(store: Store): UsersStore {
+  const users: Collection<UserRecord> = store.db.collection<UserRecord>("users");
+
+  const byId = (id: string): Filter<UserRecord> => ({ _id: String(id) });
+
+  return {
+    async insert(user) {
+      try {
+        await users.insertOne({ ...user });
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) throw new DomainError("already_exists", "username is taken");
+        throw err;
+      }
+    },
+
+    async findById(id) {
+      return (await users.findOne(byId(id))) ?? undefined;
+    },
+
+    async findByUsernameKey(usernameKey) {
+      return (await users.findOne({ usernameKey: String(usernameKey) })) ?? undefined;
+    },
+
+    list(query: UserListQuery) {
+      const filter: Filter<UserRecord> = {};
+      if (query.role !== undefined) filter.role = String(query.role) as Role;
+      if (query.disabled !== undefined) filter.disabled = query.disabled === true;
+      if (query.afterId !== undefined) filter._id = { $gt: String(query.afterId) };
+      return users.find(filter).sort({ _id: 1 }).limit(Math.max(1, Math.trunc(query.pageSize))).toArray();
+    },
+
+    countActiveOwners() {
+      return users.countDocuments({ role: "owner", disabled: false });
+    },
+
+    async anyOwnerExists() {
+      return (await users.findOne({ role: "owner" }, { projection: { _id: 1 } })) !== null;
+    },
+
+    async update(id, patch, expected) {
+      const filter: Filter<UserRecord> = byId(id);
+      if (expected) {
+        filter.role = String(expected.role) as Role;
+        filter.disabled = expected.disabled === true;
+      }
+      const set: Partial<UserRecord> = { updatedAt: new Date() };
+      if (patch.role !== undefined) set.role = String(patch.role) as Role;
+      if (patch.disabled !== undefined) set.disabled = patch.disabled === true;
+      if (typeof patch.email === "string") set.email = patch.email;
+      const update: UpdateFilter<UserRecord> = { $set: set };
+      if (patch.email === null) update.$unset = { email: "" };
+      return (await users.findOneAndUpdate(filter, update, { returnDocument: "after" })) ?? undefined;
+    },
+
+    async setPasswordHash(id, passwordHash, passwordChangedAt) {
+      const set: Partial<UserRecord> = { passwordHash: String(passwordHash), updatedAt: new Date() };
+      if (passwordChangedAt) set.passwordChangedAt = passwordChangedAt;
+      await users.updateOne(byId(id), { $set: set });
+    },
+
+    async touchLastLogin(id, at) {
+      await users.updateOne(byId(id), { $set: { lastLoginAt: at } });
+    },
+
+    findUpdatedSince(since) {
+      return users
+        .find({ updatedAt: { $gte: since } })
+        .sort({ updatedAt: 1, _id: 1 })
+        .limit(MAX_UPDATED_SINCE)
+        .toArray();
+    },
+  };
+}
