@@ -1,15 +1,13 @@
 // The gateway process: configuration → database → server, and a graceful stop on SIGTERM/SIGINT.
 import { mkdir } from "node:fs/promises";
 import { ConfigError, loadConfig, type Config } from "./config/config.ts";
-import { createIdentity } from "./app/identity.ts";
-import { createAuditRecorder } from "./domain/audit/audit-recorder.ts";
+import { createGateway } from "./app/gateway.ts";
 import { servedServiceNames } from "./handlers/routes.ts";
 import { createHealthStatus } from "./health/health-status.ts";
 import { KeyringError, loadOrCreateKeyring } from "./keys/keyring.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { loadDescriptorIndex } from "./reflection/descriptor-index.ts";
 import { createServer } from "./server.ts";
-import { createAuditStore } from "./store/audit-store.ts";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "./store/embedded-db/index.ts";
 import { openStore } from "./store/mongo-store.ts";
 
@@ -58,13 +56,9 @@ async function run(config: Config, logger: Logger): Promise<void> {
     logger.info("database: MONGODB_URI");
   }
   const store = await openStore({ uri, dbName: config.dbName });
-  const audit = createAuditRecorder({
-    store: createAuditStore(store),
-    onError: (error) => logger.error({ err: error }, "audit write failed"),
-  });
-
-  const identity = await createIdentity({ store, keyring, config, audit, logger });
-  if (!(await identity.anyOwnerExists())) {
+  const gateway = await createGateway({ store, keyring, config, logger });
+  const { audit } = gateway;
+  if (!(await gateway.identity.anyOwnerExists())) {
     logger.warn("no owner account exists yet: create one with `npm run -s cli -- bootstrap-owner --username NAME` (password on stdin, or --generate)");
   }
 
@@ -85,10 +79,7 @@ async function run(config: Config, logger: Logger): Promise<void> {
       logger,
       health,
       descriptorIndex: config.reflection ? loadDescriptorIndex() : undefined,
-      authenticator: identity.authenticator,
-      freshMfa: identity.freshMfa,
-      authHandlers: identity.authHandlers,
-      jwks: () => identity.signingKeys.jwks(),
+      ...gateway.serverDeps,
     },
     config,
   );
@@ -103,9 +94,8 @@ async function run(config: Config, logger: Logger): Promise<void> {
     logger.info({ signal }, "shutting down");
     clearInterval(probe);
     await server.close();
-    identity.stop();
     audit.record({ type: "system.stop", outcome: "success", actor: { kind: "system" }, reason: signal });
-    await audit.flush();
+    await gateway.stop();
     await store.close();
     await embedded?.stop();
     logger.info("stopped");

@@ -2,7 +2,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createRateLimiter } from "./access/rate-limiter.ts";
 import type { Config } from "./config/config.ts";
-import { registerRoutes, type RouteDeps } from "./handlers/routes.ts";
+import { registerRoutes, type ServiceHandlers } from "./handlers/routes.ts";
 import type { HealthStatus } from "./health/health-status.ts";
 import { rejectAllCredentials, type Authenticator } from "./interceptors/authentication.ts";
 import { rejectAllMfaCodes, type FreshMfaVerifier } from "./interceptors/authorization.ts";
@@ -20,7 +20,8 @@ export interface ServerDeps {
   readonly descriptorIndex: DescriptorIndex | undefined;
   readonly authenticator?: Authenticator;
   readonly freshMfa?: FreshMfaVerifier;
-  readonly authHandlers?: RouteDeps["auth"];
+  /** The API implementations; services and methods left out answer UNIMPLEMENTED. */
+  readonly services?: ServiceHandlers;
   /** The JSON Web Key Set served at /.well-known/jwks.json (also by AuthService.GetJwks). */
   readonly jwks?: () => object;
 }
@@ -54,7 +55,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
       registerRoutes(router, {
         health: deps.health,
         descriptorIndex: config.reflection ? deps.descriptorIndex : undefined,
-        ...(deps.authHandlers ? { auth: deps.authHandlers } : {}),
+        services: deps.services ?? {},
       }),
     interceptors,
     readMaxBytes: config.maxMessageBytes,

@@ -22,22 +22,30 @@ export function servedServiceNames(options: { reflection: boolean }): string[] {
   return names.sort();
 }
 
+/** The API implementations, service by service; methods left out answer UNIMPLEMENTED. */
+export interface ServiceHandlers {
+  readonly auth?: Partial<ServiceImpl<typeof AuthService>>;
+  readonly apiKey?: Partial<ServiceImpl<typeof ApiKeyService>>;
+  readonly ai?: Partial<ServiceImpl<typeof AiService>>;
+  readonly audioStream?: Partial<ServiceImpl<typeof AudioStreamService>>;
+  readonly audit?: Partial<ServiceImpl<typeof AuditService>>;
+}
+
 export interface RouteDeps {
   readonly health: HealthStatus;
   /** Undefined disables reflection. */
   readonly descriptorIndex: DescriptorIndex | undefined;
-  /** AuthService; methods left out answer UNIMPLEMENTED. */
-  readonly auth?: Partial<ServiceImpl<typeof AuthService>>;
+  readonly services: ServiceHandlers;
 }
 
 /** Registers every service in one place. */
 export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
-  // Later issues replace the empty implementations service by service.
-  router.service(AuthService, deps.auth ?? {});
-  router.service(ApiKeyService, {});
-  router.service(AiService, {});
-  router.service(AudioStreamService, {});
-  router.service(AuditService, {});
+  const { services } = deps;
+  router.service(AuthService, services.auth ?? {});
+  router.service(ApiKeyService, services.apiKey ?? {});
+  router.service(AiService, services.ai ?? {});
+  router.service(AudioStreamService, services.audioStream ?? {});
+  router.service(AuditService, services.audit ?? {});
   registerHealth(router, deps.health);
   if (deps.descriptorIndex) {
     const names = servedServiceNames({ reflection: true });

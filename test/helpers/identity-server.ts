@@ -6,9 +6,10 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { inject } from "vitest";
 import { createPortcullisTransport, type WireProtocol } from "../../clients/connect-node.ts";
-import { createIdentity, type Identity } from "../../src/app/identity.ts";
+import { createGateway, type Gateway } from "../../src/app/gateway.ts";
+import type { Identity } from "../../src/app/identity.ts";
 import { loadConfig, type Config } from "../../src/config/config.ts";
-import { createAuditRecorder, type AuditRecorder } from "../../src/domain/audit/audit-recorder.ts";
+import type { AuditRecorder } from "../../src/domain/audit/audit-recorder.ts";
 import { createPasswordHasher } from "../../src/domain/passwords/password-hasher.ts";
 import { createUsersService } from "../../src/domain/users/users.ts";
 import type { UserRecord } from "../../src/domain/users/user-record.ts";
@@ -18,7 +19,6 @@ import { loadOrCreateKeyring } from "../../src/keys/keyring.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import { loadDescriptorIndex } from "../../src/reflection/descriptor-index.ts";
 import { createServer, type PortcullisServer } from "../../src/server.ts";
-import { createAuditStore } from "../../src/store/audit-store.ts";
 import { openStore, type Store } from "../../src/store/mongo-store.ts";
 import { createUsersStore } from "../../src/store/users-store.ts";
 import type { Role } from "../../src/access/permissions.ts";
@@ -31,6 +31,7 @@ export function testPassword(label: string): string {
 export interface IdentityServer {
   readonly server: PortcullisServer;
   readonly identity: Identity;
+  readonly gateway: Gateway;
   readonly store: Store;
   readonly audit: AuditRecorder;
   readonly config: Config;
@@ -66,8 +67,8 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
   });
   const store = await openStore({ uri: inject("mongodbUri"), dbName: options.dbName });
   const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
-  const audit = createAuditRecorder({ store: createAuditStore(store), onError: (e) => logger.error({ err: e }, "audit") });
-  const identity = await createIdentity({ store, keyring, config, audit, logger });
+  const gateway = await createGateway({ store, keyring, config, logger });
+  const { audit, identity } = gateway;
   const health = createHealthStatus(servedServiceNames({ reflection: true }));
   health.setDatabaseReachable(true);
   const server = createServer(
@@ -75,10 +76,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
       logger,
       health,
       descriptorIndex: loadDescriptorIndex(),
-      authenticator: identity.authenticator,
-      freshMfa: identity.freshMfa,
-      authHandlers: identity.authHandlers,
-      jwks: () => identity.signingKeys.jwks(),
+      ...gateway.serverDeps,
     },
     config,
   );
@@ -88,6 +86,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
   return {
     server,
     identity,
+    gateway,
     store,
     audit,
     config,
@@ -111,8 +110,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     },
     async close() {
       await server.close();
-      identity.stop();
-      await audit.flush().catch(() => undefined);
+      await gateway.stop().catch(() => undefined);
       await store.close();
       await rm(dataDir, { recursive: true, force: true });
     },
