@@ -1,10 +1,17 @@
 // `npm run bench`: runs every benchmark against the real gateway on this machine and prints figures.
 // Traffic goes to 127.0.0.1 only; every benchmark is bounded in time and stops by itself.
+import { benchAuthThroughput } from "./auth-throughput.ts";
 import { benchLoginLatency } from "./login-latency.ts";
 
-const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [["login latency", benchLoginLatency]];
+const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
+  ["authentication throughput", benchAuthThroughput],
+  ["login latency", benchLoginLatency],
+];
 
-for (const [name, run] of BENCHMARKS) {
+// `npm run bench -- <name fragment>` runs only the matching benchmarks.
+const only = process.argv.slice(2).join(" ").toLowerCase();
+
+for (const [name, run] of BENCHMARKS.filter(([name]) => name.includes(only))) {
   process.stdout.write(`\n## ${name}\n`);
   const figures = await run();
   for (const [label, value] of Object.entries(figures)) process.stdout.write(`${label.padEnd(52)} ${value}\n`);

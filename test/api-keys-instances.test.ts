@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +13,6 @@ describe("API keys across two server instances", () => {
   let a: IdentityServer;
   let b: IdentityServer;
   let dbName: string;
-  const env = { PORTCULLIS_API_KEY_PEPPER: randomBytes(32).toString("base64") };
   let userToken = "";
   let ownerToken = "";
   let userId = "";
@@ -30,8 +28,8 @@ describe("API keys across two server instances", () => {
 
   beforeAll(async () => {
     dbName = testDatabaseName(import.meta.url);
-    a = await startIdentityServer({ dbName, env });
-    b = await startIdentityServer({ dbName, env });
+    a = await startIdentityServer({ dbName });
+    b = await startIdentityServer({ dbName });
     await a.createUser("olga", "owner");
     userId = (await a.createUser("uma", "user"))._id;
     userToken = (await a.client(AuthService).login({ username: "uma", password: testPassword("uma") })).accessToken;
@@ -78,7 +76,7 @@ describe("API keys across two server instances", () => {
     const key = (await keysOnA().getApiKey({ keyId: apiKey!.id })).apiKey!;
     expect(key.usageCount).toBe(5n);
     expect(key.lastUsedIp).toMatch(/127\.0\.0\.1/);
-    b = await startIdentityServer({ dbName, env });
+    b = await startIdentityServer({ dbName });
   });
 
   it("disabling the owner on A stops the key on B within 1 second", async () => {

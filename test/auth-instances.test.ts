@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,10 +23,8 @@ describe("two server instances sharing one database", () => {
     keys = await mkdtemp(join(tmpdir(), "portcullis-keys-"));
     const dbName = testDatabaseName(import.meta.url);
     // Separate key files, as separate machines would have: each verifies the other's published keys.
-    // The API-key pepper is shared configuration, as the README says it must be.
-    const env = { PORTCULLIS_API_KEY_PEPPER: randomBytes(32).toString("base64") };
-    a = await startIdentityServer({ dbName, keyFile: join(keys, "a.json"), env });
-    b = await startIdentityServer({ dbName, keyFile: join(keys, "b.json"), env });
+    a = await startIdentityServer({ dbName, keyFile: join(keys, "a.json") });
+    b = await startIdentityServer({ dbName, keyFile: join(keys, "b.json") });
     await a.createUser("owen", "owner");
     await a.createUser("ursula", "user");
     await a.createUser("andy", "admin");

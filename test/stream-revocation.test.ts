@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -68,9 +67,8 @@ describe("open server streams end when their principal is revoked", () => {
 
   beforeAll(async () => {
     const dbName = testDatabaseName(import.meta.url);
-    const env = { PORTCULLIS_API_KEY_PEPPER: randomBytes(32).toString("base64") };
-    a = await startIdentityServer({ dbName, env });
-    b = await startIdentityServer({ dbName, env });
+    a = await startIdentityServer({ dbName });
+    b = await startIdentityServer({ dbName });
     await a.createUser("root", "owner");
     await a.createUser("auditor", "admin");
     await a.createUser("auditor2", "admin");

@@ -1,9 +1,11 @@
 import type { Config } from "../config/config.ts";
 import { createAuditRecorder, type AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import type { Keyring } from "../keys/keyring.ts";
+import { checkSharedKeys } from "../keys/shared-keys-check.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ServerDeps } from "../server.ts";
 import { createAuditStore } from "../store/audit-store.ts";
+import { createKeyFingerprintsStore } from "../store/key-fingerprints-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
@@ -27,6 +29,7 @@ export interface Gateway {
  */
 export async function createGateway(deps: { store: Store; keyring: Keyring; config: Config; logger: Logger }): Promise<Gateway> {
   const { store, keyring, config, logger } = deps;
+  await checkSharedKeys(keyring, createKeyFingerprintsStore(store));
   const audit = createAuditRecorder({
     store: createAuditStore(store),
     onError: (error) => logger.error({ err: error }, "audit write failed"),

@@ -176,7 +176,7 @@ export async function createIdentity(deps: {
       users,
       mfa: mfaActions,
       sessions: sessionActions,
-      emergencyRevoke: createEmergencyRevoke({ sessions, apiKeys: deps.apiKeyRevoker, audit }),
+      emergencyRevoke: createEmergencyRevoke({ sessions, apiKeys: deps.apiKeyRevoker, audit, refreshRevocations: () => revocations.pollNow() }),
       signingKeys,
       revocations,
       freshMfa,

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,10 @@ import { createServer, type PortcullisServer } from "../../src/server.ts";
 import { openStore, type Store } from "../../src/store/mongo-store.ts";
 import { createUsersStore } from "../../src/store/users-store.ts";
 import type { Role } from "../../src/access/permissions.ts";
+
+function sharedTestKey(dbName: string, label: string): string {
+  return createHash("sha256").update(`${dbName}:${label}`).digest("base64");
+}
 
 /** A strong password for test accounts (never a default: each test account gets its own suffix). */
 export function testPassword(label: string): string {
@@ -57,6 +62,10 @@ export interface IdentityServer {
 export async function startIdentityServer(options: { dbName: string; keyFile?: string; env?: Record<string, string> }): Promise<IdentityServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "portcullis-identity-"));
   const config = loadConfig({
+    // Instances on one database share these keys, as a deployment's instances must (the gateway refuses
+    // to start otherwise); each test database gets its own.
+    PORTCULLIS_API_KEY_PEPPER: sharedTestKey(options.dbName, "pepper"),
+    PORTCULLIS_ENCRYPTION_KEY: sharedTestKey(options.dbName, "encryption"),
     PORTCULLIS_PORT: "0",
     PORTCULLIS_DATA_DIR: dataDir,
     PORTCULLIS_LOG_LEVEL: "info",
@@ -71,7 +80,11 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
   const commands: CommandStartedEvent[] = [];
   const store = await openStore({ uri: inject("mongodbUri"), dbName: options.dbName, onCommand: (event) => commands.push(event) });
   const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
-  const gateway = await createGateway({ store, keyring, config, logger });
+  const gateway = await createGateway({ store, keyring, config, logger }).catch(async (error: unknown) => {
+    await store.close();
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  });
   const { audit, identity } = gateway;
   const health = createHealthStatus(servedServiceNames({ reflection: true }));
   health.setDatabaseReachable(true);

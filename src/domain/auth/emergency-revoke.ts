@@ -14,13 +14,20 @@ export interface ApiKeyMassRevoker {
  * only) and the fresh MFA code are checked by the authorization interceptor from the method's rule.
  * Other instances stop accepting the revoked credentials within a second (revocation cache poll).
  */
-export function createEmergencyRevoke(deps: { sessions: SessionService; apiKeys: ApiKeyMassRevoker; audit: AuditRecorder }) {
+export function createEmergencyRevoke(deps: {
+  sessions: SessionService;
+  apiKeys: ApiKeyMassRevoker;
+  audit: AuditRecorder;
+  /** Makes this instance's revocation cache see the mass revocation now rather than at its next poll. */
+  refreshRevocations: () => Promise<void>;
+}) {
   return async (ctx: ActionContext, reasonRaw: string): Promise<{ sessionsRevoked: number; apiKeysRevoked: number }> => {
     const reason = reasonRaw.trim();
     if (reason === "") throw new DomainError("invalid_argument", "a reason is required");
     if (reason.length > 500) throw new DomainError("invalid_argument", "the reason is longer than 500 characters");
     if (ctx.principal.sessionId === undefined) throw new DomainError("failed_precondition", "emergency revoke needs a user session, not an API key");
     const sessionsRevoked = await deps.sessions.revokeAll(`emergency: ${reason}`, ctx.principal.sessionId);
+    await deps.refreshRevocations();
     const apiKeysRevoked = await deps.apiKeys.revokeAll(`emergency: ${reason}`);
     await deps.audit.recordNow({
       type: "system.emergency_revoke",

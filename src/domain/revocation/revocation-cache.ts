@@ -38,6 +38,8 @@ export interface RevocationCache {
   /** Mark locally at once (the instance that revoked doesn't wait for its own poll). */
   noteSessionRevoked(sessionId: string): void;
   noteUserChanged(userId: string, state: UserState): void;
+  /** Polls at once (after a mass revocation made here, whose sessions were not noted one by one). */
+  pollNow(): Promise<void>;
   /** Loads revocations of the last `retentionMs` and every user's state, then polls. Rejects if the load fails. */
   start(): Promise<void>;
   /** Stops polling; the cache keeps answering from its last state. */
@@ -175,6 +177,8 @@ export function createRevocationCache(deps: RevocationCacheDeps): RevocationCach
     noteUserChanged(userId, state) {
       setUser(userId, ROLES.has(state.role) ? { role: state.role, disabled: state.disabled === true } : undefined, true);
     },
+
+    pollNow: () => load(false),
 
     async start() {
       if (running) return;

@@ -1,0 +1,120 @@
+// Benchmark: what authentication costs. One cheap authenticated RPC (AuthService/GetJwks, answered from
+// memory; credentials sent to it are verified like anywhere else) driven at fixed concurrency against
+// (1) a bare Connect server with no interceptors, (2) the gateway with a JWT, (3) the gateway with an API
+// key. Goals: API key ≥ 0.85× bare, and within 10% of the JWT path. Loopback only, bounded in time.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ApiKeyService } from "../gen/portcullis/v1/api_key_pb.js";
+import { AuthService } from "../gen/portcullis/v1/auth_pb.js";
+import { quantile, runCli, startGatewayProcess } from "./gateway-process.ts";
+
+const ROUND_MS = Number(process.env["BENCH_ROUND_MS"] ?? 4_000);
+const ROUNDS = 2;
+const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 16);
+
+interface Round {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function drive(client: Client<typeof AuthService>, headers: Record<string, string>): Promise<Round> {
+  // Warm up (connection, JIT, caches), then measure.
+  const warmUntil = Date.now() + 500;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (Date.now() < warmUntil) await client.getJwks({}, { headers });
+  }));
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const stopAt = Date.now() + ROUND_MS;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < stopAt) {
+        const t = performance.now();
+        try {
+          await client.getJwks({}, { headers });
+          latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { perSecond: latencies.length / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), errors };
+}
+
+async function startBareServer(): Promise<{ port: number; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [new URL("./bare-server.ts", import.meta.url).pathname], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", (line) => resolve((JSON.parse(line) as { port: number }).port));
+    void exited.then(() => reject(new Error("bare server exited")));
+  });
+  return {
+    port,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+export async function benchAuthThroughput(): Promise<Record<string, string>> {
+  const dataDir = await mkdtemp(join(tmpdir(), "portcullis-bench-"));
+  const env = {
+    PORTCULLIS_DATA_DIR: dataDir,
+    PORTCULLIS_DB_NAME: `bench_auth_${process.pid}`,
+    PORTCULLIS_RATE_LIMIT_CREDENTIAL: "10000000",
+    PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE: "10000000",
+    PORTCULLIS_RATE_LIMIT_DEFAULT: "10000000",
+  };
+  const gateway = await startGatewayProcess(env);
+  const bare = await startBareServer();
+  try {
+    const output = runCli(["bootstrap-owner", "--username", "bench-owner", "--generate"], env);
+    const password = /: (\S+)\s*$/.exec(output)?.[1];
+    if (!password) throw new Error("bootstrap-owner printed no password");
+    const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
+    const auth = createClient(AuthService, createGrpcTransport({ baseUrl: gatewayUrl }));
+    const { accessToken } = await auth.login({ username: "bench-owner", password });
+    const keys = createClient(ApiKeyService, createGrpcTransport({ baseUrl: gatewayUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${accessToken}`), next(req))] }));
+    const { secret } = await keys.createApiKey({ name: "bench", scopes: ["keys.read"] });
+    const bareClient = createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${bare.port}` }));
+
+    const paths: Array<[string, Client<typeof AuthService>, Record<string, string>]> = [
+      ["bare Connect server", bareClient, {}],
+      ["gateway, JWT", auth, { authorization: `Bearer ${accessToken}` }],
+      ["gateway, API key", auth, { authorization: `Bearer ${secret}` }],
+    ];
+    // Interleaved rounds, best of each: background noise on a shared machine hurts every path alike.
+    const best = new Map<string, Round>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, client, headers] of paths) {
+        const result = await drive(client, headers);
+        if (result.errors > 0) throw new Error(`${name}: ${result.errors} failed calls`);
+        if ((best.get(name)?.perSecond ?? 0) < result.perSecond) best.set(name, result);
+      }
+    }
+    const figures: Record<string, string> = {};
+    for (const [name, result] of best) {
+      figures[`${name}: calls/s (concurrency ${CONCURRENCY})`] = result.perSecond.toFixed(0);
+      figures[`${name}: p50 / p99 ms`] = `${result.p50.toFixed(2)} / ${result.p99.toFixed(2)}`;
+    }
+    const rate = (name: string) => best.get(name)!.perSecond;
+    figures["API key / bare (goal ≥ 0.85)"] = (rate("gateway, API key") / rate("bare Connect server")).toFixed(2);
+    figures["API key / JWT (goal ≥ 0.90)"] = (rate("gateway, API key") / rate("gateway, JWT")).toFixed(2);
+    return figures;
+  } finally {
+    await bare.stop();
+    await gateway.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
