@@ -78,7 +78,7 @@ describe("portcullis login / logout", () => {
     const password = `${testPassword("mona")}\n`;
     const without = await cli(["login", "--username", "mona", "--url", gw.baseUrl], file, password);
     expect(without.code).toBe(2);
-    expect(without.stderr).toBe("portcullis: this account requires an MFA code: pass --totp CODE (a TOTP code or a backup code)\n");
+    expect(without.stderr).toBe("portcullis: this account requires an MFA code: pass --totp CODE (a TOTP code or a backup code); see --help\n");
     await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
 
     const withTotp = await cli(["login", "--username", "mona", "--url", gw.baseUrl, "--totp", totpCodeAt(totpSecret, Date.now())], file, password);
@@ -118,9 +118,9 @@ describe("portcullis login / logout", () => {
     const cases: Array<[string[], RegExp]> = [
       [["login", "--password", "hunter2-secret"], /^portcullis: Unknown option '--password'; see --help\n$/],
       [["login", "--password=hunter2-secret"], /^portcullis: Unknown option '--password'; see --help\n$/],
-      [["login", "--url", gw.baseUrl], /^portcullis: --username is required when stdin is not a terminal; see --help|^portcullis: --username is required when stdin is not a terminal\n$/],
-      [["login", "--username", "alice", "--url", "ftp://example.com"], /^portcullis: --url must be an http:\/\/ or https:\/\/ URL\n$/],
-      [["login", "--username", "alice", "--url", "http://bob:hunter2-secret@example.com"], /^portcullis: --url must not contain a user name or password\n$/],
+      [["login", "--url", gw.baseUrl], /^portcullis: --username is required when stdin is not a terminal; see --help\n$/],
+      [["login", "--username", "alice", "--url", "ftp://example.com"], /^portcullis: --url must be an http:\/\/ or https:\/\/ URL; see --help\n$/],
+      [["login", "--username", "alice", "--url", "http://bob:hunter2-secret@example.com"], /^portcullis: --url must not contain a user name or password; see --help\n$/],
       [["whoami", "surplus"], /^portcullis: unexpected argument "surplus"; see --help\n$/],
       [["no-such-command"], /^portcullis: unknown command "no-such-command"; see --help\n$/],
     ];

@@ -42,15 +42,18 @@ export function parseCommandLine<const T extends ParseArgsOptionsConfig>(args: s
 
 /**
  * Runs a command body and turns whatever it throws into one stderr line (`portcullis: …`, never a
- * stack) and the exit code: 2 for usage errors, 1 for failures.
+ * stack) and the exit code: 2 for usage errors (which end with "; see --help"), 1 for failures.
  */
 export async function runReportingErrors(work: (context: { connectionUrl(url: string): void }) => Promise<number>): Promise<number> {
   let url: string | undefined;
   try {
     return await work({ connectionUrl: (value) => (url = value) });
   } catch (err) {
-    process.stderr.write(`portcullis: ${describeFailure(err, url)}\n`);
-    return commandErrorOf(err)?.exitCode ?? 1;
+    const exitCode = commandErrorOf(err)?.exitCode ?? 1;
+    const message = describeFailure(err, url);
+    // Every usage error points at the help, whoever raised it.
+    process.stderr.write(`portcullis: ${exitCode === 2 && !message.endsWith("see --help") ? `${message}; see --help` : message}\n`);
+    return exitCode;
   }
 }
 
