@@ -4,8 +4,11 @@ import type { RateLimitClassName, RateLimits } from "../config/config.ts";
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
 
 export interface RateLimiter {
-  /** Takes one request from `subject`'s budget in `rateClass`. */
-  take(rateClass: RateLimitClassName, subject: string): RateDecision;
+  /**
+   * Takes one request from `subject`'s budget in `rateClass`; `scale` multiplies the configured budget
+   * (an API key's tier). A subject keeps one scale: it is part of the bucket.
+   */
+  take(rateClass: RateLimitClassName, subject: string, scale?: number): RateDecision;
   /** How many (class, subject) budgets are held in memory. */
   readonly size: number;
 }
@@ -13,6 +16,7 @@ export interface RateLimiter {
 interface Bucket {
   tokens: number;
   updatedMs: number;
+  capacity: number;
 }
 
 /**
@@ -33,9 +37,8 @@ export function createRateLimiter(limits: RateLimits, options: { now?: () => num
 
   function evict(at: number): void {
     for (const [key, bucket] of buckets) {
-      const rateClass = key.slice(0, key.indexOf("|")) as RateLimitClassName;
-      refill(bucket, limits[rateClass], at);
-      if (bucket.tokens >= limits[rateClass]) buckets.delete(key);
+      refill(bucket, bucket.capacity, at);
+      if (bucket.tokens >= bucket.capacity) buckets.delete(key);
     }
     // Still too many: Map iteration is insertion order, so this drops the oldest subjects.
     for (const key of buckets.keys()) {
@@ -48,14 +51,14 @@ export function createRateLimiter(limits: RateLimits, options: { now?: () => num
     get size() {
       return buckets.size;
     },
-    take(rateClass, subject) {
-      const capacity = limits[rateClass];
+    take(rateClass, subject, scale = 1) {
+      const capacity = Math.max(1, Math.round(limits[rateClass] * scale));
       const at = now();
-      const key = `${rateClass}|${subject}`;
+      const key = `${rateClass}|${scale}|${subject}`;
       let bucket = buckets.get(key);
       if (bucket === undefined) {
         if (buckets.size >= maxSubjects) evict(at);
-        bucket = { tokens: capacity, updatedMs: at };
+        bucket = { tokens: capacity, updatedMs: at, capacity };
         buckets.set(key, bucket);
       } else {
         refill(bucket, capacity, at);

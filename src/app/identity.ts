@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
-import { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import { createEmergencyRevoke, type ApiKeyMassRevoker } from "../domain/auth/emergency-revoke.ts";
 import { createLoginService } from "../domain/auth/login.ts";
 import { createLoginThrottle } from "../domain/auth/login-throttle.ts";
 import { createMfaActions } from "../domain/auth/mfa-actions.ts";
@@ -10,9 +10,10 @@ import { createSecretBox } from "../domain/crypto/secret-box.ts";
 import { deriveBackupCodeKey } from "../domain/mfa/backup-codes.ts";
 import { createMfaService } from "../domain/mfa/mfa.ts";
 import { createPasswordHasher } from "../domain/passwords/password-hasher.ts";
-import { createRevocationCache, type RevocationCache } from "../domain/revocation/revocation-cache.ts";
+import { createRevocationCache, type RevocationCache, type UserState } from "../domain/revocation/revocation-cache.ts";
+import type { Principal } from "../domain/principal.ts";
 import { createSessionService } from "../domain/sessions/sessions.ts";
-import { createAccessTokenService } from "../domain/tokens/access-tokens.ts";
+import { createAccessTokenService, type AccessTokenService } from "../domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import { createUsersService } from "../domain/users/users.ts";
 import { createAuthHandlers } from "../handlers/auth-service.ts";
@@ -20,7 +21,6 @@ import type { Authenticator } from "../interceptors/authentication.ts";
 import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import type { Logger } from "../log/logger.ts";
-import { createApiKeysStore } from "../store/api-keys-store.ts";
 import { createLoginThrottleStore } from "../store/login-throttle-store.ts";
 import { createMfaStore } from "../store/mfa-store.ts";
 import type { Store } from "../store/mongo-store.ts";
@@ -37,6 +37,9 @@ export interface Identity {
   readonly authHandlers: ReturnType<typeof createAuthHandlers>;
   readonly signingKeys: SigningKeySet;
   readonly revocations: RevocationCache;
+  readonly accessTokens: AccessTokenService;
+  /** A user's current role and disabled flag: from the revocation cache, the database when not cached yet. */
+  currentUserState(userId: string): Promise<UserState | undefined>;
   /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
   anyOwnerExists(): Promise<boolean>;
   /** Stops the revocation poller. */
@@ -52,7 +55,17 @@ const SWEEP_INTERVAL_MS = 10 * 60_000;
  * Wires accounts, passwords, tokens, sessions, MFA and revocation from the store, the keyring and the
  * configuration: the composition root of the identity layer, shared by main.ts and the tests.
  */
-export async function createIdentity(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger }): Promise<Identity> {
+export async function createIdentity(deps: {
+  store: Store;
+  keyring: Keyring;
+  config: Config;
+  audit: AuditRecorder;
+  logger: Logger;
+  /** EmergencyRevoke's reach into the API keys. */
+  apiKeyRevoker: ApiKeyMassRevoker;
+  /** Principals of tokens exchanged for API keys; bound once the API-key layer exists (built on this one). */
+  exchangedKeyPrincipal?: () => ((input: { keyId: string; claimedPermissions: readonly string[]; clientIp: string }) => Promise<Principal>) | undefined;
+}): Promise<Identity> {
   const { store, keyring, config, audit, logger } = deps;
   const usersStore = createUsersStore(store);
   const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
@@ -151,20 +164,27 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
 
   const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
   return {
-    authenticator: createTokenAuthenticator({ accessTokens, revocations, loadUserState: currentState }),
+    authenticator: createTokenAuthenticator({
+      accessTokens,
+      revocations,
+      loadUserState: currentState,
+      ...(deps.exchangedKeyPrincipal ? { exchangedKeyPrincipal: deps.exchangedKeyPrincipal } : {}),
+    }),
     freshMfa,
     authHandlers: createAuthHandlers({
       login,
       users,
       mfa: mfaActions,
       sessions: sessionActions,
-      emergencyRevoke: createEmergencyRevoke({ sessions, apiKeys: createApiKeysStore(store), audit }),
+      emergencyRevoke: createEmergencyRevoke({ sessions, apiKeys: deps.apiKeyRevoker, audit }),
       signingKeys,
       revocations,
       freshMfa,
     }),
     signingKeys,
     revocations,
+    accessTokens,
+    currentUserState: currentState,
     anyOwnerExists: () => usersStore.anyOwnerExists(),
     stop: () => {
       clearInterval(keyRefresh);

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
 
 /** The rate-limit classes declared by `(portcullis.v1.access).rate_limit`, as configured budgets. */
 export type RateLimitClassName = "default" | "credential" | "expensive" | "admin" | "infrastructure";
@@ -37,6 +38,14 @@ export interface Config {
     readonly refreshTtlMs: number;
     readonly leewayMs: number;
     readonly signingKeyRotationMs: number;
+  };
+  /** API keys: string prefix, lifetime policy and the per-user limit. */
+  readonly apiKeys: {
+    readonly prefix: string;
+    readonly defaultTtlMs: number;
+    readonly maxTtlMs: number;
+    readonly allowNoExpiry: boolean;
+    readonly maxPerUser: number;
   };
   /** argon2id cost; raising it re-hashes each password transparently at its next login. */
   readonly passwordHash: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
@@ -85,6 +94,11 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_REFRESH_TOKEN_TTL_SECONDS", default: "604800", description: "Lifetime of refresh tokens (rotated on every use)." },
   { name: "PORTCULLIS_TOKEN_LEEWAY_SECONDS", default: "30", description: "Clock skew tolerated when checking token expiry." },
   { name: "PORTCULLIS_SIGNING_KEY_ROTATION_DAYS", default: "30", description: "Age at which the JWT signing key is rotated (old public keys verify until their tokens expire)." },
+  { name: "PORTCULLIS_API_KEY_PREFIX", default: "sk", description: "Prefix of API key strings (`<prefix>_<id>_<secret><checksum>`): 1–12 lower-case letters or digits, starting with a letter." },
+  { name: "PORTCULLIS_API_KEY_DEFAULT_TTL_DAYS", default: "90", description: "Lifetime of an API key created without an expiry." },
+  { name: "PORTCULLIS_API_KEY_MAX_TTL_DAYS", default: "365", description: "Longest lifetime a key may be given." },
+  { name: "PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", default: "false", description: "Whether keys that never expire may be created (discouraged)." },
+  { name: "PORTCULLIS_API_KEY_MAX_PER_USER", default: "100", description: "Most active keys one user may hold." },
   { name: "PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", default: "19456", description: "argon2id memory cost (at least 19456, OWASP's minimum)." },
   { name: "PORTCULLIS_PASSWORD_HASH_TIME_COST", default: "2", description: "argon2id iterations (at least 2)." },
   { name: "PORTCULLIS_RATE_LIMIT_DEFAULT", default: "600", description: "Requests per minute per principal for ordinary calls." },
@@ -143,6 +157,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       leewayMs: 1000 * parseInteger("PORTCULLIS_TOKEN_LEEWAY_SECONDS", get("PORTCULLIS_TOKEN_LEEWAY_SECONDS"), 30, 0, 300),
       signingKeyRotationMs: 86_400_000 * parseInteger("PORTCULLIS_SIGNING_KEY_ROTATION_DAYS", get("PORTCULLIS_SIGNING_KEY_ROTATION_DAYS"), 30, 1, 3650),
     }),
+    apiKeys: Object.freeze(parseApiKeyPolicy(get)),
     passwordHash: Object.freeze({
       memoryKiB: parseInteger("PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", get("PORTCULLIS_PASSWORD_HASH_MEMORY_KIB"), 19_456, 19_456, 4_194_304),
       timeCost: parseInteger("PORTCULLIS_PASSWORD_HASH_TIME_COST", get("PORTCULLIS_PASSWORD_HASH_TIME_COST"), 2, 2, 100),
@@ -154,6 +169,24 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
     }),
   };
   return Object.freeze(config);
+}
+
+function parseApiKeyPolicy(get: (name: string) => string | undefined): Config["apiKeys"] {
+  const prefix = get("PORTCULLIS_API_KEY_PREFIX") ?? "sk";
+  if (!API_KEY_PREFIX_PATTERN.test(prefix)) {
+    throw new ConfigError("PORTCULLIS_API_KEY_PREFIX", "must be 1 to 12 lower-case letters or digits, starting with a letter");
+  }
+  const day = 86_400_000;
+  const maxTtlMs = day * parseInteger("PORTCULLIS_API_KEY_MAX_TTL_DAYS", get("PORTCULLIS_API_KEY_MAX_TTL_DAYS"), 365, 1, 3650);
+  const defaultTtlMs = day * parseInteger("PORTCULLIS_API_KEY_DEFAULT_TTL_DAYS", get("PORTCULLIS_API_KEY_DEFAULT_TTL_DAYS"), 90, 1, 3650);
+  if (defaultTtlMs > maxTtlMs) throw new ConfigError("PORTCULLIS_API_KEY_DEFAULT_TTL_DAYS", "must not exceed PORTCULLIS_API_KEY_MAX_TTL_DAYS");
+  return {
+    prefix,
+    defaultTtlMs,
+    maxTtlMs,
+    allowNoExpiry: parseBoolean("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", get("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY"), false),
+    maxPerUser: parseInteger("PORTCULLIS_API_KEY_MAX_PER_USER", get("PORTCULLIS_API_KEY_MAX_PER_USER"), 100, 1, 100_000),
+  };
 }
 
 function definedOnly(env: Source): Record<string, string> {

@@ -1,4 +1,5 @@
 import type { Role } from "../access/permissions.ts";
+import type { RateLimitTier } from "./api-keys/api-key-record.ts";
 
 /** How the caller proved who it is. */
 export type AuthenticationMethod = "access_token" | "api_key" | "exchanged_api_key";
@@ -20,6 +21,8 @@ export interface Principal {
   readonly method: AuthenticationMethod;
   /** The session behind an access token; undefined for API keys. */
   readonly sessionId: string | undefined;
+  /** An API key's rate-limit tier; undefined (standard budget) for people. */
+  readonly rateLimitTier?: RateLimitTier;
 }
 
 /** Where a call came from, for rate limits and audit records. */

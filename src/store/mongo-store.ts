@@ -1,4 +1,4 @@
-import { MongoClient, MongoServerError, type Db } from "mongodb";
+import { MongoClient, MongoServerError, type CommandStartedEvent, type Db } from "mongodb";
 import { COLLECTIONS, META_COLLECTION, SCHEMA_MARKER_ID, SCHEMA_VERSION } from "./schema.ts";
 
 /**
@@ -30,14 +30,21 @@ const DUPLICATE_KEY = 11000;
  * Rejects — and leaves nothing open — when the database cannot be reached (the message names the host
  * but never the credentials in the URI) or when the marker says a newer Portcullis has written to it.
  */
-export async function openStore(options: { uri: string; dbName: string }): Promise<Store> {
+export async function openStore(options: {
+  uri: string;
+  dbName: string;
+  /** Sees every command sent (the driver's command monitoring): for diagnostics, and for tests that prove a path never reaches the database. */
+  onCommand?: (event: CommandStartedEvent) => void;
+}): Promise<Store> {
   // ignoreUndefined: an optional field that is absent stays absent instead of being stored as null.
   const client = new MongoClient(options.uri, {
     appName: "portcullis",
     ignoreUndefined: true,
+    ...(options.onCommand ? { monitorCommands: true } : {}),
     // Fail a bad URI in 10 s rather than the driver's 30, unless the URI says otherwise.
     ...(/[?&]serverSelectionTimeoutMS=/i.test(options.uri) ? {} : { serverSelectionTimeoutMS: 10_000 }),
   });
+  if (options.onCommand) client.on("commandStarted", options.onCommand);
   try {
     await client.connect();
   } catch (err) {

@@ -102,4 +102,32 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
   { name: "refresh_token_claims", indexes: [] },
   // Public halves of every instance's JWT signing keys; _id is the kid. A handful of documents, read whole.
   { name: "signing_keys", indexes: [] },
+  // API keys. Settings live in `api_keys` (_id = key id; only UpdateApiKey changes them, and updatedAt
+  // moves with every change for the pollers); revocation and rotation are insert-only documents keyed by
+  // the key id, so that the first one wins and no concurrent write can undo it.
+  {
+    name: "api_keys",
+    indexes: [
+      { name: "owner_created", key: { ownerUserId: 1, createdAt: -1 } },
+      { name: "created", key: { createdAt: -1 } },
+      { name: "updated_at", key: { updatedAt: 1 } },
+    ],
+  },
+  {
+    name: "api_key_revocations",
+    indexes: [
+      { name: "owner", key: { ownerUserId: 1 } },
+      { name: "revoked_at", key: { revokedAt: 1 } },
+    ],
+  },
+  {
+    name: "api_key_rotations",
+    indexes: [
+      { name: "owner", key: { ownerUserId: 1 } },
+      { name: "rotated_at", key: { rotatedAt: 1 } },
+    ],
+  },
+  // Usage counts: one document per key and server instance (_id "<keyId>:<instanceId>"), written only
+  // by that instance as running totals; a key's usage is the sum over its documents.
+  { name: "api_key_usage", indexes: [{ name: "key_id", key: { keyId: 1 } }] },
 ];

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
+import type { CommandStartedEvent } from "mongodb";
 import { inject } from "vitest";
 import { createPortcullisTransport, type WireProtocol } from "../../clients/connect-node.ts";
 import { createGateway, type Gateway } from "../../src/app/gateway.ts";
@@ -38,6 +39,8 @@ export interface IdentityServer {
   readonly baseUrl: string;
   readonly port: number;
   logText(): string;
+  /** Every database command this instance has sent, oldest first. */
+  databaseCommands(): readonly CommandStartedEvent[];
   /** A typed client of `service` on this server, optionally with a bearer token. */
   client<S extends DescService>(service: S, options?: { token?: string; protocol?: WireProtocol }): Client<S>;
   /** Creates a user directly in the database (as the first owner would), returning the record. */
@@ -65,7 +68,8 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     level: config.logLevel,
     destination: new Writable({ write: (chunk: Buffer, _e, cb) => ((text += chunk.toString()), cb()) }),
   });
-  const store = await openStore({ uri: inject("mongodbUri"), dbName: options.dbName });
+  const commands: CommandStartedEvent[] = [];
+  const store = await openStore({ uri: inject("mongodbUri"), dbName: options.dbName, onCommand: (event) => commands.push(event) });
   const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
   const gateway = await createGateway({ store, keyring, config, logger });
   const { audit, identity } = gateway;
@@ -93,6 +97,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     baseUrl,
     port,
     logText: () => text,
+    databaseCommands: () => commands,
     client: (service, clientOptions = {}) =>
       createClient(service, createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", ...(clientOptions.token ? { token: clientOptions.token } : {}) })),
     async createUser(username, role, password = testPassword(username)) {

@@ -3,7 +3,7 @@ import { DomainError } from "../errors.ts";
 import type { SessionService } from "../sessions/sessions.ts";
 import type { ActionContext } from "./session-actions.ts";
 
-/** Revokes every API key; implemented by the API-key store. */
+/** Revokes every API key; implemented by the API-key layer (src/app/api-keys.ts). */
 export interface ApiKeyMassRevoker {
   revokeAll(reason: string): Promise<number>;
 }

@@ -13,6 +13,11 @@ export interface TokenAuthenticatorDeps {
    * the user yet (created on another instance since the last poll). Rare; never on the hot path.
    */
   readonly loadUserState: (userId: string) => Promise<{ role: Role; disabled: boolean } | undefined>;
+  /**
+   * The principal of a token issued by ExchangeApiKey: its key must still work and bounds it. Bound late
+   * because the API-key layer is built on the identity layer; until then such tokens are refused.
+   */
+  readonly exchangedKeyPrincipal?: () => ((input: { keyId: string; claimedPermissions: readonly string[]; clientIp: string }) => Promise<Principal>) | undefined;
 }
 
 /**
@@ -31,12 +36,16 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
   };
 
   return {
-    async authenticate(credential) {
-      // API keys arrive with the API-key issue; until then only access tokens are credentials.
+    async authenticate(credential, client) {
       if (credential.kind !== "bearer") throw new DomainError("unauthenticated", "invalid credentials");
       const claims = await deps.accessTokens.verify(credential.value);
       if (deps.revocations.isSessionRevoked(claims.sid)) {
         throw new DomainError("unauthenticated", "session revoked", { reason: "credential_revoked" });
+      }
+      if (claims.amr === "api_key") {
+        const exchanged = deps.exchangedKeyPrincipal?.();
+        if (!exchanged || claims.keyId === undefined) throw new DomainError("unauthenticated", "invalid credentials");
+        return exchanged({ keyId: claims.keyId, claimedPermissions: claims.permissions, clientIp: client.ip });
       }
       let state = deps.revocations.userState(claims.sub);
       if (state === undefined) {
@@ -49,7 +58,7 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
         userId: claims.sub,
         role: claims.role,
         permissions: new Set(),
-        method: claims.amr === "api_key" ? "exchanged_api_key" : "access_token",
+        method: "access_token",
         sessionId: claims.sid,
       };
       const principal = principalFor(base, state, claims.permissions);

@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+
+export interface UsageTotals {
+  count: number;
+  lastUsedAt: Date;
+  lastUsedIp: string;
+}
+
+/** Where totals go; implemented by `src/store/api-keys-store.ts` (`saveUsage`). */
+export interface UsageSink {
+  saveUsage(instanceId: string, totals: ReadonlyMap<string, UsageTotals>, now: Date): Promise<void>;
+}
+
+/**
+ * Counts key use in memory and writes it every few seconds — never a database write per request. Each
+ * process keeps running totals under its own instance id and writes them as absolute values, so a failed
+ * write is simply repeated by the next flush, and two instances never write the same document.
+ */
+export interface UsageTracker {
+  /** Notes one successful use. Returns true the first time this process sees the key from `ip`. */
+  noteUse(keyId: string, ip: string): boolean;
+  /** Writes every total that changed since the last write. Called on a timer and on graceful stop. */
+  flush(): Promise<void>;
+  start(): void;
+  /** Stops the timer and writes what is left. */
+  stop(): Promise<void>;
+}
+
+// Per key, the client addresses this process has seen, bounded so a key used from everywhere costs little.
+const MAX_IPS_PER_KEY = 64;
+
+export function createUsageTracker(options: { sink: UsageSink; flushIntervalMs?: number; now?: () => Date; onError?: (err: unknown) => void }): UsageTracker {
+  const now = options.now ?? (() => new Date());
+  const flushIntervalMs = options.flushIntervalMs ?? 5_000;
+  const onError = options.onError ?? ((err: unknown) => console.error("api key usage:", err));
+  const instanceId = randomUUID();
+  const totals = new Map<string, UsageTotals>();
+  const seenIps = new Map<string, Set<string>>();
+  let dirty = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> = Promise.resolve();
+
+  const flush = (): Promise<void> => {
+    // Writes run one after another so an older snapshot never overwrites a newer one.
+    writing = writing.catch(() => undefined).then(async () => {
+      if (dirty.size === 0) return;
+      const batch = dirty;
+      dirty = new Set();
+      const snapshot = new Map([...batch].map((keyId) => [keyId, { ...totals.get(keyId)! }]));
+      try {
+        await options.sink.saveUsage(instanceId, snapshot, now());
+      } catch (err) {
+        for (const keyId of batch) dirty.add(keyId);
+        throw err;
+      }
+    });
+    return writing;
+  };
+
+  return {
+    noteUse(keyId, ip) {
+      const at = now();
+      const total = totals.get(keyId);
+      if (total) {
+        total.count++;
+        total.lastUsedAt = at;
+        total.lastUsedIp = ip;
+      } else {
+        totals.set(keyId, { count: 1, lastUsedAt: at, lastUsedIp: ip });
+      }
+      dirty.add(keyId);
+      let ips = seenIps.get(keyId);
+      if (!ips) seenIps.set(keyId, (ips = new Set()));
+      if (ips.has(ip) || ips.size >= MAX_IPS_PER_KEY) return false;
+      ips.add(ip);
+      return true;
+    },
+    flush,
+    start() {
+      if (timer) return;
+      timer = setInterval(() => {
+        flush().catch(onError);
+      }, flushIntervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await flush();
+    },
+  };
+}
