@@ -42,7 +42,6 @@ export async function promptLine(question: string): Promise<string> {
  */
 export function promptHidden(question: string): Promise<string> {
   const input = process.stdin;
-  process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let typed = "";
     const finish = (error: Error | undefined) => {
@@ -63,7 +62,9 @@ export function promptHidden(question: string): Promise<string> {
         else if (char >= " ") typed += char;
       }
     };
+    // Echo goes off before the prompt shows: whatever is typed once the prompt is visible is hidden.
     input.setRawMode(true);
+    process.stderr.write(question);
     input.resume();
     input.on("data", onData);
   });
