@@ -171,4 +171,10 @@ describe("the CLI's remembered login", () => {
     expect(closed).toEqual({ code: 1, stdout: "", stderr: "portcullis: cannot reach the gateway at http://127.0.0.1:9 (ECONNREFUSED)\n" });
     expect((await cli(["whoami", "--token", accessToken, "--api-key", "sk_x"], file)).code).toBe(2);
   });
+
+  it("stops quietly when the reader of stdout has gone", async () => {
+    const { accessToken } = await gw.client(AuthService).login({ username: "alice", password: testPassword("alice") });
+    const result = await runCli(["whoami", "--json", "--url", gw.baseUrl], { home, env: { PORTCULLIS_TOKEN: accessToken }, closeStdout: true });
+    expect(result).toEqual({ code: 0, stdout: "", stderr: "" });
+  });
 });

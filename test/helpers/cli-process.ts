@@ -15,7 +15,7 @@ export interface CliResult {
  * PORTCULLIS_* variables or real home directory. Stdin is piped (`stdin`, or closed empty), so the CLI
  * sees no terminal.
  */
-export function runCli(args: readonly string[], options: { home: string; env?: Record<string, string>; stdin?: string }): Promise<CliResult> {
+export function runCli(args: readonly string[], options: { home: string; env?: Record<string, string>; stdin?: string; closeStdout?: boolean }): Promise<CliResult> {
   const child = spawn(process.execPath, ["src/cli/main.ts", ...args], {
     cwd: ROOT,
     env: { PATH: process.env["PATH"] ?? "", HOME: options.home, ...options.env },
@@ -23,7 +23,9 @@ export function runCli(args: readonly string[], options: { home: string; env?: R
   });
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  // Like `portcullis … | head -0`: the reader is gone before the CLI writes.
+  if (options.closeStdout) child.stdout.destroy();
+  else child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdin.end(options.stdin ?? "");
   return new Promise((resolve, reject) => {

@@ -49,6 +49,8 @@ export async function runReportingErrors(work: (context: { connectionUrl(url: st
   try {
     return await work({ connectionUrl: (value) => (url = value) });
   } catch (err) {
+    // The reader of stdout stopped reading: nothing is wrong that a message could help with.
+    if (err instanceof StdoutClosed) return 0;
     const exitCode = commandErrorOf(err)?.exitCode ?? 1;
     const message = describeFailure(err, url);
     // Every usage error points at the help, whoever raised it.
@@ -65,7 +67,18 @@ export function connectWith(values: { url?: string | undefined; token?: string |
   });
 }
 
+/** Thrown by {@link writeOut} when whoever read stdout has gone (`portcullis keys list | head -1`). */
+class StdoutClosed extends Error {}
+
+// Without a listener, a broken pipe on stdout is an uncaught 'error' event: a stack trace on stderr.
+process.stdout.on("error", () => undefined);
+
 /** Writes `text` to stdout and waits until it is flushed (a pipe may be slow; exit must not cut it). */
 export function writeOut(text: string): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    process.stdout.write(text, (err) => {
+      if (!err) resolve();
+      else reject((err as NodeJS.ErrnoException).code === "EPIPE" ? new StdoutClosed() : err);
+    }),
+  );
 }

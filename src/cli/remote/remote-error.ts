@@ -3,7 +3,7 @@ import { ErrorInfoSchema, ErrorReason } from "../../../gen/portcullis/v1/errors_
 import { CommandError, oneLine } from "../command-error.ts";
 import { printable } from "../output/terminal-text.ts";
 
-const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EPIPE", "ERR_SSL_WRONG_VERSION_NUMBER"]);
+const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ERR_SSL_WRONG_VERSION_NUMBER"]);
 
 /** `PermissionDenied` → `permission_denied`, the name gRPC and Connect document. */
 export function codeName(code: Code): string {
