@@ -43,7 +43,8 @@ describe("portcullis login / logout", () => {
 
   it("logs in with a password piped on stdin, says who logged in, and remembers the session in a 0600 file", async () => {
     const file = await credentialsIn();
-    const result = await cli(["login", "--username", "alice", "--url", gw.baseUrl], file, `${testPassword("alice")}\n`);
+    // A stale token in the environment plays no part in logging in.
+    const result = await cli(["login", "--username", "alice", "--url", gw.baseUrl], file, `${testPassword("alice")}\n`, { PORTCULLIS_TOKEN: "stale.token.value" });
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(new RegExp(`^Logged in to ${gw.baseUrl}: alice \\(role user, MFA off, signed in by password, session [0-9a-f-]+\\)\\n$`));
