@@ -38,6 +38,16 @@ describe("two server instances sharing one database", () => {
     await rm(keys, { recursive: true, force: true });
   });
 
+  it("accepts at once a token signed by an instance that started after the last key poll", async () => {
+    const c = await startIdentityServer({ dbName: a.store.db.databaseName, keyFile: join(keys, "c.json") });
+    try {
+      const fromC = await c.client(AuthService).login({ username: "ursula", password: testPassword("ursula") });
+      expect(await whoAmIOn(a, fromC.accessToken)).toBe("ok");
+    } finally {
+      await c.close();
+    }
+  });
+
   it("accepts a token issued by either instance on both", async () => {
     const fromA = await a.client(AuthService).login({ username: "ursula", password: testPassword("ursula") });
     const fromB = await b.client(AuthService).login({ username: "ursula", password: testPassword("ursula") });

@@ -47,6 +47,17 @@ describe("signing keys", () => {
   const tokensFor = (keys: SigningKeySet) => createAccessTokenService({ keys, issuer: "iss", audience: "aud", ttlMs: TTL_MS, leewayMs: LEEWAY_MS, now });
   const issue = (keys: SigningKeySet) => tokensFor(keys).issue({ userId: "u", sessionId: "s", role: "user", permissions: [], amr: "password" });
 
+  it("verifies a token of an instance that started after its last refresh, refreshing once for the unknown kid", async () => {
+    const a = await instance("a");
+    const b = await instance("b"); // published after a's only refresh
+    expect(a.publicKey(b.current().kid)).toBeUndefined();
+    const { token } = await issue(b);
+    await expect(tokensFor(a).verify(token)).resolves.toMatchObject({ sub: "u" });
+    // Made-up kids share a refresh (spaced 250 ms apart) and still fail.
+    await expect(Promise.all(["x".repeat(43), "y".repeat(43), "z".repeat(43)].map((kid) => a.publicKeyOrRefresh(kid)))).resolves.toEqual([undefined, undefined, undefined]);
+    await expect(a.publicKeyOrRefresh("not-a-thumbprint")).resolves.toBeUndefined();
+  });
+
   it("publishes the public key once, however often an instance starts", async () => {
     const first = await instance("a");
     const [before] = await published();

@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyService } from "../gen/portcullis/v1/api_key_pb.js";
 import { AuditService } from "../gen/portcullis/v1/audit_pb.js";
 import { AuthService, LogoutScope } from "../gen/portcullis/v1/auth_pb.js";
 import { Role } from "../gen/portcullis/v1/common_pb.js";
@@ -35,7 +37,7 @@ describe("open server streams end when their principal is revoked", () => {
         router: {
           interceptors: createInterceptorChain({
             logger: pino({ level: "silent" }),
-            authenticator: b.identity.authenticator,
+            authenticator: b.gateway.serverDeps.authenticator,
             freshMfa: b.identity.freshMfa,
             rateLimiter: createRateLimiter({ default: 1000, credential: 1000, expensive: 1000, admin: 1000, infrastructure: 1000 }),
           }),
@@ -47,7 +49,8 @@ describe("open server streams end when their principal is revoked", () => {
 
   /** Opens the stream with `token`, then runs `revoke`; resolves with the stream's end and its delay. */
   const watchThen = async (token: string, revoke: () => Promise<unknown>) => {
-    const stream = streamingClientOnB().watchAuditEvents({}, { headers: { authorization: `Bearer ${token}` } });
+    const headers = token.startsWith("sk_") ? { "x-api-key": token } : { authorization: `Bearer ${token}` };
+    const stream = streamingClientOnB().watchAuditEvents({}, { headers });
     const iterator = stream[Symbol.asyncIterator]();
     expect((await iterator.next()).done).toBe(false); // open and flowing
     await revoke();
@@ -65,11 +68,13 @@ describe("open server streams end when their principal is revoked", () => {
 
   beforeAll(async () => {
     const dbName = testDatabaseName(import.meta.url);
-    a = await startIdentityServer({ dbName });
-    b = await startIdentityServer({ dbName });
+    const env = { PORTCULLIS_API_KEY_PEPPER: randomBytes(32).toString("base64") };
+    a = await startIdentityServer({ dbName, env });
+    b = await startIdentityServer({ dbName, env });
     await a.createUser("root", "owner");
     await a.createUser("auditor", "admin");
     await a.createUser("auditor2", "admin");
+    await a.createUser("auditor3", "admin");
     ownerToken = (await login("root")).accessToken;
   });
   afterAll(async () => {
@@ -96,6 +101,29 @@ describe("open server streams end when their principal is revoked", () => {
     const { accessToken } = await login("auditor");
     const id = await userId("auditor");
     const end = await watchThen(accessToken, () => a.client(AuthService, { token: ownerToken }).updateUser({ userId: id, disabled: true }));
+    expect(end.code).toBe(Code.Unauthenticated);
+    expect(end.afterMs).toBeLessThan(1_000);
+  });
+
+  it("when its API key is revoked, or narrowed below the method — UNAUTHENTICATED within 1 s", async () => {
+    const { accessToken } = await login("auditor3");
+    const keys = a.client(ApiKeyService, { token: accessToken });
+    const revoked = await keys.createApiKey({ name: "tail", scopes: ["audit.read"] });
+    let end = await watchThen(revoked.secret, () => keys.revokeApiKey({ keyId: revoked.apiKey!.id, reason: "stream test" }));
+    expect(end.code).toBe(Code.Unauthenticated);
+    expect(end.afterMs).toBeLessThan(1_000);
+
+    const narrowed = await keys.createApiKey({ name: "tail-2", scopes: ["audit.read", "ai.status"] });
+    end = await watchThen(narrowed.secret, () => keys.updateApiKey({ keyId: narrowed.apiKey!.id, scopes: { values: ["ai.status"] } }));
+    expect(end.code).toBe(Code.Unauthenticated);
+    expect(end.afterMs).toBeLessThan(1_000);
+  });
+
+  it("when an API key's owner is disabled — UNAUTHENTICATED within 1 s", async () => {
+    const { accessToken } = await login("auditor3");
+    const key = await a.client(ApiKeyService, { token: accessToken }).createApiKey({ name: "tail-3", scopes: ["audit.read"] });
+    const id = await userId("auditor3");
+    const end = await watchThen(key.secret, () => a.client(AuthService, { token: ownerToken }).updateUser({ userId: id, disabled: true }));
     expect(end.code).toBe(Code.Unauthenticated);
     expect(end.afterMs).toBeLessThan(1_000);
   });

@@ -72,8 +72,8 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
   const invalid = () => new DomainError("unauthenticated", "invalid token");
 
   // Unknown, retired-and-expired or non-string kids all fail the same way: jose turns this into a failure.
-  const resolveKey = (header: JWTHeaderParameters) => {
-    const key = typeof header.kid === "string" ? deps.keys.publicKey(header.kid) : undefined;
+  const resolveKey = async (header: JWTHeaderParameters) => {
+    const key = typeof header.kid === "string" ? await deps.keys.publicKeyOrRefresh(header.kid) : undefined;
     if (!key) throw new errors.JWKSNoMatchingKey();
     return key;
   };

@@ -37,6 +37,12 @@ export interface SigningKeySet {
    * accepted here only after the next refresh.
    */
   publicKey(kid: string): CryptoKey | undefined;
+  /**
+   * Like `publicKey`, but a well-formed kid this instance does not know yet (a key another instance
+   * published since the last poll — say, one that just started) triggers a refresh first. Refreshes for
+   * unknown kids are shared and spaced at least 250 ms apart, so made-up kids cannot hammer the database.
+   */
+  publicKeyOrRefresh(kid: string): Promise<CryptoKey | undefined>;
   /** The JSON Web Key Set to publish: every key that may still verify tokens, public members only. */
   jwks(): { keys: JWK[] };
   /**
@@ -52,6 +58,10 @@ export interface SigningKeySet {
    */
   rotate(): Promise<{ kid: string }>;
 }
+
+// kids are RFC 7638 thumbprints: 43 base64url characters.
+const KID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+const UNKNOWN_KID_REFRESH_SPACING_MS = 250;
 
 export interface SigningKeySetDeps {
   keyring: Keyring;
@@ -89,6 +99,8 @@ export async function createSigningKeySet(deps: SigningKeySetDeps): Promise<Sign
   let current = await importSigningKey(local[0]);
   let cache = new Map<string, CachedKey>();
   let rotating: Promise<{ kid: string }> | undefined;
+  let unknownKidRefresh: Promise<void> | undefined;
+  let lastUnknownKidRefresh = 0;
 
   const retire = async (kid: string) => {
     const retiredAt = now();
@@ -150,14 +162,29 @@ export async function createSigningKeySet(deps: SigningKeySetDeps): Promise<Sign
   // 2. Load every instance's keys, rotating if ours is due.
   await refresh();
 
+  function publicKey(kid: string): CryptoKey | undefined {
+    const entry = cache.get(kid);
+    if (!entry) return undefined;
+    if (entry.verifyUntil !== undefined && entry.verifyUntil <= now()) return undefined;
+    return entry.publicKey;
+  }
+
   return {
     current: () => ({ kid: current.kid, privateKey: current.privateKey }),
 
-    publicKey(kid) {
-      const entry = cache.get(kid);
-      if (!entry) return undefined;
-      if (entry.verifyUntil !== undefined && entry.verifyUntil <= now()) return undefined;
-      return entry.publicKey;
+    publicKey,
+
+    async publicKeyOrRefresh(kid) {
+      const known = publicKey(kid);
+      if (known || cache.has(kid) || !KID_PATTERN.test(kid)) return known;
+      unknownKidRefresh ??= (async () => {
+        const wait = lastUnknownKidRefresh + UNKNOWN_KID_REFRESH_SPACING_MS - now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        lastUnknownKidRefresh = now();
+        await refresh();
+      })().finally(() => (unknownKidRefresh = undefined));
+      await unknownKidRefresh.catch(() => undefined);
+      return publicKey(kid);
     },
 
     jwks() {
