@@ -33,7 +33,6 @@ const MAX_STDIN_BYTES = 16 * 1024;
 
 /** `bootstrap-owner`: creates the first owner from the command line; see {@link USAGE}. */
 export const bootstrapOwnerCommand = {
-  summary: "Create the first owner account (password on stdin or --generate).",
   async run(args: string[]): Promise<number> {
     try {
       return await bootstrapOwner(args);

@@ -17,7 +17,6 @@ the new key within a second; other instances learn the new public key from the d
 
 /** `rotate-signing-key`: rotates the signing key on command; see {@link USAGE}. */
 export const rotateSigningKeyCommand = {
-  summary: "Rotate the JWT signing key now (old tokens stay valid until they expire).",
   async run(args: string[]): Promise<number> {
     try {
       let values: { help?: boolean | undefined };
