@@ -44,6 +44,25 @@ describe("password hasher", () => {
     expect(await hasher.verify(hash, "")).toEqual({ ok: false, needsRehash: false });
   });
 
+  it("verifies hashes written by the reference implementation (node-argon2), including weaker ones to re-hash", async () => {
+    // Known answers produced by the argon2 npm package (the C reference implementation) with its m,p,t order.
+    const reference = "$argon2id$v=19$m=19456,p=1,t=2$0f+imVQW1JQeOfHDzouf1Q$RoOMGVnHTbSFfn/SzTXlO7PpvgZZo02GMsnck3or5is";
+    expect(await hasher.verify(reference, "correct horse battery staple")).toEqual({ ok: true, needsRehash: false });
+    expect(await hasher.verify(reference, "correct horse battery stapler")).toEqual({ ok: false, needsRehash: false });
+    const weaker = "$argon2i$v=19$m=4096,p=2,t=3$OPfht+5d5We+p70cavYjVQ$cid5g7ZayklDF/0z2s96NY240oeBBrhH7CIHOfGFagE";
+    expect(await hasher.verify(weaker, "pw-weak-params")).toEqual({ ok: true, needsRehash: true });
+  });
+
+  it("hashes on a low-priority thread, so logins yield the CPU to the event loop", async () => {
+    await hasher.hash("warm up the pool of hashing threads");
+    const { readdirSync, readFileSync } = await import("node:fs");
+    const nices = readdirSync("/proc/self/task").map((tid) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+    });
+    expect(nices).toContain(19);
+  });
+
   it("treats Unicode forms of the same password alike (NFKC)", async () => {
     const hash = await hasher.hash("ｆｕｌｌwidth passphrase ok");
     expect((await hasher.verify(hash, "fullwidth passphrase ok")).ok).toBe(true);

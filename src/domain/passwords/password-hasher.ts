@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
-import * as argon2 from "argon2";
 import { DomainError } from "../errors.ts";
-import { createConcurrencyLimit } from "./concurrency-limit.ts";
+import { createArgon2Pool, type Argon2Job } from "./argon2-pool.ts";
 
 /** Argon2id cost parameters. */
 export interface PasswordHashParams {
@@ -10,7 +9,7 @@ export interface PasswordHashParams {
   memoryKiB: number;
   /** Passes over that memory. */
   timeCost: number;
-  /** Lanes; each runs in libuv's threadpool. */
+  /** Lanes of the argon2 computation. */
   parallelism: number;
 }
 
@@ -21,7 +20,8 @@ export interface PasswordHashParams {
 export const DEFAULT_PASSWORD_HASH_PARAMS: PasswordHashParams = Object.freeze({ memoryKiB: 19_456, timeCost: 2, parallelism: 1 });
 
 /**
- * Hashes and verifies passwords with argon2id. Hashing runs in libuv's threadpool, never on the event loop.
+ * Hashes and verifies passwords with argon2id (Node's built-in implementation) on low-priority worker
+ * threads, never on the event loop.
  *
  * Passwords are NFKC-normalised before hashing and verifying, so the same password typed on keyboards
  * or input methods that produce different Unicode forms still matches.
@@ -56,43 +56,62 @@ interface ParsedHash {
   memoryKiB: number;
   timeCost: number;
   parallelism: number;
+  salt: Buffer;
+  tag: Buffer;
 }
+
+const SALT_BYTES = 16;
+const TAG_BYTES = 32;
 
 /**
  * Creates a hasher with `params` (default {@link DEFAULT_PASSWORD_HASH_PARAMS}); throws on invalid params.
- * At most `maxConcurrent` hashes run at once (default: one fewer than the cores, at least one), so the
- * event loop always has a core; up to 1,000 more wait their turn.
+ * Hashes run on `threads` low-priority threads (default: one fewer than the cores, at least one — the
+ * event loop always has a core, and the threads yield to it and to the database when they want one);
+ * up to 1,000 more wait their turn.
  */
 export function createPasswordHasher(
   params: PasswordHashParams = DEFAULT_PASSWORD_HASH_PARAMS,
-  options: { maxConcurrent?: number } = {},
+  options: { threads?: number } = {},
 ): PasswordHasher {
-  const limit = createConcurrencyLimit(options.maxConcurrent ?? Math.max(1, availableParallelism() - 1), 1_000);
   const { memoryKiB, timeCost, parallelism } = params;
   if (![memoryKiB, timeCost, parallelism].every(Number.isSafeInteger) || memoryKiB < 8 * parallelism || memoryKiB > MAX_MEMORY_KIB || timeCost < 1 || timeCost > MAX_TIME_COST || parallelism < 1 || parallelism > MAX_PARALLELISM) {
     throw new RangeError("createPasswordHasher: invalid argon2id parameters");
   }
-  const argonOptions = { type: argon2.argon2id, memoryCost: memoryKiB, timeCost, parallelism } as const;
+  const pool = createArgon2Pool({ threads: options.threads ?? Math.max(1, availableParallelism() - 1), maxQueued: 1_000 });
 
-  // The dummy hash has the configured parameters, so a dummy verify costs what a real one does. It is
-  // made once, on first use; a failure (out of memory) is retried on the next call.
+  const hash = async (message: Uint8Array): Promise<string> => {
+    const nonce = randomBytes(SALT_BYTES);
+    const tag = await pool.tag({ algorithm: "argon2id", message, nonce, memoryKiB, passes: timeCost, parallelism, tagLength: TAG_BYTES });
+    return formatHash({ id: "argon2id", version: ARGON2_VERSION, memoryKiB, timeCost, parallelism }, nonce, tag);
+  };
+
   let dummyHash: Promise<string> | undefined;
   const getDummyHash = () => {
-    dummyHash ??= limit(() => argon2.hash(randomBytes(32), argonOptions)).catch((err: unknown) => {
+    dummyHash ??= hash(randomBytes(32)).catch((err: unknown) => {
       dummyHash = undefined;
       throw err;
     });
     return dummyHash;
   };
 
-  async function verify(hash: string, password: string): Promise<{ ok: boolean; needsRehash: boolean }> {
-    const parsed = parseHash(hash);
+  async function verify(stored: string, password: string): Promise<{ ok: boolean; needsRehash: boolean }> {
+    const parsed = parseHash(stored);
     if (parsed === undefined) return { ok: false, needsRehash: false };
     const input = Buffer.from(password.normalize("NFKC"), "utf8");
+    // An over-long password still costs a full verify (no timing shortcut), and never matches.
+    const tooLong = input.byteLength > MAX_PASSWORD_BYTES;
+    const job: Argon2Job & { expected: Uint8Array } = {
+      algorithm: parsed.id as Argon2Job["algorithm"],
+      message: tooLong ? Buffer.alloc(0) : input,
+      nonce: parsed.salt,
+      memoryKiB: parsed.memoryKiB,
+      passes: parsed.timeCost,
+      parallelism: parsed.parallelism,
+      tagLength: parsed.tag.length,
+      expected: parsed.tag,
+    };
     try {
-      // An oversized password still costs one full verify, so its rejection takes the usual time.
-      const matched = await limit(() => argon2.verify(hash, input.byteLength > MAX_PASSWORD_BYTES ? Buffer.alloc(0) : input));
-      const ok = matched && input.byteLength <= MAX_PASSWORD_BYTES;
+      const ok = (await pool.matches(job)) && !tooLong;
       const weaker =
         parsed.id !== "argon2id" || parsed.version !== ARGON2_VERSION || parsed.memoryKiB < memoryKiB || parsed.timeCost < timeCost || parsed.parallelism < parallelism;
       return { ok, needsRehash: ok && weaker };
@@ -103,9 +122,7 @@ export function createPasswordHasher(
   }
 
   return {
-    hash(password) {
-      return limit(() => argon2.hash(password.normalize("NFKC"), argonOptions));
-    },
+    hash: (password) => hash(Buffer.from(password.normalize("NFKC"), "utf8")),
     verify,
     async verifyDummy(password) {
       await verify(await getDummyHash(), password);
@@ -113,23 +130,31 @@ export function createPasswordHasher(
   };
 }
 
+/** The PHC string form (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`, unpadded standard base64), as the reference implementation writes it. */
+function formatHash(p: Omit<ParsedHash, "salt" | "tag">, salt: Buffer, tag: Buffer): string {
+  const b64 = (bytes: Buffer) => bytes.toString("base64").replace(/=+$/, "");
+  return `$${p.id}$v=${p.version}$m=${p.memoryKiB},t=${p.timeCost},p=${p.parallelism}$${b64(salt)}$${b64(tag)}`;
+}
+
 /** The parameters of a PHC argon2 string, or undefined when it is not one we are willing to verify. */
 function parseHash(hash: unknown): ParsedHash | undefined {
   if (typeof hash !== "string" || hash.length > 512) return undefined;
   // The library writes the parameters as m,p,t; other writers use m,t,p. Accept any order, each once.
-  const match = /^\$(argon2id|argon2i|argon2d)\$v=(\d{1,3})\$([a-z]=\d{1,10}(?:,[a-z]=\d{1,10}){2})\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{22,}$/.exec(hash);
+  const match = /^\$(argon2id|argon2i|argon2d)\$v=(\d{1,3})\$([a-z]=\d{1,10}(?:,[a-z]=\d{1,10}){2})\$([A-Za-z0-9+/]{11,86})\$([A-Za-z0-9+/]{6,86})$/.exec(hash);
   if (!match) return undefined;
-  const [, id = "", version, list = ""] = match;
+  const [, id = "", version, list = "", salt = "", tag = ""] = match;
   const values = new Map(list.split(",").map((pair) => [pair[0], Number(pair.slice(2))] as const));
   const [m, t, p] = [values.get("m"), values.get("t"), values.get("p")];
   if (values.size !== 3 || m === undefined || t === undefined || p === undefined) return undefined;
-  const parsed = { id, version: Number(version), memoryKiB: m, timeCost: t, parallelism: p };
+  const parsed = { id, version: Number(version), memoryKiB: m, timeCost: t, parallelism: p, salt: Buffer.from(salt, "base64"), tag: Buffer.from(tag, "base64") };
   const sane =
     parsed.memoryKiB >= 8 * parsed.parallelism &&
     parsed.memoryKiB <= MAX_MEMORY_KIB &&
     parsed.timeCost >= 1 &&
     parsed.timeCost <= MAX_TIME_COST &&
     parsed.parallelism >= 1 &&
-    parsed.parallelism <= MAX_PARALLELISM;
+    parsed.parallelism <= MAX_PARALLELISM &&
+    parsed.salt.length >= 8 &&
+    parsed.tag.length >= 4;
   return sane ? parsed : undefined;
 }
