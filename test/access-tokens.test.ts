@@ -78,6 +78,7 @@ describe("access tokens", () => {
       role: "admin",
       permissions: ["ai.query", "keys.read"],
       amr: "api_key",
+      mfa: false,
       keyId: "k-9",
       jti: issued.jti,
       iat,
@@ -88,6 +89,8 @@ describe("access tokens", () => {
     const password = await service.verify((await issueDefault()).token);
     expect(password).not.toHaveProperty("keyId");
     expect(password.amr).toBe("password");
+    const refreshedWithMfa = await service.verify((await service.issue({ userId: "u-1", sessionId: "s-1", role: "user", permissions: [], amr: "refresh", mfa: true })).token);
+    expect(refreshedWithMfa).toMatchObject({ amr: "refresh", mfa: true });
 
     const header = JSON.parse(Buffer.from(issued.token.split(".")[0]!, "base64url").toString("utf8"));
     expect(header).toEqual({ alg: "EdDSA", kid: keys.current().kid, typ: "at+jwt" });

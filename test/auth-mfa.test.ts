@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../gen/portcullis/v1/auth_pb.js";
+import { AuthMethod, AuthService } from "../gen/portcullis/v1/auth_pb.js";
 import { ErrorInfoSchema, ErrorReason } from "../gen/portcullis/v1/errors_pb.js";
 import { totpCodeAt } from "../src/domain/mfa/totp.ts";
 import { testDatabaseName } from "./helpers/database.ts";
@@ -94,4 +94,21 @@ describe("TOTP MFA", () => {
     expect(JSON.stringify(await gw.store.db.collection("mfa_factors").find().toArray())).toBe(before);
   });
 
+
+  it("WhoAmI tells how the session was established: with MFA or not, by login or by refresh, and until when", async () => {
+    const { loginWithMfa } = await import("./helpers/identity-server.ts");
+    await gw.createUser("gwen", "user");
+    const plain = await gw.client(AuthService).login({ username: "gwen", password: testPassword("gwen") });
+    let me = await gw.client(AuthService, { token: plain.accessToken }).whoAmI({});
+    expect(me).toMatchObject({ mfaVerified: false, authMethod: AuthMethod.PASSWORD, sessionId: plain.sessionId });
+    expect(Number(me.credentialExpiresAt!.seconds)).toBe(Number(plain.accessTokenExpiresAt!.seconds));
+
+    const { backupCodes: gwensCodes } = await loginWithMfa(gw, "gwen"); // enrols gwen
+    const withCode = await gw.client(AuthService).login({ username: "gwen", password: testPassword("gwen"), mfaCode: gwensCodes[0]! });
+    me = await gw.client(AuthService, { token: withCode.accessToken }).whoAmI({});
+    expect(me).toMatchObject({ mfaVerified: true, authMethod: AuthMethod.PASSWORD });
+    const refreshed = await gw.client(AuthService).refresh({ refreshToken: withCode.refreshToken });
+    me = await gw.client(AuthService, { token: refreshed.accessToken }).whoAmI({});
+    expect(me).toMatchObject({ mfaVerified: true, authMethod: AuthMethod.REFRESH, sessionId: withCode.sessionId });
+  });
 });

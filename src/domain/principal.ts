@@ -2,7 +2,7 @@ import type { Role } from "../access/permissions.ts";
 import type { RateLimitTier } from "./api-keys/api-key-record.ts";
 
 /** How the caller proved who it is. */
-export type AuthenticationMethod = "access_token" | "api_key" | "exchanged_api_key";
+export type AuthenticationMethod = "access_token" | "refreshed_access_token" | "api_key" | "exchanged_api_key";
 
 /**
  * The authenticated caller of an RPC, produced once by the authentication interceptor and handed to
@@ -21,6 +21,10 @@ export interface Principal {
   readonly method: AuthenticationMethod;
   /** The session behind an access token; undefined for API keys. */
   readonly sessionId: string | undefined;
+  /** Whether the session was established with an MFA code (never for API keys). */
+  readonly mfaVerified?: boolean;
+  /** When the presented credential stops working (token expiry, key expiry); undefined if never. */
+  readonly credentialExpiresAt?: Date | undefined;
   /** An API key's rate-limit tier; undefined (standard budget) for people. */
   readonly rateLimitTier?: RateLimitTier;
 }

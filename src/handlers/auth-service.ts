@@ -146,7 +146,12 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       const { principal } = actionContext(ctx);
       const user = await deps.users.getUser(principal.userId);
       const mfaEnabled = await deps.mfa.isEnabled(principal.userId);
-      const method = { access_token: AuthMethod.PASSWORD, api_key: AuthMethod.API_KEY, exchanged_api_key: AuthMethod.EXCHANGED_API_KEY }[principal.method];
+      const method = {
+        access_token: AuthMethod.PASSWORD,
+        refreshed_access_token: AuthMethod.REFRESH,
+        api_key: AuthMethod.API_KEY,
+        exchanged_api_key: AuthMethod.EXCHANGED_API_KEY,
+      }[principal.method];
       return {
         principal: {
           kind: principal.kind === "user" ? PrincipalKind.USER : PrincipalKind.API_KEY,
@@ -159,7 +164,9 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         permissions: [...principal.permissions].sort(),
         authMethod: method,
         mfaEnabled,
+        mfaVerified: principal.mfaVerified === true,
         sessionId: principal.sessionId ?? "",
+        credentialExpiresAt: timestamp(principal.credentialExpiresAt),
       };
     },
 

@@ -50,6 +50,8 @@ export function createApiKeyAuthenticator(deps: {
       permissions: bound ? new Set([...permissions].filter((p) => bound.has(p))) : permissions,
       method,
       sessionId,
+      mfaVerified: false,
+      credentialExpiresAt: state.record.expiresAt,
       rateLimitTier: state.record.tier,
     };
   };

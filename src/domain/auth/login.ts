@@ -46,8 +46,15 @@ const INVALID_LOGIN = "invalid username, password or code";
  * answered only to a caller who got the password right.
  */
 export function createLoginService(deps: LoginDeps): LoginService {
-  const issue = async (userId: string, role: Role, sessionId: string, refresh: { refreshToken: string; refreshExpiresAt: Date }, mfaUsed: IssuedTokens["mfaUsed"]): Promise<IssuedTokens> => {
-    const access = await deps.accessTokens.issue({ userId, sessionId, role, permissions: [...ROLE_PERMISSIONS[role]], amr: "password" });
+  const issue = async (
+    userId: string,
+    role: Role,
+    sessionId: string,
+    refresh: { refreshToken: string; refreshExpiresAt: Date },
+    how: { amr: "password" | "refresh"; mfa: boolean; mfaUsed: IssuedTokens["mfaUsed"] },
+  ): Promise<IssuedTokens> => {
+    const access = await deps.accessTokens.issue({ userId, sessionId, role, permissions: [...ROLE_PERMISSIONS[role]], amr: how.amr, mfa: how.mfa });
+    const mfaUsed = how.mfaUsed;
     return {
       accessToken: access.token,
       accessTokenExpiresAt: access.expiresAt,
@@ -109,7 +116,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
 
       await deps.throttle.recordSuccess(key, client.ip);
       await deps.users.touchLastLogin(user._id);
-      const session = await deps.sessions.open({ userId: user._id, ip: client.ip, userAgent: client.userAgent });
+      const session = await deps.sessions.open({ userId: user._id, ip: client.ip, userAgent: client.userAgent, mfaVerified: mfaUsed !== undefined });
       await deps.audit.recordNow({
         ...auditBase,
         type: "auth.login",
@@ -118,7 +125,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
         target: { kind: "session", id: session.sessionId },
         metadata: { mfa: mfaUsed ?? "none" },
       });
-      return issue(user._id, user.role, session.sessionId, session, mfaUsed);
+      return issue(user._id, user.role, session.sessionId, session, { amr: "password", mfa: mfaUsed !== undefined, mfaUsed });
     },
 
     async refresh({ refreshToken, client, requestId }) {
@@ -137,7 +144,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
         userAgent: client.userAgent,
         requestId,
       });
-      return issue(rotated.userId, role, rotated.sessionId, rotated, undefined);
+      return issue(rotated.userId, role, rotated.sessionId, rotated, { amr: "refresh", mfa: rotated.mfaVerified, mfaUsed: undefined });
     },
   };
 }

@@ -58,7 +58,9 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
         userId: claims.sub,
         role: claims.role,
         permissions: new Set(),
-        method: "access_token",
+        method: claims.amr === "refresh" ? "refreshed_access_token" : "access_token",
+        mfaVerified: claims.mfa,
+        credentialExpiresAt: new Date(claims.exp * 1000),
         sessionId: claims.sid,
       };
       const principal = principalFor(base, state, claims.permissions);

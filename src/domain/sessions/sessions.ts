@@ -16,6 +16,8 @@ export interface SessionRecord {
   readonly userAgent: string;
   readonly revokedAt?: Date;
   readonly revokeReason?: string;
+  /** Whether the login that opened the session gave an MFA code; refreshed tokens carry it on. */
+  readonly mfaVerified?: boolean;
 }
 
 /** A refresh token as stored: only its SHA-256 hash identifies it. */
@@ -67,7 +69,7 @@ export interface RefreshTokensStore {
 
 export interface SessionService {
   /** Starts a session and returns its first refresh token (shown to the client once, stored only hashed). */
-  open(input: { userId: string; ip: string; userAgent: string }): Promise<{ sessionId: string; refreshToken: string; refreshExpiresAt: Date }>;
+  open(input: { userId: string; ip: string; userAgent: string; mfaVerified?: boolean }): Promise<{ sessionId: string; refreshToken: string; refreshExpiresAt: Date }>;
   /**
    * Exchanges a refresh token for its successor on the same session and extends the session. Each token
    * works once: presenting a used token again means two parties hold it, so the whole session is revoked
@@ -75,7 +77,7 @@ export interface SessionService {
    * unknown, malformed or expired token, or one of a revoked or expired session, fails with
    * "invalid refresh token". Malformed tokens are refused without touching the database.
    */
-  rotate(refreshToken: string, client: { ip: string; userAgent: string }): Promise<{ sessionId: string; userId: string; refreshToken: string; refreshExpiresAt: Date }>;
+  rotate(refreshToken: string, client: { ip: string; userAgent: string }): Promise<{ sessionId: string; userId: string; refreshToken: string; refreshExpiresAt: Date; mfaVerified: boolean }>;
   /** Revokes a session; false when it is unknown or already revoked. */
   revoke(sessionId: string, reason: string): Promise<boolean>;
   /** Revokes every session of a user except `exceptSessionId` (e.g. "sign out everywhere else"). */
@@ -161,6 +163,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         expiresAt: new Date(at + refreshTtlMs),
         ip: input.ip,
         userAgent: input.userAgent,
+        ...(input.mfaVerified ? { mfaVerified: true } : {}),
       });
       const { refreshToken, refreshExpiresAt } = await issueRefreshToken(sessionId, input.userId, at);
       return { sessionId, refreshToken, refreshExpiresAt };
@@ -186,7 +189,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const { refreshToken: next, refreshExpiresAt } = await issueRefreshToken(session.id, session.userId, at);
       const touched = await deps.sessions.touch(session.id, { lastUsedAt: new Date(at), expiresAt: refreshExpiresAt, ip: client.ip, userAgent: client.userAgent });
       if (!touched) throw invalid();
-      return { sessionId: session.id, userId: session.userId, refreshToken: next, refreshExpiresAt };
+      return { sessionId: session.id, userId: session.userId, refreshToken: next, refreshExpiresAt, mfaVerified: session.mfaVerified === true };
     },
 
     revoke: (sessionId, reason) => deps.sessions.revoke(sessionId, reason, new Date(now())),

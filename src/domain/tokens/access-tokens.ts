@@ -13,7 +13,10 @@ export interface AccessTokenClaims {
   /** The role when the token was issued; the caller checks the user's current role. */
   role: Role;
   permissions: string[];
-  amr: "password" | "api_key";
+  /** How the session was authenticated: "password" (login), "refresh" (a rotated refresh token), "api_key" (ExchangeApiKey). */
+  amr: "password" | "refresh" | "api_key";
+  /** True when the session was established with an MFA code (login or the login it was refreshed from). */
+  mfa: boolean;
   /** The API key an exchanged token stands for; present exactly when `amr` is "api_key". */
   keyId?: string;
   jti: string;
@@ -31,7 +34,9 @@ export interface AccessTokenService {
     sessionId: string;
     role: Role;
     permissions: string[];
-    amr: "password" | "api_key";
+    amr: "password" | "refresh" | "api_key";
+    /** Whether the session was established with an MFA code. */
+    mfa?: boolean;
     keyId?: string;
     ttlMs?: number;
   }): Promise<{ token: string; expiresAt: Date; jti: string }>;
@@ -92,6 +97,7 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
         role: input.role,
         permissions: [...input.permissions],
         amr: input.amr,
+        ...(input.mfa ? { mfa: true } : {}),
         ...(input.keyId !== undefined ? { keyId: input.keyId } : {}),
       })
         .setProtectedHeader({ alg: "EdDSA", kid, typ: TOKEN_TYPE })
@@ -134,13 +140,14 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
 
 /** The claims when every one has the shape we issue, else undefined. */
 function claimsOf(payload: JWTPayload): AccessTokenClaims | undefined {
-  const { sub, sid, role, permissions, amr, keyId, jti, iat, exp } = payload;
+  const { sub, sid, role, permissions, amr, mfa, keyId, jti, iat, exp } = payload;
   if (!isId(sub) || !isId(sid) || !isId(jti)) return undefined;
   if (typeof role !== "string" || !ROLES.has(role)) return undefined;
   if (!Array.isArray(permissions) || permissions.length > MAX_PERMISSIONS || !permissions.every((p) => typeof p === "string" && p.length > 0 && p.length <= 64)) {
     return undefined;
   }
-  if (amr !== "password" && amr !== "api_key") return undefined;
+  if (amr !== "password" && amr !== "refresh" && amr !== "api_key") return undefined;
+  if (mfa !== undefined && mfa !== true) return undefined;
   if (amr === "api_key" ? !isId(keyId) : keyId !== undefined) return undefined;
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp) || (exp as number) <= (iat as number)) return undefined;
   return {
@@ -149,6 +156,7 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims | undefined {
     role: role as Role,
     permissions: permissions as string[],
     amr,
+    mfa: mfa === true,
     ...(amr === "api_key" ? { keyId: keyId as string } : {}),
     jti,
     iat: iat as number,
