@@ -1,4 +1,5 @@
 // The admin command line: `npm run -s cli -- <command>`. Commands arrive with later issues.
+import { auditCommand } from "./commands/audit-verify.ts";
 import { bootstrapOwnerCommand } from "./commands/bootstrap-owner.ts";
 import { rotateSigningKeyCommand } from "./commands/rotate-signing-key.ts";
 
@@ -8,6 +9,7 @@ interface Command {
 }
 
 const COMMANDS: Readonly<Record<string, Command>> = {
+  audit: auditCommand,
   "bootstrap-owner": bootstrapOwnerCommand,
   "rotate-signing-key": rotateSigningKeyCommand,
 };

@@ -22,6 +22,8 @@ export interface ExportManifest {
   readonly headHash: string;
   readonly filter: Record<string, string>;
   readonly exportedAt: string;
+  /** The first exported event the gateway did not seal (written outside it, straight into the database); absent when all are sealed. */
+  readonly unsealedSequence?: number;
 }
 
 /** Formats events one line (JSONL) or row (CSV) at a time and keeps what the manifest needs. */

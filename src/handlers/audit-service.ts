@@ -123,16 +123,20 @@ export function createAuditHandlers(deps: AuditHandlerDeps): Partial<ServiceImpl
       };
       // 3. Events page by page up to the pinned head, then the signed manifest.
       let cursor: number | undefined = order === "asc" ? undefined : head.seq + 1;
+      let unsealed: number | undefined;
       for (;;) {
         if (ctx.signal.aborted) return;
         const rows = await deps.store.query(filter, { order, cursorSeq: cursor, limit: EXPORT_PAGE });
         const inRange = rows.filter((r) => r.seq <= head.seq);
-        for (const record of inRange) chunker.add(writer.line(record));
+        for (const record of inRange) {
+          if (unsealed === undefined && !deps.log.sealed(record)) unsealed = record.seq;
+          chunker.add(writer.line(record));
+        }
         yield* flush(false);
         if (rows.length < EXPORT_PAGE || inRange.length < rows.length) break;
         cursor = rows.at(-1)!.seq;
       }
-      const manifest = writer.manifest({ order, complete, headSequence: head.seq, headHash: head.hash, filter: scope, exportedAt: new Date().toISOString() });
+      const manifest = writer.manifest({ order, complete, headSequence: head.seq, headHash: head.hash, filter: scope, exportedAt: new Date().toISOString(), ...(unsealed === undefined ? {} : { unsealedSequence: unsealed }) });
       chunker.add(writer.closing(await deps.log.signStatement(MANIFEST_TYP, { ...manifest })));
       yield* flush(true);
     },

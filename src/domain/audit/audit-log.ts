@@ -134,6 +134,8 @@ export function createAuditLog(deps: AuditLogDeps) {
 
     signHead,
     signPoint,
+    /** Whether a stored event carries the gateway's seal (an export states the first that does not). */
+    sealed: (record: SealedAuditRecord) => deps.sealer.verify(record.seq, record.hash, record.seal),
     /** Signs a statement (an export manifest) with the server's current signing key. */
     signStatement: (typ: string, statement: Record<string, unknown>) => deps.signer.sign(typ, statement),
 
