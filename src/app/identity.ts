@@ -42,6 +42,8 @@ export interface Identity {
   readonly revocations: RevocationCache;
   /** The automatic response's account and session actions (the audit service's policy drives them). */
   readonly responseActions: ResponseActions;
+  /** Re-enables accounts whose automatic lock has expired (also done every 30 s); resolves with how many. */
+  releaseExpiredLocks(): Promise<number>;
   /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
   anyOwnerExists(): Promise<boolean>;
   /** Stops the revocation poller. */
@@ -191,6 +193,7 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     signingKeys,
     revocations,
     responseActions,
+    releaseExpiredLocks: () => accountLocks.releaseDue(),
     anyOwnerExists: () => usersStore.anyOwnerExists(),
     stop: () => {
       clearInterval(keyRefresh);

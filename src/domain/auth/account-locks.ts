@@ -33,8 +33,10 @@ export function createAccountLocks(deps: {
 }) {
   const now = deps.now ?? (() => new Date());
   return {
-    async lock(userId: string, durationMs: number, cause: ResponseCause): Promise<boolean> {
-      const user = await deps.users.findById(userId);
+    /** Locks the account with this id or, failing that, this normalised username (a failed login's subject). */
+    async lock(subject: string, durationMs: number, cause: ResponseCause): Promise<boolean> {
+      const user = (await deps.users.findById(subject)) ?? (await deps.users.findByUsernameKey(subject));
+      const userId = user?._id ?? subject;
       if (!user || user.disabled) return false;
       const locked = await deps.users.update(userId, { disabled: true }, { role: user.role, disabled: false });
       if (!locked) return false;
