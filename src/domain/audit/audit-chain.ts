@@ -103,6 +103,8 @@ export function isChainHash(value: unknown): value is string {
 export interface ChainSealer {
   /** Links and seals `records` after `head`. */
   chain(records: readonly AuditRecord[], head: { seq: number; hash: string }): SealedAuditRecord[];
+  /** The gateway's seal of the event with this seq and hash. */
+  seal(seq: number, hash: string): string;
   /** Whether `seal` is the gateway's seal of the event with this seq and hash. */
   verify(seq: number, hash: string, seal: string | undefined): boolean;
 }
@@ -116,6 +118,7 @@ export function createChainSealer(key: Uint8Array): ChainSealer {
   const sealOf = (seq: number, hash: string) => createHmac("sha256", key).update(`${seq}:${hash}`).digest("base64url");
   return {
     chain: (records, head) => chainRecords(records, head).map((record) => ({ ...record, seal: sealOf(record.seq, record.hash) })),
+    seal: sealOf,
     verify(seq, hash, seal) {
       if (typeof seal !== "string") return false;
       const expected = Buffer.from(sealOf(seq, hash));
