@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import { auditSeqKey } from "../src/store/audit-store.ts";
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, ChainBreakReason } from "../gen/portcullis/v1/audit_pb.js";
@@ -15,7 +16,7 @@ describe("audit hash chain", () => {
   let a: IdentityServer;
   let b: IdentityServer;
   let adminToken = "";
-  const events = () => a.store.db.collection<Record<string, unknown> & { _id: number }>("audit_events");
+  const events = () => a.store.db.collection<Record<string, unknown> & { _id: string }>("audit_events");
   const verify = (range: { fromSequence?: bigint; toSequence?: bigint } = {}) => a.client(AuditService, { token: adminToken }).verifyAuditChain(range);
 
   /** Runs `tamper`, verifies, and restores the collection to what it was. */
@@ -58,7 +59,7 @@ describe("audit hash chain", () => {
     await Promise.all([a.audit.flush(), b.audit.flush()]);
 
     const docs = await events().find().sort({ _id: 1 }).toArray();
-    expect(docs.map((d) => d._id)).toEqual(docs.map((_, i) => i + 1)); // 1..N: no gap, no duplicate
+    expect(docs.map((d) => d._id)).toEqual(docs.map((_, i) => auditSeqKey(i + 1))); // 1..N: no gap, no duplicate
     expect(new Set(docs.map((d) => d["eventId"])).size).toBe(docs.length);
     const concurrent = docs.filter((d) => d["type"] === "test.concurrent");
     expect(new Set(concurrent.map((d) => (d["metadata"] as { i: number }).i)).size).toBe(300);
@@ -82,16 +83,16 @@ describe("audit hash chain", () => {
   });
 
   it("finds a modified event", async () => {
-    const result = await tampered(() => events().updateOne({ _id: 5 }, { $set: { reason: "nothing to see here" } }));
+    const result = await tampered(() => events().updateOne({ _id: auditSeqKey(5) }, { $set: { reason: "nothing to see here" } }));
     expect(result).toMatchObject({ ok: false, firstBadSequence: 5n, reason: ChainBreakReason.MODIFIED });
   });
 
   it("finds a modified event whose hash was recomputed (it carries no valid seal)", async () => {
     const result = await tampered(async () => {
-      const doc = await events().findOne({ _id: 7 });
+      const doc = await events().findOne({ _id: auditSeqKey(7) });
       const forged = { ...doc!, outcome: "success", reason: "fine" };
       const record = { ...forged, _id: String(doc!["eventId"]), time: doc!["time"] as Date } as never;
-      await events().updateOne({ _id: 7 }, { $set: { outcome: "success", reason: "fine", hash: chainHash(String(doc!["prevHash"]), hashableFromRecord(record)) } });
+      await events().updateOne({ _id: auditSeqKey(7) }, { $set: { outcome: "success", reason: "fine", hash: chainHash(String(doc!["prevHash"]), hashableFromRecord(record)) } });
     });
     expect(result.ok).toBe(false);
     expect(result.firstBadSequence).toBe(7n);
@@ -99,15 +100,15 @@ describe("audit hash chain", () => {
   });
 
   it("finds a deleted event", async () => {
-    const result = await tampered(() => events().deleteOne({ _id: 10 }));
+    const result = await tampered(() => events().deleteOne({ _id: auditSeqKey(10) }));
     expect(result).toMatchObject({ ok: false, firstBadSequence: 10n, reason: ChainBreakReason.DELETED });
   });
 
   it("finds reordered events", async () => {
     const result = await tampered(async () => {
-      const [x, y] = await events().find({ _id: { $in: [20, 21] } }).sort({ _id: 1 }).toArray();
-      await events().deleteMany({ _id: { $in: [20, 21] } });
-      await events().insertMany([{ ...y!, _id: 20 }, { ...x!, _id: 21 }]);
+      const [x, y] = await events().find({ _id: { $in: [auditSeqKey(20), auditSeqKey(21)] } }).sort({ _id: 1 }).toArray();
+      await events().deleteMany({ _id: { $in: [auditSeqKey(20), auditSeqKey(21)] } });
+      await events().insertMany([{ ...y!, _id: auditSeqKey(20) }, { ...x!, _id: auditSeqKey(21) }]);
     });
     expect(result).toMatchObject({ ok: false, firstBadSequence: 20n, reason: ChainBreakReason.REORDERED });
   });
@@ -117,7 +118,7 @@ describe("audit hash chain", () => {
       const head = (await events().find().sort({ _id: -1 }).limit(1).toArray())[0]!;
       const record = { _id: "forged:1", time: new Date(), type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1 } as never;
       const hash = chainHash(String(head["hash"]), hashableFromRecord(record));
-      await events().insertOne({ _id: head._id + 1, eventId: "forged:1", time: new Date(), type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1, prevHash: head["hash"], hash, seal: "x" });
+      await events().insertOne({ _id: auditSeqKey(Number(head._id) + 1), eventId: "forged:1", time: new Date(), type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1, prevHash: head["hash"], hash, seal: "x" });
     });
     expect(result.ok).toBe(false);
     expect(result.reason).toBe(ChainBreakReason.INSERTED);
@@ -128,7 +129,7 @@ describe("audit hash chain", () => {
     await verify(); // signs the current head
     const result = await tampered(async () => {
       const head = (await events().find().sort({ _id: -1 }).limit(1).toArray())[0]!;
-      await events().deleteMany({ _id: { $gte: head._id - 2 } });
+      await events().deleteMany({ _id: { $gte: auditSeqKey(Number(head._id) - 2) } });
     });
     expect(result.ok).toBe(false);
     expect(result.reason).toBe(ChainBreakReason.HEAD_MISMATCH);

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { auditSeqKey } from "../src/store/audit-store.ts";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -144,7 +145,7 @@ describe("ExportAuditEvents and `audit verify`", () => {
   });
 
   it("finds tampering done straight in the database before the export", async () => {
-    const events = gw.store.db.collection<Record<string, unknown> & { _id: number }>("audit_events");
+    const events = gw.store.db.collection<Record<string, unknown> & { _id: string }>("audit_events");
     await gw.audit.flush();
     const original = await events.find().sort({ _id: 1 }).toArray();
     const restore = async () => {
@@ -157,23 +158,23 @@ describe("ExportAuditEvents and `audit verify`", () => {
       return JSON.parse((await verifyCli(file, "--jwks", jwksFile, "--json")).out) as { ok: boolean; reason: string; sequence: number };
     };
     try {
-      await events.updateOne({ _id: 40 }, { $set: { reason: "rewritten" } });
+      await events.updateOne({ _id: auditSeqKey(40) }, { $set: { reason: "rewritten" } });
       expect(await exportAndVerify()).toMatchObject({ ok: false, reason: "modified", sequence: 40 });
       await restore();
-      const [x, y] = await events.find({ _id: { $in: [50, 51] } }).sort({ _id: 1 }).toArray();
-      await events.deleteMany({ _id: { $in: [50, 51] } });
-      await events.insertMany([{ ...y!, _id: 50 }, { ...x!, _id: 51 }]);
+      const [x, y] = await events.find({ _id: { $in: [auditSeqKey(50), auditSeqKey(51)] } }).sort({ _id: 1 }).toArray();
+      await events.deleteMany({ _id: { $in: [auditSeqKey(50), auditSeqKey(51)] } });
+      await events.insertMany([{ ...y!, _id: auditSeqKey(50) }, { ...x!, _id: auditSeqKey(51) }]);
       expect(await exportAndVerify()).toMatchObject({ ok: false, reason: "reordered", sequence: 50 });
       await restore();
       const head = original.at(-1)!;
-      const forged: Record<string, unknown> & { _id: number } = { ...head, _id: head._id + 1, eventId: "forged:1", prevHash: head["hash"], seal: "forged" };
+      const forged: Record<string, unknown> & { _id: string } = { ...head, _id: auditSeqKey(Number(head._id) + 1), eventId: "forged:1", prevHash: head["hash"], seal: "forged" };
       const { chainHash, hashableFromRecord } = await import("../src/domain/audit/audit-chain.ts");
       forged["hash"] = chainHash(String(head["hash"]), hashableFromRecord({ ...forged, _id: "forged:1" } as never));
       await events.insertOne(forged);
-      expect(await exportAndVerify()).toMatchObject({ ok: false, reason: "inserted", sequence: head._id + 1 });
+      expect(await exportAndVerify()).toMatchObject({ ok: false, reason: "inserted", sequence: Number(head._id) + 1 });
       await restore();
       // A deletion shows in an unfiltered export as a gap.
-      await events.deleteOne({ _id: 60 });
+      await events.deleteOne({ _id: auditSeqKey(60) });
       const { text } = await exportText(AuditExportFormat.JSONL);
       const verdict = JSON.parse((await verifyCli(await fileWith("deleted-db.jsonl", text), "--jwks", jwksFile, "--json")).out) as unknown;
       expect(verdict).toMatchObject({ ok: false, reason: "deleted", sequence: 60 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditSeqKey } from "../src/store/audit-store.ts";
 import { AuditService, ChainBreakReason } from "../gen/portcullis/v1/audit_pb.js";
 import { testDatabaseName } from "./helpers/database.ts";
 import { userWithToken } from "./helpers/audit.ts";
@@ -7,7 +8,7 @@ import { startIdentityServer, type IdentityServer } from "./helpers/identity-ser
 describe("audit retention", () => {
   let gw: IdentityServer;
   let token = "";
-  const events = () => gw.store.db.collection<Record<string, unknown> & { _id: number }>("audit_events");
+  const events = () => gw.store.db.collection<Record<string, unknown> & { _id: string }>("audit_events");
   const verify = () => gw.client(AuditService, { token }).verifyAuditChain({});
 
   beforeAll(async () => {
@@ -31,16 +32,16 @@ describe("audit retention", () => {
     const sealer = createChainSealer(deriveAuditKeys((await loadOrCreateKeyring(gw.config.keyFile)).encryptionKey).seal);
     let prev = "0".repeat(64);
     for (const doc of all) {
-      const time = doc._id <= 12 ? old : (doc["time"] as Date);
+      const time = Number(doc._id) <= 12 ? old : (doc["time"] as Date);
       const hash = chainHash(prev, hashableFromRecord({ ...doc, _id: String(doc["eventId"]), time } as never));
-      await events().updateOne({ _id: doc._id }, { $set: { time, prevHash: prev, hash, seal: sealer.seal(doc._id, hash) } });
+      await events().updateOne({ _id: doc._id }, { $set: { time, prevHash: prev, hash, seal: sealer.seal(Number(doc._id), hash) } });
       prev = hash;
     }
     expect((await verify()).ok).toBe(true);
 
     expect(await gw.gateway.auditService.sweep()).toBe(12);
     const remaining = await events().find().sort({ _id: 1 }).toArray();
-    expect(remaining[0]!._id).toBe(13);
+    expect(remaining[0]!._id).toBe(auditSeqKey(13));
     const [checkpoint] = await gw.store.db.collection("audit_checkpoints").find().toArray();
     expect(checkpoint).toMatchObject({ _id: 12 });
     expect(checkpoint!["jws"]).toMatch(/^ey/);
@@ -53,7 +54,7 @@ describe("audit retention", () => {
   });
 
   it("deleting the oldest retained event is still found; so is a forged checkpoint", async () => {
-    await events().deleteOne({ _id: 13 });
+    await events().deleteOne({ _id: auditSeqKey(13) });
     expect(await verify()).toMatchObject({ ok: false, firstBadSequence: 13n, reason: ChainBreakReason.DELETED });
     await gw.store.db.collection<{ _id: number }>("audit_checkpoints").insertOne({ _id: 13, hash: "f".repeat(64), jws: "not-a-signature", at: new Date() } as never);
     expect(await verify()).toMatchObject({ ok: false, reason: ChainBreakReason.DELETED });

@@ -12,12 +12,19 @@ const MAX_GROUP = 1000;
 const MAX_CONFLICTS = 200;
 
 /**
- * An `audit_events` document: the record's fields, `_id` = the chain sequence number (so two writers
- * can never both own a position), `eventId` = the record's own id (recorderId:recorderSeq).
+ * An `audit_events` document: the record's fields, `_id` = the chain sequence number as 16 zero-padded
+ * digits (so two writers can never both own a position, string order is sequence order, and FerretDB
+ * answers a lookup by _id from its index — it scans the whole collection for a numeric _id), `eventId`
+ * = the record's own id (recorderId:recorderSeq).
  */
 interface AuditEventDocument extends Omit<SealedAuditRecord, "_id" | "seq"> {
-  _id: number;
+  _id: string;
   eventId: string;
+}
+
+/** The `_id` of the event with sequence number `seq`. */
+export function auditSeqKey(seq: number): string {
+  return String(seq).padStart(16, "0");
 }
 
 /** The audit store: chained appends for the recorder, plus the reads of the audit service and tests. */
@@ -41,14 +48,14 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
 
   const readNewest = async () => {
     // Numbers only: a database from before the chain (schema 1) holds string ids, which are not part of it.
-    const [doc] = await collection.find({ _id: { $gte: 0 } }, { projection: { _id: 1, hash: 1 } }).sort({ _id: -1 }).limit(1).toArray();
-    return doc ? { seq: doc._id, hash: doc.hash } : undefined;
+    const [doc] = await collection.find({ prevHash: { $exists: true } }, { projection: { _id: 1, hash: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+    return doc ? { seq: Number(doc._id), hash: doc.hash } : undefined;
   };
 
   // `known` exists: walk up in growing steps until a position is free, then bisect. Positions are
   // filled contiguously (a writer inserts N+1 only once N exists), so the first free one is the head + 1.
   const probeFrom = async (known: number) => {
-    const exists = async (seq: number) => (await collection.countDocuments({ _id: seq }, { limit: 1 })) > 0;
+    const exists = async (seq: number) => (await collection.findOne({ _id: auditSeqKey(seq) }, { projection: { _id: 1 } })) !== null;
     let low = known;
     let step = 1;
     while (await exists(low + step)) {
@@ -61,7 +68,7 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
       if (await exists(mid)) low = mid;
       else high = mid;
     }
-    const doc = await collection.findOne({ _id: low }, { projection: { hash: 1 } });
+    const doc = await collection.findOne({ _id: auditSeqKey(low) }, { projection: { hash: 1 } });
     return doc ? { seq: low, hash: doc.hash } : await readNewest();
   };
 
@@ -157,32 +164,44 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
     },
 
     async head() {
-      const newest = await readNewest();
-      return newest && (await probeFrom(newest.seq));
+      // From what this process last wrote or saw, upwards by indexed lookups; a scan only the first time.
+      const known = cachedHead ?? (await readNewest());
+      return known && (await probeFrom(known.seq));
+    },
+
+    async next(afterSeq, limit) {
+      const out: SealedAuditRecord[] = [];
+      for (let seq = afterSeq + 1; out.length < limit; seq++) {
+        const doc = await collection.findOne({ _id: auditSeqKey(seq) });
+        if (!doc) break;
+        out.push(fromDocument(doc));
+      }
+      return out;
     },
 
     async firstSeq() {
       const [doc] = await collection.find({}, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(1).toArray();
-      return doc?._id;
+      return doc === undefined ? undefined : Number(doc._id);
     },
 
     async range(fromSeq, toSeq, limit) {
-      return (await collection.find({ _id: { $gte: fromSeq, $lte: toSeq } }).sort({ _id: 1 }).limit(limit).toArray()).map(fromDocument);
+      return (await collection.find({ _id: { $gte: auditSeqKey(fromSeq), $lte: auditSeqKey(Math.min(toSeq, 9_999_999_999_999_999)) } }).sort({ _id: 1 }).limit(limit).toArray()).map(fromDocument);
     },
 
     async get(seq) {
-      const doc = await collection.findOne({ _id: seq });
+      const doc = await collection.findOne({ _id: auditSeqKey(seq) });
       return doc ? fromDocument(doc) : undefined;
     },
 
     async findSeqByHash(hash) {
-      return (await collection.findOne({ hash }, { projection: { _id: 1 } }))?._id;
+      const doc = await collection.findOne({ hash }, { projection: { _id: 1 } });
+      return doc ? Number(doc._id) : undefined;
     },
 
     async query(filter, options) {
       const base = toQuery(filter);
       const query =
-        options.cursorSeq === undefined ? base : { $and: [base, { _id: options.order === "asc" ? { $gt: options.cursorSeq } : { $lt: options.cursorSeq } }] };
+        options.cursorSeq === undefined ? base : { $and: [base, { _id: options.order === "asc" ? { $gt: auditSeqKey(options.cursorSeq) } : { $lt: auditSeqKey(options.cursorSeq) } }] };
       const docs = await collection
         .find(query)
         .sort({ _id: options.order === "asc" ? 1 : -1 })
@@ -196,7 +215,7 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
     },
 
     async deleteThrough(seq) {
-      return (await collection.deleteMany({ _id: { $lte: seq } })).deletedCount;
+      return (await collection.deleteMany({ _id: { $lte: auditSeqKey(seq) } })).deletedCount;
     },
 
   };
@@ -204,12 +223,12 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
 
 function toDocument(record: SealedAuditRecord): AuditEventDocument {
   const { _id, seq, ...rest } = record;
-  return { _id: seq, eventId: _id, ...rest };
+  return { _id: auditSeqKey(seq), eventId: _id, ...rest };
 }
 
 function fromDocument(doc: AuditEventDocument): SealedAuditRecord {
   const { _id, eventId, ...rest } = doc;
-  return { ...rest, _id: eventId, seq: _id };
+  return { ...rest, _id: eventId, seq: Number(_id) };
 }
 
 /** The index of the first document an ordered insert did not write, when the cause was a duplicate `_id`. */
@@ -241,6 +260,6 @@ function toQuery(filter: AuditFilter): Filter<AuditEventDocument> {
   if (filter.method) and.push({ method: filter.method });
   if (filter.requestId) and.push({ requestId: filter.requestId });
   if (filter.involvingId) and.push({ $or: [{ "actor.id": filter.involvingId }, { "target.id": filter.involvingId }] });
-  if (filter.afterSeq !== undefined) and.push({ _id: { $gt: filter.afterSeq } });
+  if (filter.afterSeq !== undefined) and.push({ _id: { $gt: auditSeqKey(filter.afterSeq) } });
   return (and.length === 0 ? {} : and.length === 1 ? and[0]! : { $and: and }) as Filter<AuditEventDocument>;
 }

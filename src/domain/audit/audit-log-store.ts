@@ -11,6 +11,8 @@ export interface AuditLogStore extends AuditStore {
   /** Events with `fromSeq <= seq <= toSeq`, ascending, at most `limit`. */
   range(fromSeq: number, toSeq: number, limit: number): Promise<SealedAuditRecord[]>;
   get(seq: number): Promise<SealedAuditRecord | undefined>;
+  /** Up to `limit` events right after `afterSeq`, by indexed lookups (cheap near the head, for the live tail). */
+  next(afterSeq: number, limit: number): Promise<SealedAuditRecord[]>;
   findSeqByHash(hash: string): Promise<number | undefined>;
   query(filter: AuditFilter, options: { order: "asc" | "desc"; cursorSeq?: number | undefined; limit: number }): Promise<SealedAuditRecord[]>;
   scan(filter: AuditFilter, limit: number): Promise<SealedAuditRecord[]>;

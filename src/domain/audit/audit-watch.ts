@@ -16,6 +16,7 @@ export interface AuditWatchOptions {
 }
 
 const BATCH = 500;
+const NEAR = 50;
 
 /**
  * Live tail of the audit log across instances. There are no change streams on FerretDB, so one poller
@@ -90,13 +91,15 @@ export function createAuditWatch(options: AuditWatchOptions) {
       const current = (await options.store.head())?.seq ?? 0;
       if (afterSeq !== undefined && afterSeq > current) throw new DomainError("out_of_range", `after_sequence ${afterSeq} is beyond the head of the log (${current})`);
       let position = afterSeq ?? current;
+      if (head < current) head = current;
       watchers += 1;
       interval = minPollMs;
       schedule();
       try {
         let lastSent = Date.now();
         while (!signal.aborted && !stopped) {
-          const batch = await options.store.range(position + 1, Number.MAX_SAFE_INTEGER, BATCH);
+          // Far behind (a replay): one scan per batch; near the head: a lookup per new event.
+          const batch = head - position > NEAR ? await options.store.range(position + 1, Number.MAX_SAFE_INTEGER, BATCH) : await options.store.next(position, BATCH);
           for (const event of batch) {
             position = event.seq;
             if (!matchesAuditFilter({ ...filter, endTime: undefined }, event)) continue;
