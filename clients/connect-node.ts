@@ -12,6 +12,8 @@ export interface NodeTransportOptions {
   readonly httpVersion?: "1.1" | "2";
   /** Sent as `authorization: Bearer <token>` on every call (a JWT or an API key). */
   readonly token?: string;
+  /** Further client interceptors, run after the authorization header is set. */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 /** A Node transport for Portcullis in any of its three protocols. */
@@ -24,6 +26,7 @@ export function createPortcullisTransport(options: NodeTransportOptions): Transp
       return next(req);
     });
   }
+  interceptors.push(...(options.interceptors ?? []));
   const protocol = options.protocol ?? "connect";
   if (protocol === "grpc") return createGrpcTransport({ baseUrl: options.baseUrl, interceptors });
   const common = { baseUrl: options.baseUrl, httpVersion: options.httpVersion ?? "2", interceptors } as const;

@@ -2,6 +2,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createRateLimiter } from "./access/rate-limiter.ts";
 import type { Config } from "./config/config.ts";
+import type { AuditRecorder } from "./domain/audit/audit-recorder.ts";
 import { registerRoutes, type ServiceHandlers } from "./handlers/routes.ts";
 import type { HealthStatus } from "./health/health-status.ts";
 import { rejectAllCredentials, type Authenticator } from "./interceptors/authentication.ts";
@@ -24,6 +25,8 @@ export interface ServerDeps {
   readonly services?: ServiceHandlers;
   /** The JSON Web Key Set served at /.well-known/jwks.json (also by AuthService.GetJwks). */
   readonly jwks?: () => object;
+  /** Records refused calls (access.denied); without it they are only logged. */
+  readonly audit?: AuditRecorder;
 }
 
 export interface PortcullisServer {
@@ -49,6 +52,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     authenticator: deps.authenticator ?? rejectAllCredentials,
     freshMfa: deps.freshMfa ?? rejectAllMfaCodes,
     rateLimiter: createRateLimiter(config.rateLimits),
+    ...(deps.audit ? { audit: deps.audit } : {}),
   });
   const rpcHandler = connectNodeAdapter({
     routes: (router) =>

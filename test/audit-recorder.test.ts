@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { testSealer } from "./helpers/test-sealer.ts";
 import { describe, expect, it, vi } from "vitest";
 import { canonicalAuditContent, createAuditRecorder, type AuditEventInput, type AuditRecord, type AuditStore } from "../src/domain/audit/audit-recorder.ts";
 import { createAuditStore, type MongoAuditStore } from "../src/store/audit-store.ts";
@@ -7,7 +8,7 @@ import { useTestStore } from "./helpers/database.ts";
 const database = useTestStore(import.meta.url);
 
 function auditStore(): MongoAuditStore {
-  return createAuditStore(database.store);
+  return createAuditStore(database.store, testSealer);
 }
 
 /** A real audit store whose next `failures` appends throw; `partial` writes the first half before throwing. */

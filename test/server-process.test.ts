@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { testSealer } from "./helpers/test-sealer.ts";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,7 +79,7 @@ describe("the gateway process", () => {
       await watching;
       expect(seen).toEqual([Status.SERVING, Status.NOT_SERVING]);
 
-      const audit = createAuditStore(store);
+      const audit = createAuditStore(store, testSealer);
       expect(await audit.count({ type: "system.start" })).toBe(1);
       expect(await audit.count({ type: "system.stop" })).toBe(1); // written during shutdown, not lost
       expect(gateway.lines.some((l) => l["msg"] === "stopped")).toBe(true);
@@ -103,8 +104,8 @@ describe("the gateway process", () => {
       try {
         // The first run's start and stop events are still there, next to the second run's start.
         // (the second start event is batched: poll until it is flushed)
-        await expect.poll(() => createAuditStore(store).count({ type: "system.start" }), { timeout: 5_000 }).toBe(2);
-        expect(await createAuditStore(store).count({ type: "system.stop" })).toBe(1);
+        await expect.poll(() => createAuditStore(store, testSealer).count({ type: "system.start" }), { timeout: 5_000 }).toBe(2);
+        expect(await createAuditStore(store, testSealer).count({ type: "system.stop" })).toBe(1);
       } finally {
         await store.close();
       }

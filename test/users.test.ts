@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { testSealer } from "./helpers/test-sealer.ts";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Role } from "../src/access/permissions.ts";
 import { createAuditRecorder, type AuditRecorder } from "../src/domain/audit/audit-recorder.ts";
@@ -25,7 +26,7 @@ let audit: AuditRecorder;
 beforeAll(() => {
   usersStore = createUsersStore(database.store);
   hasher = createPasswordHasher(FAST);
-  audit = createAuditRecorder({ store: createAuditStore(database.store) });
+  audit = createAuditRecorder({ store: createAuditStore(database.store, testSealer) });
   users = service(hasher);
 });
 
@@ -165,7 +166,7 @@ describe("createUser", () => {
     await expect(attempt(owner, "owner")).resolves.toMatchObject({ role: "owner" });
 
     await audit.flush(); // refusals are recorded in the background
-    const denied = await createAuditStore(database.store).count({ type: "user.create", outcome: "denied" });
+    const denied = await createAuditStore(database.store, testSealer).count({ type: "user.create", outcome: "denied" });
     expect(denied).toBeGreaterThanOrEqual(4);
   });
 });

@@ -1,5 +1,8 @@
 import type { Config } from "../config/config.ts";
+import { createChainSealer } from "../domain/audit/audit-chain.ts";
+import { deriveAuditKeys } from "../domain/audit/audit-keys.ts";
 import { createAuditRecorder, type AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import type { ResponseActions } from "../domain/audit/auto-response.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import { checkSharedKeys } from "../keys/shared-keys-check.ts";
 import type { Logger } from "../log/logger.ts";
@@ -10,15 +13,17 @@ import type { Store } from "../store/mongo-store.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
 import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.ts";
+import { createAuditCapability, type AuditCapability } from "./audit.ts";
 import { createIdentity, type Identity } from "./identity.ts";
 
 /** Everything a gateway process runs on top of its store: the capabilities and what the server needs of them. */
 export interface Gateway {
   readonly audit: AuditRecorder;
+  readonly auditService: AuditCapability;
   readonly identity: Identity;
   readonly apiKeys: ApiKeys;
   /** The server's view of the capabilities: authentication, fresh MFA, the service implementations, JWKS. */
-  readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks">>;
+  readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
   /** Stops background work (pollers, sweepers) and writes every queued audit event. */
   stop(): Promise<void>;
 }
@@ -30,8 +35,11 @@ export interface Gateway {
 export async function createGateway(deps: { store: Store; keyring: Keyring; config: Config; logger: Logger }): Promise<Gateway> {
   const { store, keyring, config, logger } = deps;
   await checkSharedKeys(keyring, createKeyFingerprintsStore(store));
+  const auditKeys = deriveAuditKeys(keyring.encryptionKey);
+  const sealer = createChainSealer(auditKeys.seal);
+  const auditStore = createAuditStore(store, sealer);
   const audit = createAuditRecorder({
-    store: createAuditStore(store),
+    store: auditStore,
     onError: (error) => logger.error({ err: error }, "audit write failed"),
   });
   const foundation = createApiKeyFoundation({ store, logger });
@@ -45,23 +53,37 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     apiKeyRevoker: foundation.massRevoker,
     exchangedKeyPrincipal: () => apiKeys?.authenticator.exchangedTokenPrincipal,
   });
-  apiKeys = createApiKeys({ foundation, identity, keyring, config, audit, logger });
+  const keys = createApiKeys({ foundation, identity, keyring, config, audit, logger });
+  apiKeys = keys;
+  const actions: ResponseActions = { ...identity.responseActions, revokeApiKey: (keyId, cause) => keys.service.revokeForResponse(keyId, `automatic response to ${cause.kind} (${cause.severity})`) };
+  let auditService: AuditCapability;
+  try {
+    auditService = createAuditCapability({ store, auditStore, sealer, cursorKey: auditKeys.cursor, audit, signingKeys: identity.signingKeys, actions, apiKeyIdsOf: (userId) => foundation.store.keyIdsOf(userId), config, logger });
+  } catch (error) {
+    identity.stop();
+    await keys.stop().catch(() => undefined);
+    throw error;
+  }
   return {
     audit,
+    auditService,
     identity,
-    apiKeys,
+    apiKeys: keys,
     serverDeps: {
-      authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: apiKeys.authenticator, isApiKey: apiKeys.isApiKey }),
+      authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: keys.authenticator, isApiKey: keys.isApiKey }),
       freshMfa: identity.freshMfa,
       services: {
-        auth: { ...identity.authHandlers, ...createExchangeApiKeyHandler(apiKeys.service) },
-        apiKey: createApiKeyHandlers(apiKeys.service),
+        auth: { ...identity.authHandlers, ...createExchangeApiKeyHandler(keys.service) },
+        apiKey: createApiKeyHandlers(keys.service),
+        audit: auditService.handlers,
       },
       jwks: () => identity.signingKeys.jwks(),
+      audit,
     },
     async stop() {
+      auditService.stop();
       identity.stop();
-      await apiKeys.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed"));
+      await keys.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed"));
       await audit.flush();
     },
   };

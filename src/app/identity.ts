@@ -1,5 +1,7 @@
 import type { Config } from "../config/config.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import type { ResponseActions } from "../domain/audit/auto-response.ts";
+import { createAccountLocks } from "../domain/auth/account-locks.ts";
 import { createEmergencyRevoke, type ApiKeyMassRevoker } from "../domain/auth/emergency-revoke.ts";
 import { createLoginService } from "../domain/auth/login.ts";
 import { createLoginThrottle } from "../domain/auth/login-throttle.ts";
@@ -21,6 +23,7 @@ import type { Authenticator } from "../interceptors/authentication.ts";
 import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import type { Logger } from "../log/logger.ts";
+import { createAccountLocksStore } from "../store/account-locks-store.ts";
 import { createLoginThrottleStore } from "../store/login-throttle-store.ts";
 import { createMfaStore } from "../store/mfa-store.ts";
 import type { Store } from "../store/mongo-store.ts";
@@ -40,6 +43,10 @@ export interface Identity {
   readonly accessTokens: AccessTokenService;
   /** A user's current role and disabled flag: from the revocation cache, the database when not cached yet. */
   currentUserState(userId: string): Promise<UserState | undefined>;
+  /** The automatic response's account and session actions (the audit service's policy drives them). */
+  readonly responseActions: ResponseActions;
+  /** Re-enables accounts whose automatic lock has expired (also done every 30 s); resolves with how many. */
+  releaseExpiredLocks(): Promise<number>;
   /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
   anyOwnerExists(): Promise<boolean>;
   /** Stops the revocation poller. */
@@ -50,6 +57,7 @@ export interface Identity {
 const REVOCATION_POLL_MS = 250;
 const SIGNING_KEY_REFRESH_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
+const LOCK_RELEASE_MS = 30_000;
 
 /**
  * Wires accounts, passwords, tokens, sessions, MFA and revocation from the store, the keyring and the
@@ -163,6 +171,25 @@ export async function createIdentity(deps: {
   };
 
   const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
+  const accountLocks = createAccountLocks({
+    users: usersStore,
+    locks: createAccountLocksStore(store),
+    revokeSessions: (userId, reason) => sessionActions.revokeUserSessions(userId, reason),
+    noteUserChanged: (user) => revocations.noteUserChanged(user._id, { role: user.role, disabled: user.disabled }),
+    audit,
+  });
+  const lockRelease = setInterval(() => {
+    accountLocks.releaseDue().catch((error: unknown) => logger.warn({ err: error }, "releasing expired account locks failed"));
+  }, LOCK_RELEASE_MS);
+  lockRelease.unref();
+  const responseActions: ResponseActions = {
+    lockAccount: (userId, durationMs, cause) => accountLocks.lock(userId, durationMs, cause),
+    async revokeSessionFamily(sessionId) {
+      const revoked = await sessions.revoke(sessionId, "auto_response");
+      if (revoked) revocations.noteSessionRevoked(sessionId);
+      return revoked;
+    },
+  };
   return {
     authenticator: createTokenAuthenticator({
       accessTokens,
@@ -185,10 +212,13 @@ export async function createIdentity(deps: {
     revocations,
     accessTokens,
     currentUserState: currentState,
+    responseActions,
+    releaseExpiredLocks: () => accountLocks.releaseDue(),
     anyOwnerExists: () => usersStore.anyOwnerExists(),
     stop: () => {
       clearInterval(keyRefresh);
       clearInterval(sweep);
+      clearInterval(lockRelease);
       revocations.stop();
     },
   };

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
+import { ACTIONS_FOR_KIND, RESPONSE_ACTIONS, type ResponseActionName } from "../domain/audit/auto-response.ts";
+import { FINDING_KINDS, type FindingKind, type Severity } from "../domain/audit/suspicious-activity.ts";
 
 /** The rate-limit classes declared by `(portcullis.v1.access).rate_limit`, as configured budgets. */
 export type RateLimitClassName = "default" | "credential" | "expensive" | "admin" | "infrastructure";
@@ -51,6 +53,28 @@ export interface Config {
   readonly passwordHash: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
   /** Deployment-supplied key material (32 bytes each); when absent the key file's generated keys are used. */
   readonly suppliedKeys: { readonly encryptionKey: Buffer | undefined; readonly apiKeyPepper: Buffer | undefined };
+  readonly audit: AuditConfig;
+}
+
+/** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
+export interface AuditConfig {
+  readonly retentionMs: number;
+  readonly headSignIntervalMs: number;
+  readonly watchHeartbeatMs: number;
+  readonly thresholds: {
+    readonly failedLoginsPerUser: number;
+    readonly failedLoginsPerIp: number;
+    readonly mfaFailures: number;
+    readonly permissionDeniedBurst: number;
+    readonly apiKeyDistinctIps: number;
+  };
+  /** Empty: automatic response is off (the default). */
+  readonly autoResponse: {
+    readonly rules: readonly { readonly kind: FindingKind; readonly action: ResponseActionName }[];
+    readonly minSeverity: Severity;
+    readonly lockDurationMs: number;
+    readonly intervalMs: number;
+  };
 }
 
 /** A configuration value that is missing or malformed; the message names the variable. */
@@ -106,6 +130,18 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_RATE_LIMIT_EXPENSIVE", default: "60", description: "Requests per minute per principal for LLM, speech and export calls." },
   { name: "PORTCULLIS_RATE_LIMIT_ADMIN", default: "120", description: "Requests per minute per principal for administrative calls." },
   { name: "PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", default: "6000", description: "Requests per minute per principal or IP for health, reflection and JWKS." },
+  { name: "PORTCULLIS_AUDIT_RETENTION_DAYS", default: "365", description: "Audit events older than this are deleted (oldest first, behind a signed retention checkpoint)." },
+  { name: "PORTCULLIS_AUDIT_HEAD_SIGN_INTERVAL_SECONDS", default: "60", description: "How often the audit chain head is signed with the JWT signing key (also signed on every VerifyAuditChain and export)." },
+  { name: "PORTCULLIS_AUDIT_WATCH_HEARTBEAT_SECONDS", default: "15", description: "Heartbeat period of an idle WatchAuditEvents stream (1-30)." },
+  { name: "PORTCULLIS_AUDIT_FAILED_LOGINS_PER_USER", default: "5", description: "Failed logins for one account in the window that make a finding (twice as many: critical)." },
+  { name: "PORTCULLIS_AUDIT_FAILED_LOGINS_PER_IP", default: "20", description: "Failed logins from one IP address that make a finding (twice as many: critical)." },
+  { name: "PORTCULLIS_AUDIT_MFA_FAILURES", default: "5", description: "Wrong MFA codes for one user that make a finding (twice as many: critical)." },
+  { name: "PORTCULLIS_AUDIT_PERMISSION_DENIED_BURST", default: "20", description: "Denied calls by one principal that make a finding (twice as many: critical)." },
+  { name: "PORTCULLIS_AUDIT_API_KEY_DISTINCT_IPS", default: "5", description: "Distinct IP addresses using one API key that make a finding (twice as many: critical)." },
+  { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE", default: "(off)", description: "Automatic response rules, comma-separated `finding_kind:action`, e.g. `refresh_token_reuse:revoke_session,failed_logins_per_user:lock_account`. Actions: lock_account, revoke_session, revoke_api_key." },
+  { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_MIN_SEVERITY", default: "critical", description: "Only findings at or above this severity (low, medium, high, critical) trigger an automatic response." },
+  { name: "PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES", default: "15", description: "How long lock_account locks an account (its sessions are revoked at once)." },
+  { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", default: "30", description: "How often findings of the last 24 hours are evaluated against the automatic response rules." },
 ];
 
 const KNOWN = new Set(CONFIG_VARIABLES.map((v) => v.name));
@@ -167,6 +203,24 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       encryptionKey: parseKey("PORTCULLIS_ENCRYPTION_KEY", get("PORTCULLIS_ENCRYPTION_KEY")),
       apiKeyPepper: parseKey("PORTCULLIS_API_KEY_PEPPER", get("PORTCULLIS_API_KEY_PEPPER")),
     }),
+    audit: Object.freeze({
+      retentionMs: 86_400_000 * parseInteger("PORTCULLIS_AUDIT_RETENTION_DAYS", get("PORTCULLIS_AUDIT_RETENTION_DAYS"), 365, 1, 36_500),
+      headSignIntervalMs: 1000 * parseInteger("PORTCULLIS_AUDIT_HEAD_SIGN_INTERVAL_SECONDS", get("PORTCULLIS_AUDIT_HEAD_SIGN_INTERVAL_SECONDS"), 60, 1, 86_400),
+      watchHeartbeatMs: 1000 * parseInteger("PORTCULLIS_AUDIT_WATCH_HEARTBEAT_SECONDS", get("PORTCULLIS_AUDIT_WATCH_HEARTBEAT_SECONDS"), 15, 1, 30),
+      thresholds: Object.freeze({
+        failedLoginsPerUser: parseInteger("PORTCULLIS_AUDIT_FAILED_LOGINS_PER_USER", get("PORTCULLIS_AUDIT_FAILED_LOGINS_PER_USER"), 5, 1, 1_000_000),
+        failedLoginsPerIp: parseInteger("PORTCULLIS_AUDIT_FAILED_LOGINS_PER_IP", get("PORTCULLIS_AUDIT_FAILED_LOGINS_PER_IP"), 20, 1, 1_000_000),
+        mfaFailures: parseInteger("PORTCULLIS_AUDIT_MFA_FAILURES", get("PORTCULLIS_AUDIT_MFA_FAILURES"), 5, 1, 1_000_000),
+        permissionDeniedBurst: parseInteger("PORTCULLIS_AUDIT_PERMISSION_DENIED_BURST", get("PORTCULLIS_AUDIT_PERMISSION_DENIED_BURST"), 20, 1, 1_000_000),
+        apiKeyDistinctIps: parseInteger("PORTCULLIS_AUDIT_API_KEY_DISTINCT_IPS", get("PORTCULLIS_AUDIT_API_KEY_DISTINCT_IPS"), 5, 2, 1_000_000),
+      }),
+      autoResponse: Object.freeze({
+        rules: Object.freeze(parseAutoResponse(get("PORTCULLIS_AUDIT_AUTO_RESPONSE"))),
+        minSeverity: parseEnum("PORTCULLIS_AUDIT_AUTO_RESPONSE_MIN_SEVERITY", get("PORTCULLIS_AUDIT_AUTO_RESPONSE_MIN_SEVERITY") ?? "critical", ["low", "medium", "high", "critical"] as const),
+        lockDurationMs: 60_000 * parseInteger("PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES", get("PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES"), 15, 1, 525_600),
+        intervalMs: 1000 * parseInteger("PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", get("PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS"), 30, 1, 86_400),
+      }),
+    }),
   };
   return Object.freeze(config);
 }
@@ -187,6 +241,22 @@ function parseApiKeyPolicy(get: (name: string) => string | undefined): Config["a
     allowNoExpiry: parseBoolean("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", get("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY"), false),
     maxPerUser: parseInteger("PORTCULLIS_API_KEY_MAX_PER_USER", get("PORTCULLIS_API_KEY_MAX_PER_USER"), 100, 1, 100_000),
   };
+}
+
+/** `kind:action` pairs; a kind or action that does not exist, or an action that cannot answer the kind, is refused. */
+function parseAutoResponse(raw: string | undefined): Array<{ kind: FindingKind; action: ResponseActionName }> {
+  if (raw === undefined || raw.toLowerCase() === "off") return [];
+  const name = "PORTCULLIS_AUDIT_AUTO_RESPONSE";
+  return raw.split(",").map((entry) => {
+    const [kind, action, extra] = entry.trim().split(":");
+    const knownKind = FINDING_KINDS.find((k) => k === kind);
+    const knownAction = RESPONSE_ACTIONS.find((a) => a === action);
+    if (extra !== undefined || !knownKind || !knownAction) {
+      throw new ConfigError(name, `each rule must be finding_kind:action with a kind of ${FINDING_KINDS.join(", ")} and an action of ${RESPONSE_ACTIONS.join(", ")}`);
+    }
+    if (!ACTIONS_FOR_KIND[knownKind].includes(knownAction)) throw new ConfigError(name, `${knownAction} cannot answer ${knownKind}`);
+    return { kind: knownKind, action: knownAction };
+  });
 }
 
 function definedOnly(env: Source): Record<string, string> {

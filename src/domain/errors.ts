@@ -12,7 +12,8 @@ export type DomainErrorCode =
   | "failed_precondition"
   | "resource_exhausted"
   | "unavailable"
-  | "aborted";
+  | "aborted"
+  | "out_of_range";
 
 /** Machine-readable refinements a client can act on; mirrors portcullis.v1.ErrorReason. */
 export type DomainErrorReason =

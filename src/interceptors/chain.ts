@@ -3,6 +3,8 @@ import type { RateLimiter } from "../access/rate-limiter.ts";
 import type { Logger } from "../log/logger.ts";
 import { createAuthenticationInterceptor, type Authenticator } from "./authentication.ts";
 import { createAuthorizationInterceptor, type FreshMfaVerifier } from "./authorization.ts";
+import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import { createDenialAuditInterceptor } from "./denial-audit.ts";
 import { createErrorMappingInterceptor } from "./error-mapping.ts";
 import { createLoggingInterceptor } from "./logging.ts";
 import { createRateLimitInterceptor } from "./rate-limit.ts";
@@ -13,6 +15,8 @@ export interface InterceptorDeps {
   readonly authenticator: Authenticator;
   readonly freshMfa: FreshMfaVerifier;
   readonly rateLimiter: RateLimiter;
+  /** Where refusals for lack of permission are recorded; without it they are only logged. */
+  readonly audit?: AuditRecorder;
 }
 
 /**
@@ -22,6 +26,7 @@ export interface InterceptorDeps {
  * 1. request id — first, so everything after it (logs, errors, audit) can name the call.
  * 2. logging — outside error mapping, so it logs the code the client actually receives.
  * 3. error mapping — turns everything thrown below into a safe status (INTERNAL carries only the id).
+ *    denial audit — records every PERMISSION_DENIED raised below (rule, fresh MFA or handler).
  * 4. authentication — credentials → principal in the context; required unless the method is public.
  * 5. authorization — the method's declared access rule (fail closed), permissions, fresh MFA.
  * 6. rate limit — per principal (or IP when anonymous) and rate-limit class; after authentication so
@@ -32,6 +37,7 @@ export function createInterceptorChain(deps: InterceptorDeps): Interceptor[] {
     createRequestIdInterceptor(),
     createLoggingInterceptor(deps.logger),
     createErrorMappingInterceptor(deps.logger),
+    ...(deps.audit ? [createDenialAuditInterceptor(deps.audit)] : []),
     createAuthenticationInterceptor(deps.authenticator),
     createAuthorizationInterceptor(deps.freshMfa),
     createRateLimitInterceptor(deps.rateLimiter),

@@ -16,6 +16,7 @@ const CODES: Readonly<Record<DomainErrorCode, Code>> = {
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   aborted: Code.Aborted,
+  out_of_range: Code.OutOfRange,
 };
 
 const REASONS: Readonly<Record<DomainErrorReason, ErrorReason>> = {

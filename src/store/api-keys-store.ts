@@ -82,6 +82,11 @@ export function createApiKeysStore(store: Store) {
       return statesOf(records);
     },
 
+    /** The ids of every key a user owns or owned. */
+    async keyIdsOf(ownerUserId: string): Promise<string[]> {
+      return (await keys.find({ ownerUserId }, { projection: { _id: 1 } }).toArray()).map((k) => k._id);
+    },
+
     /** Every key in scope (for stats and health checks, which look at all of them). */
     async all(scope: KeyOwnerScope): Promise<ApiKeyState[]> {
       return statesOf(await keys.find(ownerFilter(scope)).toArray());

@@ -13,7 +13,7 @@
  * The layout version this code writes. Bump it with every change that older code could not work with;
  * a database marked with a newer version is refused (an older gateway must not write to it).
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The collection holding the schema marker document `{ _id: "schema", version }`. */
 export const META_COLLECTION = "meta";
@@ -33,15 +33,24 @@ export interface CollectionSpec {
 export const COLLECTIONS: readonly CollectionSpec[] = [
   { name: META_COLLECTION, indexes: [] },
   {
-    // Append-only security log; its _id is derived from recorderId + recorderSeq (see domain/audit).
+    // The tamper-evident security log: _id is the chain sequence number (1, 2, 3…), so two writers can
+    // never both own a position; eventId is recorderId:recorderSeq. See docs/audit-chain.md.
     name: "audit_events",
     indexes: [
       { name: "time_desc", key: { time: -1 } },
       { name: "request_id", key: { requestId: 1 } },
       { name: "type_time", key: { type: 1, time: -1 } },
       { name: "actor_time", key: { "actor.id": 1, time: -1 } },
+      { name: "target_id", key: { "target.id": 1 } },
+      { name: "event_id", key: { eventId: 1 } },
+      { name: "hash", key: { hash: 1 } },
     ],
   },
+  // Signed chain heads and retention checkpoints; _id is the seq they sign, insert-only.
+  { name: "audit_heads", indexes: [] },
+  { name: "audit_checkpoints", indexes: [] },
+  // Temporary account locks of the automatic response; _id is userId:lockedAt, insert-only.
+  { name: "account_locks", indexes: [{ name: "until", key: { until: 1 } }] },
   {
     // People who sign in; _id is a UUID. usernameKey (NFKC + case-folded) makes "Alice" and "alice" one
     // name. updatedAt moves with every change so the revocation poller can find role/disable changes.

@@ -24,6 +24,7 @@ import { createServer, type PortcullisServer } from "../../src/server.ts";
 import { openStore, type Store } from "../../src/store/mongo-store.ts";
 import { createUsersStore } from "../../src/store/users-store.ts";
 import type { Role } from "../../src/access/permissions.ts";
+import { captureSecrets, noteSecret, saveLog } from "./secret-capture.ts";
 
 function sharedTestKey(dbName: string, label: string): string {
   return createHash("sha256").update(`${dbName}:${label}`).digest("base64");
@@ -112,8 +113,9 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     logText: () => text,
     databaseCommands: () => commands,
     client: (service, clientOptions = {}) =>
-      createClient(service, createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", ...(clientOptions.token ? { token: clientOptions.token } : {}) })),
+      createClient(service, createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", interceptors: [captureSecrets], ...(clientOptions.token ? { token: clientOptions.token } : {}) })),
     async createUser(username, role, password = testPassword(username)) {
+      noteSecret(password);
       const usersStore = createUsersStore(store);
       if (!(await usersStore.anyOwnerExists())) {
         const first = await users.bootstrapOwner({ username: role === "owner" ? username : `root-${username}`.slice(0, 60), password });
@@ -129,6 +131,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     async close() {
       await server.close();
       await gateway.stop().catch(() => undefined);
+      await saveLog(options.dbName, text);
       await store.close();
       await rm(dataDir, { recursive: true, force: true });
     },
@@ -142,6 +145,8 @@ export async function loginWithMfa(gw: IdentityServer, username: string): Promis
   const first = await gw.client(AuthService).login({ username, password: testPassword(username) });
   const auth = gw.client(AuthService, { token: first.accessToken });
   const { secret } = await auth.beginMfaEnrollment({});
-  const { backupCodes } = await auth.confirmMfaEnrollment({ totpCode: totpCodeAt(secret, Date.now()) });
+  const totpCode = totpCodeAt(secret, Date.now());
+  noteSecret([secret, totpCode]);
+  const { backupCodes } = await auth.confirmMfaEnrollment({ totpCode });
   return { accessToken: first.accessToken, sessionId: first.sessionId, backupCodes };
 }

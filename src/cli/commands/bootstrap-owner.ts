@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../config/config.ts";
+import { createChainSealer } from "../../domain/audit/audit-chain.ts";
+import { deriveAuditKeys } from "../../domain/audit/audit-keys.ts";
+import { loadOrCreateKeyring } from "../../keys/keyring.ts";
 import { createAuditRecorder } from "../../domain/audit/audit-recorder.ts";
 import { createPasswordHasher } from "../../domain/passwords/password-hasher.ts";
 import { checkPasswordStrength } from "../../domain/passwords/password-policy.ts";
@@ -73,7 +76,8 @@ async function bootstrapOwner(args: string[]): Promise<number> {
   // 3. The database: the configured one, else the embedded one (shared with a running gateway).
   const config = loadConfig();
   return withGatewayStore(config, async (store) => {
-    const audit = createAuditRecorder({ store: createAuditStore(store) });
+    const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
+    const audit = createAuditRecorder({ store: createAuditStore(store, createChainSealer(deriveAuditKeys(keyring.encryptionKey).seal)) });
     const users = createUsersService({ usersStore: createUsersStore(store), hasher: createPasswordHasher(config.passwordHash), audit });
     const owner = await users.bootstrapOwner({ username, password, ...(email ? { email } : {}) });
     await audit.flush();

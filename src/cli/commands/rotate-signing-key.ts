@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../config/config.ts";
+import { createChainSealer } from "../../domain/audit/audit-chain.ts";
+import { deriveAuditKeys } from "../../domain/audit/audit-keys.ts";
 import { createAuditRecorder } from "../../domain/audit/audit-recorder.ts";
 import { createSigningKeySet } from "../../domain/tokens/signing-keys.ts";
 import { loadOrCreateKeyring } from "../../keys/keyring.ts";
@@ -42,7 +44,7 @@ export const rotateSigningKeyCommand = {
         });
         const previous = keys.current().kid;
         const { kid } = await keys.rotate();
-        const audit = createAuditRecorder({ store: createAuditStore(store) });
+        const audit = createAuditRecorder({ store: createAuditStore(store, createChainSealer(deriveAuditKeys(keyring.encryptionKey).seal)) });
         await audit.recordNow({ type: "system.signing_key_rotate", outcome: "success", actor: { kind: "system", display: "cli" }, metadata: { new_kid: kid, old_kid: previous } });
         process.stdout.write(`Rotated the signing key: ${previous} -> ${kid}\n`);
         return 0;

@@ -324,6 +324,21 @@ export function createApiKeyService(deps: {
       return (await views([after ?? state]))[0]!;
     },
 
+    /**
+     * The audit service's automatic response: revokes a key without a caller (the response audits
+     * itself, naming the finding). False when the key is unknown or was revoked already.
+     */
+    async revokeForResponse(keyId: string, reason: string): Promise<boolean> {
+      if (!/^[0-9A-Za-z]{16}$/.test(keyId)) return false;
+      const state = await store.findState(keyId);
+      if (!state || state.revocation) return false;
+      const at = now();
+      const revocation = { _id: keyId, ownerUserId: state.record.ownerUserId, revokedAt: at, reason, revokedBy: "system" };
+      const count = await store.revoke([{ keyId, ownerUserId: state.record.ownerUserId }], { reason, revokedBy: "system", at });
+      cache.noteRevocation(revocation);
+      return count === 1;
+    },
+
     async revokeAll(ctx: ActionContext, input: { reason: string; allUsers: boolean }): Promise<number> {
       const reason = checkReason(input.reason);
       if (input.allUsers && ctx.principal.role !== "owner") throw new DomainError("permission_denied", "only an owner may revoke every user's keys");

@@ -10,6 +10,9 @@ export const MAX_AUDIT_STRING = 512;
 export const MAX_AUDIT_METADATA_ENTRIES = 32;
 const MAX_SHORT_STRING = 64; // ip, target kind, metadata keys
 const REDACTED = "[redacted]";
+// Keys that match a secret-looking part but name no secret: `username_key` is the normalised username
+// a failed login attempted (the subject of the failed-logins-per-user finding).
+const NOT_SECRET_KEYS: ReadonlySet<string> = new Set(["username_key"]);
 
 // C0/C1 controls (newlines forge log lines, ESC drives terminals), line separators and bidi overrides
 // (which make text display differently from what is stored).
@@ -70,6 +73,7 @@ export function boundString(value: string, max: number): string {
  * so a key whose last word is `id`/`ids` (`keyId`, `api_key_id`, `tokenIds`) is not secret.
  */
 export function isSecretMetadataKey(key: string): boolean {
+  if (NOT_SECRET_KEYS.has(key)) return false;
   const words = key
     .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
     .toLowerCase()

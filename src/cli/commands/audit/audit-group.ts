@@ -4,6 +4,7 @@ const AUDIT_COMMANDS: CommandTable = {
   query: { summary: "Search the audit log with filters (audit.read).", load: async () => (await import("./query-events.ts")).queryEventsCommand },
   tail: { summary: "Follow the audit log live, or resume after a sequence number.", load: async () => (await import("./tail-events.ts")).tailEventsCommand },
   export: { summary: "Export events as JSON Lines or CSV, with a signed closing manifest.", load: async () => (await import("./export-events.ts")).exportEventsCommand },
+  verify: { summary: "Check an export FILE offline against the gateway's published keys.", load: async () => ({ run: (await import("./verify-export.ts")).auditVerify }) },
   suspicious: { summary: "Findings over a time window: failed logins, token reuse, key misuse…", load: async () => (await import("./suspicious-activity.ts")).suspiciousActivityCommand },
 };
 

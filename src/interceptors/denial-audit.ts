@@ -1,0 +1,34 @@
+import type { Interceptor } from "@connectrpc/connect";
+import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import { DomainError } from "../domain/errors.ts";
+import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
+
+/**
+ * Every call refused for lack of permission (the access rule, a missing fresh MFA code, or a handler's
+ * own check such as scope widening) becomes an `access.denied` audit event: who, which method, from
+ * where, why. Bursts of these are what GetSuspiciousActivity reports as probing. Written in the
+ * background (batched); the refusal itself never waits for it.
+ */
+export function createDenialAuditInterceptor(audit: AuditRecorder): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      if (error instanceof DomainError && error.code === "permission_denied") {
+        const principal = req.contextValues.get(principalKey);
+        const client = req.contextValues.get(clientKey);
+        audit.record({
+          type: "access.denied",
+          outcome: "denied",
+          actor: principal ? { kind: principal.kind, id: principal.id } : { kind: "anonymous" },
+          ip: client.ip,
+          userAgent: client.userAgent,
+          requestId: req.contextValues.get(requestIdKey),
+          method: `/${req.service.typeName}/${req.method.name}`,
+          reason: error.reason ?? error.message,
+        });
+      }
+      throw error;
+    }
+  };
+}
