@@ -2,8 +2,12 @@
 // memory; credentials sent to it are verified like anywhere else) driven at fixed concurrency against
 // (1) a bare Connect server with no interceptors, (2) the gateway with a JWT, (3) the gateway with an API
 // key. Goals: API key ≥ 0.85× bare, and within 10% of the JWT path. Loopback only, bounded in time.
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+//
+// The load comes from ghz (Go; installed into the tools dir with `go install` when Go is present): a
+// Node client would saturate its own core first and measure itself. Without Go, a Node client is used
+// and the figures say so.
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -11,6 +15,8 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ApiKeyService } from "../gen/portcullis/v1/api_key_pb.js";
 import { AuthService } from "../gen/portcullis/v1/auth_pb.js";
+import { promisify } from "node:util";
+import { ensureGoTool } from "../src/tools/go-tool.ts";
 import { quantile, runCli, startGatewayProcess } from "./gateway-process.ts";
 
 const ROUND_MS = Number(process.env["BENCH_ROUND_MS"] ?? 4_000);
@@ -22,6 +28,21 @@ interface Round {
   p50: number;
   p99: number;
   errors: number;
+}
+
+/** One round driven by ghz: its JSON report's rate and latency distribution. */
+async function driveWithGhz(ghz: string, protoset: string, port: number, headers: Record<string, string>): Promise<Round> {
+  const args = ["--insecure", "--protoset", protoset, "--call", "portcullis.v1.AuthService/GetJwks", "-d", "{}", "-c", String(CONCURRENCY), "--connections", "1"];
+  args.push("-z", `${ROUND_MS}ms`, "--skipFirst", "200", "-O", "json", "-m", JSON.stringify(headers), `127.0.0.1:${port}`);
+  const { stdout } = await promisify(execFile)(ghz, args, { maxBuffer: 64 * 1024 * 1024, timeout: ROUND_MS + 60_000 });
+  const report = JSON.parse(stdout) as { rps: number; latencyDistribution: Array<{ percentage: number; latency: number }> | null; statusCodeDistribution: Record<string, number> };
+  const at = (p: number) => (report.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? Number.NaN) / 1e6;
+  // At the end of a timed run ghz closes its connection under the calls in flight (at most one per
+  // concurrent worker): those end Canceled or Unavailable ("transport is closing") and are not failures.
+  const cutOff = (report.statusCodeDistribution["Canceled"] ?? 0) + (report.statusCodeDistribution["Unavailable"] ?? 0);
+  const others = Object.entries(report.statusCodeDistribution).reduce((sum, [code, n]) => sum + (["OK", "Canceled", "Unavailable"].includes(code) ? 0 : n), 0);
+  const errors = others + Math.max(0, cutOff - CONCURRENCY);
+  return { perSecond: report.rps, p50: at(50), p99: at(99), errors };
 }
 
 async function drive(client: Client<typeof AuthService>, headers: Record<string, string>): Promise<Round> {
@@ -88,22 +109,25 @@ export async function benchAuthThroughput(): Promise<Record<string, string>> {
     const keys = createClient(ApiKeyService, createGrpcTransport({ baseUrl: gatewayUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${accessToken}`), next(req))] }));
     const { secret } = await keys.createApiKey({ name: "bench", scopes: ["keys.read"] });
     const bareClient = createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${bare.port}` }));
+    const ghz = await ensureGoTool("ghz", "github.com/bojand/ghz/cmd/ghz").catch(() => undefined);
+    const protoset = join(dataDir, "portcullis.protoset");
+    await writeFile(protoset, Buffer.from(await readFile(new URL("../gen/descriptor-set.b64", import.meta.url), "utf8"), "base64"));
 
-    const paths: Array<[string, Client<typeof AuthService>, Record<string, string>]> = [
-      ["bare Connect server", bareClient, {}],
-      ["gateway, JWT", auth, { authorization: `Bearer ${accessToken}` }],
-      ["gateway, API key", auth, { authorization: `Bearer ${secret}` }],
+    const paths: Array<[string, Client<typeof AuthService>, number, Record<string, string>]> = [
+      ["bare Connect server", bareClient, bare.port, {}],
+      ["gateway, JWT", auth, gateway.port, { authorization: `Bearer ${accessToken}` }],
+      ["gateway, API key", auth, gateway.port, { authorization: `Bearer ${secret}` }],
     ];
     // Interleaved rounds, best of each: background noise on a shared machine hurts every path alike.
     const best = new Map<string, Round>();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, client, headers] of paths) {
-        const result = await drive(client, headers);
+      for (const [name, client, port, headers] of paths) {
+        const result = ghz ? await driveWithGhz(ghz, protoset, port, headers) : await drive(client, headers);
         if (result.errors > 0) throw new Error(`${name}: ${result.errors} failed calls`);
         if ((best.get(name)?.perSecond ?? 0) < result.perSecond) best.set(name, result);
       }
     }
-    const figures: Record<string, string> = {};
+    const figures: Record<string, string> = { "load generator": ghz ? "ghz (Go)" : "Node client (install Go for ghz)" };
     for (const [name, result] of best) {
       figures[`${name}: calls/s (concurrency ${CONCURRENCY})`] = result.perSecond.toFixed(0);
       figures[`${name}: p50 / p99 ms`] = `${result.p50.toFixed(2)} / ${result.p99.toFixed(2)}`;

@@ -94,6 +94,13 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
 
   const poll = async () => {
     const startedAt = now();
+    // Nothing cached, nothing to keep fresh: a key loaded later is read fresh from the database, and the
+    // poll after that reaches back past its load (overlap), so skipping costs no change.
+    if (entries.size === 0) {
+      polledFrom = startedAt;
+      if (startedAt - lastSweep > 60_000) sweep(startedAt);
+      return;
+    }
     const changes = await options.store.changesSince(new Date(polledFrom - overlapMs));
     polledFrom = startedAt;
     for (const record of changes.records) {
