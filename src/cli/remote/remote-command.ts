@@ -59,6 +59,30 @@ export async function runReportingErrors(work: (context: { connectionUrl(url: st
   }
 }
 
+/**
+ * A command that talks to a gateway: parses its command line strictly (`positionals` as for
+ * {@link parseCommandLine}), answers `--help` with `usage`, and runs `body` with the parsed line and a
+ * `connect` that uses the connection flags — every error becoming one stderr line and an exit code.
+ */
+export function remoteCommand<const T extends ParseArgsOptionsConfig>(
+  usage: string,
+  options: T,
+  positionals: { names: readonly string[]; optional?: number },
+  body: (line: ReturnType<typeof parseCommandLine<T>>, connect: () => Promise<GatewayConnection>) => Promise<number>,
+): { run(args: string[]): Promise<number> } {
+  return {
+    run: (args) =>
+      runReportingErrors(async (context) => {
+        const line = parseCommandLine(args, options, positionals);
+        if ((line.values as { help?: boolean }).help) {
+          await writeOut(usage);
+          return 0;
+        }
+        return body(line, () => connectWith(line.values as Parameters<typeof connectWith>[0], context));
+      }),
+  };
+}
+
 /** Connects with the connection flags of a parsed command line. */
 export function connectWith(values: { url?: string | undefined; token?: string | undefined; "api-key"?: string | undefined }, context: { connectionUrl(url: string): void }): Promise<GatewayConnection> {
   return connectToGateway({ url: values.url, token: values.token, apiKey: values["api-key"] }).then((connection) => {

@@ -1,9 +1,8 @@
 import { AuditEventSchema, AuditService, QueryAuditEventsResponseSchema, type AuditEvent } from "../../../../gen/portcullis/v1/audit_pb.js";
 import { SortOrder } from "../../../../gen/portcullis/v1/common_pb.js";
 import { create, toJson } from "@bufbuild/protobuf";
-import type { Runnable } from "../../command-table.ts";
 import { formatTable } from "../../output/table.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { FILTER_HELP, FILTER_OPTIONS, parseFilter, parseOrder, parsePositive } from "./audit-arguments.ts";
 import { EVENT_HEADERS, eventRow } from "./event-display.ts";
 
@@ -23,35 +22,27 @@ const OPTIONS = { ...CONNECTION_OPTIONS, ...FILTER_OPTIONS, limit: { type: "stri
 const PAGE_SIZE = 1_000;
 
 /** `audit query`; see {@link USAGE}. */
-export const queryEventsCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values } = parseCommandLine(args, OPTIONS);
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      const filter = parseFilter(values);
-      const limit = parsePositive(values.limit, "--limit", 100, 100_000);
-      const order = parseOrder(values.order, SortOrder.DESCENDING);
-      const audit = (await connectWith(values, context)).client(AuditService);
-      const events: AuditEvent[] = [];
-      let pageToken = "";
-      do {
-        const page = await audit.queryAuditEvents({ filter, order, pageSize: Math.min(PAGE_SIZE, limit - events.length), pageToken });
-        events.push(...page.events);
-        pageToken = page.nextPageToken;
-      } while (pageToken !== "" && events.length < limit);
-      if (values.json) {
-        const response = create(QueryAuditEventsResponseSchema, { events, nextPageToken: "" });
-        await writeOut(`${JSON.stringify({ events: response.events.map((e) => toJson(AuditEventSchema, e)) }, null, 2)}\n`);
-        return 0;
-      }
-      if (events.length === 0) {
-        await writeOut("No matching events.\n");
-        return 0;
-      }
-      await writeOut(formatTable(EVENT_HEADERS, events.map(eventRow)));
-      return 0;
-    }),
-};
+export const queryEventsCommand = remoteCommand(USAGE, OPTIONS, { names: [] }, async ({ values }, connect) => {
+  const filter = parseFilter(values);
+  const limit = parsePositive(values.limit, "--limit", 100, 100_000);
+  const order = parseOrder(values.order, SortOrder.DESCENDING);
+  const audit = (await connect()).client(AuditService);
+  const events: AuditEvent[] = [];
+  let pageToken = "";
+  do {
+    const page = await audit.queryAuditEvents({ filter, order, pageSize: Math.min(PAGE_SIZE, limit - events.length), pageToken });
+    events.push(...page.events);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "" && events.length < limit);
+  if (values.json) {
+    const response = create(QueryAuditEventsResponseSchema, { events, nextPageToken: "" });
+    await writeOut(`${JSON.stringify({ events: response.events.map((e) => toJson(AuditEventSchema, e)) }, null, 2)}\n`);
+    return 0;
+  }
+  if (events.length === 0) {
+    await writeOut("No matching events.\n");
+    return 0;
+  }
+  await writeOut(formatTable(EVENT_HEADERS, events.map(eventRow)));
+  return 0;
+});

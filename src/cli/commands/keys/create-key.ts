@@ -1,9 +1,8 @@
 import { ApiKeyService, CreateApiKeyResponseSchema } from "../../../../gen/portcullis/v1/api_key_pb.js";
 import { CommandError } from "../../command-error.ts";
-import type { Runnable } from "../../command-table.ts";
 import { formatJson } from "../../output/json-output.ts";
 import { printable } from "../../output/terminal-text.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { parseDuration, parseMetadata, parseTier } from "./key-arguments.ts";
 import { formatNewSecret } from "./key-display.ts";
 
@@ -39,36 +38,28 @@ const OPTIONS = {
 } as const;
 
 /** `keys create`; see {@link USAGE}. */
-export const createKeyCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values } = parseCommandLine(args, OPTIONS);
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      // 1. Everything checkable is checked before connecting.
-      if (values.name === undefined || values.name.trim() === "") throw new CommandError("--name is required", 2);
-      const scopes = (values.scope ?? []).map((scope) => scope.trim()).filter((scope) => scope !== "");
-      if (scopes.length === 0) throw new CommandError("at least one --scope is required", 2);
-      if (values.quiet && values.json) throw new CommandError("give either --quiet or --json, not both", 2);
-      if (values["no-expiry"] && values["expires-in"] !== undefined) throw new CommandError("give either --expires-in or --no-expiry, not both", 2);
-      const request = {
-        name: values.name.trim(),
-        scopes,
-        ...(values["expires-in"] !== undefined ? { expiresIn: parseDuration(values["expires-in"], "--expires-in") } : {}),
-        noExpiry: values["no-expiry"] === true,
-        ...(values.tier !== undefined ? { rateLimitTier: parseTier(values.tier) } : {}),
-        allowedCidrs: (values.cidr ?? []).map((cidr) => cidr.trim()),
-        metadata: parseMetadata(values.metadata ?? []),
-      };
+export const createKeyCommand = remoteCommand(USAGE, OPTIONS, { names: [] }, async ({ values }, connect) => {
+  // 1. Everything checkable is checked before connecting.
+  if (values.name === undefined || values.name.trim() === "") throw new CommandError("--name is required", 2);
+  const scopes = (values.scope ?? []).map((scope) => scope.trim()).filter((scope) => scope !== "");
+  if (scopes.length === 0) throw new CommandError("at least one --scope is required", 2);
+  if (values.quiet && values.json) throw new CommandError("give either --quiet or --json, not both", 2);
+  if (values["no-expiry"] && values["expires-in"] !== undefined) throw new CommandError("give either --expires-in or --no-expiry, not both", 2);
+  const request = {
+    name: values.name.trim(),
+    scopes,
+    ...(values["expires-in"] !== undefined ? { expiresIn: parseDuration(values["expires-in"], "--expires-in") } : {}),
+    noExpiry: values["no-expiry"] === true,
+    ...(values.tier !== undefined ? { rateLimitTier: parseTier(values.tier) } : {}),
+    allowedCidrs: (values.cidr ?? []).map((cidr) => cidr.trim()),
+    metadata: parseMetadata(values.metadata ?? []),
+  };
 
-      // 2. Create, then print the secret exactly once, in the form asked for.
-      const connection = await connectWith(values, context);
-      const response = await connection.client(ApiKeyService).createApiKey(request);
-      if (values.quiet) await writeOut(`${response.secret}\n`);
-      else if (values.json) await writeOut(formatJson(CreateApiKeyResponseSchema, response));
-      else await writeOut(formatNewSecret(`Created API key "${printable(response.apiKey?.name ?? request.name)}".`, response.secret, response.apiKey));
-      return 0;
-    }),
-};
+  // 2. Create, then print the secret exactly once, in the form asked for.
+  const connection = await connect();
+  const response = await connection.client(ApiKeyService).createApiKey(request);
+  if (values.quiet) await writeOut(`${response.secret}\n`);
+  else if (values.json) await writeOut(formatJson(CreateApiKeyResponseSchema, response));
+  else await writeOut(formatNewSecret(`Created API key "${printable(response.apiKey?.name ?? request.name)}".`, response.secret, response.apiKey));
+  return 0;
+});

@@ -1,10 +1,9 @@
 import { ApiKeyFindingKind, ApiKeyService, GetApiKeyHealthResponseSchema } from "../../../../gen/portcullis/v1/api_key_pb.js";
 import { Severity } from "../../../../gen/portcullis/v1/common_pb.js";
-import type { Runnable } from "../../command-table.ts";
 import { enumLabel } from "../../output/enum-labels.ts";
 import { formatJson } from "../../output/json-output.ts";
 import { formatTable } from "../../output/table.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { parseOwnerSelection } from "./key-arguments.ts";
 
 const USAGE = `Usage: portcullis keys health [--user ID | --all] [--json]
@@ -22,38 +21,30 @@ ${CONNECTION_HELP}`;
 const OPTIONS = { ...CONNECTION_OPTIONS, user: { type: "string" }, all: { type: "boolean" }, json: { type: "boolean" } } as const;
 
 /** `keys health`; see {@link USAGE}. */
-export const keyHealthCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values } = parseCommandLine(args, OPTIONS);
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      const owner = parseOwnerSelection(values);
-      const connection = await connectWith(values, context);
-      const response = await connection.client(ApiKeyService).getApiKeyHealth(owner);
-      if (values.json) {
-        await writeOut(formatJson(GetApiKeyHealthResponseSchema, response));
-        return 0;
-      }
-      const checked = `Checked ${response.checkedCount} key${response.checkedCount === 1n ? "" : "s"}`;
-      if (response.findings.length === 0) {
-        await writeOut(`${checked}: no findings.\n`);
-        return 0;
-      }
-      const showOwner = owner.allUsers || owner.userId !== "";
-      const headers = ["SEVERITY", "FINDING", "KEY", "NAME", ...(showOwner ? ["OWNER"] : []), "ADVICE"];
-      const rows = response.findings.map((finding) => [
-        enumLabel(Severity, finding.severity),
-        enumLabel(ApiKeyFindingKind, finding.kind),
-        finding.keyId,
-        finding.keyName,
-        ...(showOwner ? [finding.ownerUserId] : []),
-        finding.advice,
-      ]);
-      const count = response.findings.length;
-      await writeOut(`${checked}: ${count} finding${count === 1 ? "" : "s"}.\n\n${formatTable(headers, rows)}`);
-      return 0;
-    }),
-};
+export const keyHealthCommand = remoteCommand(USAGE, OPTIONS, { names: [] }, async ({ values }, connect) => {
+  const owner = parseOwnerSelection(values);
+  const connection = await connect();
+  const response = await connection.client(ApiKeyService).getApiKeyHealth(owner);
+  if (values.json) {
+    await writeOut(formatJson(GetApiKeyHealthResponseSchema, response));
+    return 0;
+  }
+  const checked = `Checked ${response.checkedCount} key${response.checkedCount === 1n ? "" : "s"}`;
+  if (response.findings.length === 0) {
+    await writeOut(`${checked}: no findings.\n`);
+    return 0;
+  }
+  const showOwner = owner.allUsers || owner.userId !== "";
+  const headers = ["SEVERITY", "FINDING", "KEY", "NAME", ...(showOwner ? ["OWNER"] : []), "ADVICE"];
+  const rows = response.findings.map((finding) => [
+    enumLabel(Severity, finding.severity),
+    enumLabel(ApiKeyFindingKind, finding.kind),
+    finding.keyId,
+    finding.keyName,
+    ...(showOwner ? [finding.ownerUserId] : []),
+    finding.advice,
+  ]);
+  const count = response.findings.length;
+  await writeOut(`${checked}: ${count} finding${count === 1 ? "" : "s"}.\n\n${formatTable(headers, rows)}`);
+  return 0;
+});

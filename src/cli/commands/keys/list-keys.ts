@@ -1,9 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { ApiKeyService, ApiKeyStatus, ListApiKeysResponseSchema, type ApiKey } from "../../../../gen/portcullis/v1/api_key_pb.js";
 import { CommandError } from "../../command-error.ts";
-import type { Runnable } from "../../command-table.ts";
 import { formatJson } from "../../output/json-output.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { parseOwnerSelection, parseStatus } from "./key-arguments.ts";
 import { formatKeyTable } from "./key-display.ts";
 
@@ -34,34 +33,26 @@ const PAGE_SIZE = 500;
 const MAX_PAGES = 200;
 
 /** `keys list`; see {@link USAGE}. */
-export const listKeysCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values } = parseCommandLine(args, OPTIONS);
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      if (values.quiet && values.json) throw new CommandError("give either --quiet or --json, not both", 2);
-      const status = values.status === undefined ? ApiKeyStatus.UNSPECIFIED : parseStatus(values.status);
-      const owner = parseOwnerSelection(values);
+export const listKeysCommand = remoteCommand(USAGE, OPTIONS, { names: [] }, async ({ values }, connect) => {
+  if (values.quiet && values.json) throw new CommandError("give either --quiet or --json, not both", 2);
+  const status = values.status === undefined ? ApiKeyStatus.UNSPECIFIED : parseStatus(values.status);
+  const owner = parseOwnerSelection(values);
 
-      const connection = await connectWith(values, context);
-      const client = connection.client(ApiKeyService);
-      const keys: ApiKey[] = [];
-      let pageToken = "";
-      for (let page = 0; ; page++) {
-        if (page === MAX_PAGES) throw new CommandError(`the gateway returned more than ${MAX_PAGES} pages; narrow the list with --status or --user`);
-        const response = await client.listApiKeys({ ...owner, status, pageSize: PAGE_SIZE, pageToken });
-        keys.push(...response.apiKeys);
-        if (response.nextPageToken === "" || response.nextPageToken === pageToken) break;
-        pageToken = response.nextPageToken;
-      }
+  const connection = await connect();
+  const client = connection.client(ApiKeyService);
+  const keys: ApiKey[] = [];
+  let pageToken = "";
+  for (let page = 0; ; page++) {
+    if (page === MAX_PAGES) throw new CommandError(`the gateway returned more than ${MAX_PAGES} pages; narrow the list with --status or --user`);
+    const response = await client.listApiKeys({ ...owner, status, pageSize: PAGE_SIZE, pageToken });
+    keys.push(...response.apiKeys);
+    if (response.nextPageToken === "" || response.nextPageToken === pageToken) break;
+    pageToken = response.nextPageToken;
+  }
 
-      if (values.json) await writeOut(formatJson(ListApiKeysResponseSchema, create(ListApiKeysResponseSchema, { apiKeys: keys })));
-      else if (values.quiet) await writeOut(keys.map((key) => `${key.id}\n`).join(""));
-      else if (keys.length === 0) await writeOut("No API keys.\n");
-      else await writeOut(formatKeyTable(keys, { showOwner: owner.allUsers || owner.userId !== "" }));
-      return 0;
-    }),
-};
+  if (values.json) await writeOut(formatJson(ListApiKeysResponseSchema, create(ListApiKeysResponseSchema, { apiKeys: keys })));
+  else if (values.quiet) await writeOut(keys.map((key) => `${key.id}\n`).join(""));
+  else if (keys.length === 0) await writeOut("No API keys.\n");
+  else await writeOut(formatKeyTable(keys, { showOwner: owner.allUsers || owner.userId !== "" }));
+  return 0;
+});

@@ -1,7 +1,6 @@
 import { ApiKeyService, RevokeAllApiKeysResponseSchema } from "../../../../gen/portcullis/v1/api_key_pb.js";
-import type { Runnable } from "../../command-table.ts";
 import { formatJson } from "../../output/json-output.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { parseReason } from "./key-arguments.ts";
 
 const USAGE = `Usage: portcullis keys revoke-all --reason TEXT [--everyone] [--json]
@@ -18,22 +17,14 @@ ${CONNECTION_HELP}`;
 const OPTIONS = { ...CONNECTION_OPTIONS, reason: { type: "string" }, everyone: { type: "boolean" }, json: { type: "boolean" } } as const;
 
 /** `keys revoke-all`; see {@link USAGE}. */
-export const revokeAllKeysCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values } = parseCommandLine(args, OPTIONS);
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      const reason = parseReason(values.reason);
-      const connection = await connectWith(values, context);
-      const response = await connection.client(ApiKeyService).revokeAllApiKeys({ reason, allUsers: values.everyone === true });
-      if (values.json) await writeOut(formatJson(RevokeAllApiKeysResponseSchema, response));
-      else {
-        const count = response.revokedCount;
-        await writeOut(`Revoked ${count} API key${count === 1n ? "" : "s"}${values.everyone ? " of all users" : ""}.\n`);
-      }
-      return 0;
-    }),
-};
+export const revokeAllKeysCommand = remoteCommand(USAGE, OPTIONS, { names: [] }, async ({ values }, connect) => {
+  const reason = parseReason(values.reason);
+  const connection = await connect();
+  const response = await connection.client(ApiKeyService).revokeAllApiKeys({ reason, allUsers: values.everyone === true });
+  if (values.json) await writeOut(formatJson(RevokeAllApiKeysResponseSchema, response));
+  else {
+    const count = response.revokedCount;
+    await writeOut(`Revoked ${count} API key${count === 1n ? "" : "s"}${values.everyone ? " of all users" : ""}.\n`);
+  }
+  return 0;
+});

@@ -1,8 +1,7 @@
 import { ApiKeyService, RevokeApiKeyResponseSchema } from "../../../../gen/portcullis/v1/api_key_pb.js";
-import type { Runnable } from "../../command-table.ts";
 import { formatJson } from "../../output/json-output.ts";
 import { printable } from "../../output/terminal-text.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { parseKeyId, parseReason } from "./key-arguments.ts";
 import { formatTime } from "./key-display.ts";
 
@@ -19,23 +18,15 @@ ${CONNECTION_HELP}`;
 const OPTIONS = { ...CONNECTION_OPTIONS, reason: { type: "string" }, json: { type: "boolean" } } as const;
 
 /** `keys revoke`; see {@link USAGE}. */
-export const revokeKeyCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values, positionals } = parseCommandLine(args, OPTIONS, { names: ["ID"] });
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      const keyId = parseKeyId(positionals[0]);
-      const reason = parseReason(values.reason);
-      const connection = await connectWith(values, context);
-      const response = await connection.client(ApiKeyService).revokeApiKey({ keyId, reason });
-      if (values.json) await writeOut(formatJson(RevokeApiKeyResponseSchema, response));
-      else {
-        const key = response.apiKey;
-        await writeOut(`Revoked API key ${printable(key?.id ?? keyId)}${key ? ` "${printable(key.name)}" at ${formatTime(key.revokedAt)}` : ""}.\n`);
-      }
-      return 0;
-    }),
-};
+export const revokeKeyCommand = remoteCommand(USAGE, OPTIONS, { names: ["ID"] }, async ({ values, positionals }, connect) => {
+  const keyId = parseKeyId(positionals[0]);
+  const reason = parseReason(values.reason);
+  const connection = await connect();
+  const response = await connection.client(ApiKeyService).revokeApiKey({ keyId, reason });
+  if (values.json) await writeOut(formatJson(RevokeApiKeyResponseSchema, response));
+  else {
+    const key = response.apiKey;
+    await writeOut(`Revoked API key ${printable(key?.id ?? keyId)}${key ? ` "${printable(key.name)}" at ${formatTime(key.revokedAt)}` : ""}.\n`);
+  }
+  return 0;
+});

@@ -1,9 +1,8 @@
 import { ApiKeyService, RotateApiKeyResponseSchema } from "../../../../gen/portcullis/v1/api_key_pb.js";
 import { CommandError } from "../../command-error.ts";
-import type { Runnable } from "../../command-table.ts";
 import { formatJson } from "../../output/json-output.ts";
 import { printable } from "../../output/terminal-text.ts";
-import { CONNECTION_HELP, CONNECTION_OPTIONS, connectWith, parseCommandLine, runReportingErrors, writeOut } from "../../remote/remote-command.ts";
+import { CONNECTION_HELP, CONNECTION_OPTIONS, remoteCommand, writeOut } from "../../remote/remote-command.ts";
 import { parseDuration, parseKeyId } from "./key-arguments.ts";
 import { formatNewSecret, formatTime } from "./key-display.ts";
 
@@ -21,27 +20,19 @@ ${CONNECTION_HELP}`;
 const OPTIONS = { ...CONNECTION_OPTIONS, grace: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" } } as const;
 
 /** `keys rotate`; see {@link USAGE}. */
-export const rotateKeyCommand: Runnable = {
-  run: (args) =>
-    runReportingErrors(async (context) => {
-      const { values, positionals } = parseCommandLine(args, OPTIONS, { names: ["ID"] });
-      if (values.help) {
-        await writeOut(USAGE);
-        return 0;
-      }
-      if (values.quiet && values.json) throw new CommandError("give either --quiet or --json, not both", 2);
-      const keyId = parseKeyId(positionals[0]);
-      const gracePeriod = values.grace === undefined ? undefined : parseDuration(values.grace, "--grace");
+export const rotateKeyCommand = remoteCommand(USAGE, OPTIONS, { names: ["ID"] }, async ({ values, positionals }, connect) => {
+  if (values.quiet && values.json) throw new CommandError("give either --quiet or --json, not both", 2);
+  const keyId = parseKeyId(positionals[0]);
+  const gracePeriod = values.grace === undefined ? undefined : parseDuration(values.grace, "--grace");
 
-      const connection = await connectWith(values, context);
-      const response = await connection.client(ApiKeyService).rotateApiKey({ keyId, ...(gracePeriod ? { gracePeriod } : {}) });
-      if (values.quiet) await writeOut(`${response.secret}\n`);
-      else if (values.json) await writeOut(formatJson(RotateApiKeyResponseSchema, response));
-      else {
-        const old = printable(response.parentKeyId || keyId);
-        const until = response.graceExpiresAt && gracePeriod && gracePeriod.seconds > 0n ? `keeps working until ${formatTime(response.graceExpiresAt)}` : "has stopped working";
-        await writeOut(formatNewSecret(`Rotated API key ${old}: the old key ${until}.`, response.secret, response.apiKey));
-      }
-      return 0;
-    }),
-};
+  const connection = await connect();
+  const response = await connection.client(ApiKeyService).rotateApiKey({ keyId, ...(gracePeriod ? { gracePeriod } : {}) });
+  if (values.quiet) await writeOut(`${response.secret}\n`);
+  else if (values.json) await writeOut(formatJson(RotateApiKeyResponseSchema, response));
+  else {
+    const old = printable(response.parentKeyId || keyId);
+    const until = response.graceExpiresAt && gracePeriod && gracePeriod.seconds > 0n ? `keeps working until ${formatTime(response.graceExpiresAt)}` : "has stopped working";
+    await writeOut(formatNewSecret(`Rotated API key ${old}: the old key ${until}.`, response.secret, response.apiKey));
+  }
+  return 0;
+});
