@@ -205,6 +205,9 @@ describe("API key lifecycle", () => {
     expect((await gw.client(AuthService, { token: secret }).whoAmI({})).permissions).toEqual(["ai.status"]);
     await gw.client(AuthService, { token: tokens["owner-olga"]! }).updateUser({ userId: dee, disabled: true });
     expect(await whoAmIWithKey(secret)).toBe(Code.Unauthenticated);
+    // Health advice names the dead key of the disabled owner.
+    const health = await keysAs("admin-ada").getApiKeyHealth({ userId: dee });
+    expect(health.findings).toContainEqual(expect.objectContaining({ kind: ApiKeyFindingKind.OWNER_DISABLED, ownerUserId: dee, keyName: "admin-tool" }));
   });
 
   it("verifies keys for other services (keys.verify) without counting it as use", async () => {
