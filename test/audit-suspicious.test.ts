@@ -101,6 +101,14 @@ describe("automatic response", () => {
       const owner = await userWithToken(gw, "key-owner", "user");
       const { apiKey, secret } = await gw.client(ApiKeyService, { token: owner.token }).createApiKey({ name: "spread", scopes: ["ai.status"] });
       await expect(gw.client(AuthService, { token: secret }).whoAmI({})).resolves.toBeDefined();
+      // Refusals do not count: a stranger spraying the (public) key id with wrong secrets from many
+      // addresses must not get the owner's key revoked.
+      for (const ip of ["198.51.100.11", "198.51.100.12", "203.0.113.13", "203.0.113.14", "192.0.2.15", "192.0.2.16"]) {
+        gw.audit.record({ type: "api_key.authenticate", outcome: "denied", actor: { kind: "api_key", id: apiKey!.id }, ip, reason: "wrong_secret" });
+      }
+      await gw.audit.flush();
+      await gw.gateway.auditService.respond();
+      await expect(gw.client(AuthService, { token: secret }).whoAmI({})).resolves.toBeDefined();
       // The test's clients all come from 127.0.0.1: the uses from elsewhere are recorded as the gateway would.
       for (const ip of ["198.51.100.1", "198.51.100.2", "203.0.113.3", "203.0.113.4", "192.0.2.5", "192.0.2.6"]) {
         gw.audit.record({ type: "api_key.new_ip", outcome: "success", actor: { kind: "api_key", id: apiKey!.id }, ip });

@@ -417,7 +417,7 @@ export function createApiKeyService(deps: {
       const verdict = input.apiKey.length > 1024 ? ({ ok: false, rejection: "malformed" } as const) : await deps.verifier.verify(input.apiKey, client.ip);
       if (!verdict.ok) {
         if (verdict.keyId) {
-          deps.audit.record({ type: "api_key.exchange", outcome: "denied", actor: { kind: "api_key", id: verdict.keyId }, target: { kind: "api_key", id: verdict.keyId }, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId, reason: verdict.rejection });
+          deps.audit.record({ type: "api_key.exchange", outcome: "denied", actor: { kind: "anonymous" }, target: { kind: "api_key", id: verdict.keyId }, ip: client.ip, userAgent: client.userAgent, requestId: client.requestId, reason: verdict.rejection });
         }
         // The contract: a disabled owner or a foreign network is a refusal of a known key, not an unknown one.
         if (verdict.rejection === "owner_disabled") throw new DomainError("permission_denied", "the key's owner is disabled");

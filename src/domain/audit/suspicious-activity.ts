@@ -93,7 +93,8 @@ export function createSuspiciousActivity(deps: { store: AuditLogStore; threshold
     // One API key from many addresses: distinct IPs, not calls.
     const keyIps = new Map<string, { ips: Set<string>; events: SealedAuditRecord[] }>();
     for (const e of events) {
-      if (e.actor?.kind !== "api_key" || !e.actor.id || !e.ip) continue;
+      // Uses, not refusals: the key must have been presented with its secret from those addresses.
+      if (e.actor?.kind !== "api_key" || !e.actor.id || !e.ip || e.outcome !== "success") continue;
       const entry = keyIps.get(e.actor.id) ?? { ips: new Set<string>(), events: [] };
       entry.ips.add(e.ip);
       entry.events.push(e);

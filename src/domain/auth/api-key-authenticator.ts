@@ -57,13 +57,15 @@ export function createApiKeyAuthenticator(deps: {
   };
 
   // Wrong secrets and dead keys are worth an audit record (someone holds a key they should not use);
-  // malformed and unknown ids are not attributable and would only let garbage flood the log.
+  // malformed and unknown ids are not attributable and would only let garbage flood the log. The caller
+  // is anonymous, the key only the target: key ids are not secret, and a stranger spraying one from many
+  // addresses must not make the key look misused (and get it revoked by an automatic response).
   const auditRefusal = (verdict: Extract<KeyVerdict, { ok: false }>, client: ClientInfo) => {
     if (verdict.keyId === undefined) return;
     deps.audit.record({
       type: "api_key.authenticate",
       outcome: "denied",
-      actor: { kind: "api_key", id: verdict.keyId },
+      actor: { kind: "anonymous" },
       target: { kind: "api_key", id: verdict.keyId },
       ip: client.ip,
       userAgent: client.userAgent,
