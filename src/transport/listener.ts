@@ -3,7 +3,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
-import { Duplex } from "node:stream";
+import { SocketDuplex } from "./socket-duplex.ts";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -65,7 +65,7 @@ export function createListener(handler: RequestHandler, tls: { certFile: string;
         // socket's native handle, past anything unshifted. A stream wrapper makes it read through JS,
         // where the unshifted bytes are.
         connectingAddress = socket.remoteAddress;
-        h2Server.emit("connection", Duplex.from({ readable: socket, writable: socket }));
+        h2Server.emit("connection", new SocketDuplex(socket));
         connectingAddress = undefined;
       });
     });
