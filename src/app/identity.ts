@@ -33,6 +33,19 @@ import { createSessionsStore } from "../store/sessions-store.ts";
 import { createSigningKeysStore } from "../store/signing-keys-store.ts";
 import { createUsersStore } from "../store/users-store.ts";
 
+/** The JWT signing keys as configured: shared by the gateway and the CLI's rotate-signing-key. */
+export function openSigningKeySet(deps: { store: Store; keyring: Keyring; config: Config }): Promise<SigningKeySet> {
+  const { store, keyring, config } = deps;
+  return createSigningKeySet({
+    keyring,
+    keyFile: config.keyFile,
+    store: createSigningKeysStore(store),
+    accessTokenTtlMs: config.tokens.accessTtlMs,
+    leewayMs: config.tokens.leewayMs,
+    rotateAfterMs: config.tokens.signingKeyRotationMs,
+  });
+}
+
 /** Everything the server needs from the identity layer. */
 export interface Identity {
   readonly authenticator: Authenticator;
@@ -78,14 +91,7 @@ export async function createIdentity(deps: {
   const usersStore = createUsersStore(store);
   const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
 
-  const signingKeys = await createSigningKeySet({
-    keyring,
-    keyFile: config.keyFile,
-    store: createSigningKeysStore(store),
-    accessTokenTtlMs: config.tokens.accessTtlMs,
-    leewayMs: config.tokens.leewayMs,
-    rotateAfterMs: config.tokens.signingKeyRotationMs,
-  });
+  const signingKeys = await openSigningKeySet({ store, keyring, config });
   const accessTokens = createAccessTokenService({
     keys: signingKeys,
     issuer: config.tokens.issuer,

@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Filter } from "mongodb";
-import type { ApiKeyRecord, ApiKeySettings, ApiKeyRevocation, ApiKeyRotation, ApiKeyState, ApiKeyStatus, ApiKeyUsage } from "../domain/api-keys/api-key-record.ts";
+import { combineUsage, type ApiKeyRecord, type ApiKeySettings, type ApiKeyRevocation, type ApiKeyRotation, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage } from "../domain/api-keys/api-key-record.ts";
 import type { Store } from "./mongo-store.ts";
 
 const DUPLICATE_KEY = 11000;
@@ -169,18 +169,14 @@ export function createApiKeysStore(store: Store) {
       );
     },
 
-    /** Usage summed over every instance, per key. */
-    async usageOf(keyIds: readonly string[]): Promise<Map<string, ApiKeyUsage>> {
+    /** Usage summed over every instance, per key; `exceptInstance`'s documents are left out (its caller knows better). */
+    async usageOf(keyIds: readonly string[], options: { exceptInstance?: string } = {}): Promise<Map<string, ApiKeyUsage>> {
       const out = new Map<string, ApiKeyUsage>();
       if (keyIds.length === 0) return out;
+      const skip = options.exceptInstance === undefined ? undefined : `:${options.exceptInstance}`;
       for (const doc of await usage.find({ keyId: { $in: [...keyIds] } }).toArray()) {
-        const prior = out.get(doc.keyId);
-        const newer = !prior?.lastUsedAt || doc.lastUsedAt > prior.lastUsedAt;
-        out.set(doc.keyId, {
-          count: (prior?.count ?? 0) + doc.count,
-          lastUsedAt: newer ? doc.lastUsedAt : prior.lastUsedAt,
-          lastUsedIp: newer ? doc.lastUsedIp : prior.lastUsedIp,
-        });
+        if (skip !== undefined && doc._id.endsWith(skip)) continue;
+        out.set(doc.keyId, combineUsage(out.get(doc.keyId), doc));
       }
       return out;
     },

@@ -3,10 +3,9 @@ import { loadConfig } from "../../config/config.ts";
 import { createChainSealer } from "../../domain/audit/audit-chain.ts";
 import { deriveAuditKeys } from "../../domain/audit/audit-keys.ts";
 import { createAuditRecorder } from "../../domain/audit/audit-recorder.ts";
-import { createSigningKeySet } from "../../domain/tokens/signing-keys.ts";
+import { openSigningKeySet } from "../../app/identity.ts";
 import { loadOrCreateKeyring } from "../../keys/keyring.ts";
 import { createAuditStore } from "../../store/audit-store.ts";
-import { createSigningKeysStore } from "../../store/signing-keys-store.ts";
 import { CommandError, oneLine, withGatewayStore } from "../command-support.ts";
 
 const USAGE = `Usage: npm run -s cli -- rotate-signing-key
@@ -34,14 +33,7 @@ export const rotateSigningKeyCommand = {
       const config = loadConfig();
       const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
       return await withGatewayStore(config, async (store) => {
-        const keys = await createSigningKeySet({
-          keyring,
-          keyFile: config.keyFile,
-          store: createSigningKeysStore(store),
-          accessTokenTtlMs: config.tokens.accessTtlMs,
-          leewayMs: config.tokens.leewayMs,
-          rotateAfterMs: config.tokens.signingKeyRotationMs,
-        });
+        const keys = await openSigningKeySet({ store, keyring, config });
         const previous = keys.current().kid;
         const { kid } = await keys.rotate();
         const audit = createAuditRecorder({ store: createAuditStore(store, createChainSealer(deriveAuditKeys(keyring.encryptionKey).seal)) });

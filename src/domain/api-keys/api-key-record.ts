@@ -69,6 +69,13 @@ export interface ApiKeyUsage {
   readonly lastUsedIp?: string | undefined;
 }
 
+/** Two instances' usage of one key as one: counts add up, the latest use wins. */
+export function combineUsage(a: ApiKeyUsage | undefined, b: ApiKeyUsage): ApiKeyUsage {
+  if (!a) return b;
+  const newer = !a.lastUsedAt || (b.lastUsedAt !== undefined && b.lastUsedAt > a.lastUsedAt);
+  return { count: a.count + b.count, lastUsedAt: newer ? b.lastUsedAt : a.lastUsedAt, lastUsedIp: newer ? b.lastUsedIp : a.lastUsedIp };
+}
+
 /** The lifecycle state at `now`. A rotated key stays `rotated`, in and after its grace period. */
 export function statusOf(state: ApiKeyState, now: Date): ApiKeyStatus {
   if (state.revocation) return "revoked";

@@ -11,7 +11,7 @@ import type { UserState } from "../revocation/revocation-cache.ts";
 import type { AccessTokenService } from "../tokens/access-tokens.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
-import { statusOf, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
+import { combineUsage, statusOf, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
 import type { ApiKeyVerifier } from "./api-key-verifier.ts";
 import { normaliseCidrs } from "./client-networks.ts";
 import { displayPrefix, generateApiKey, hashSecret } from "./key-format.ts";
@@ -133,9 +133,13 @@ export function createApiKeyService(deps: {
   };
 
   const views = async (states: ApiKeyState[]): Promise<ApiKeyView[]> => {
-    await deps.usage.flush().catch(() => undefined); // this instance's latest counts, when the database lets us
-    const usage = await store.usageOf(states.map((s) => s.record._id));
-    return states.map((s) => view(s, usage.get(s.record._id)));
+    // Other instances' counts as last written, this instance's from memory: no write on a read.
+    const usage = await store.usageOf(states.map((s) => s.record._id), { exceptInstance: deps.usage.instanceId });
+    return states.map((s) => {
+      const mine = deps.usage.current(s.record._id);
+      const theirs = usage.get(s.record._id);
+      return view(s, mine ? combineUsage(theirs, mine) : theirs);
+    });
   };
 
   /** The key, if the caller may see it; NOT_FOUND otherwise (existence does not leak). */

@@ -17,6 +17,10 @@ export interface UsageSink {
  * write is simply repeated by the next flush, and two instances never write the same document.
  */
 export interface UsageTracker {
+  /** This process's id in the stored usage documents. */
+  readonly instanceId: string;
+  /** This process's running totals for `keyId` (written or not yet); undefined if it never saw the key. */
+  current(keyId: string): UsageTotals | undefined;
   /** Notes one successful use. Returns true the first time this process sees the key from `ip`. */
   noteUse(keyId: string, ip: string): boolean;
   /** Writes every total that changed since the last write. Called on a timer and on graceful stop. */
@@ -58,6 +62,11 @@ export function createUsageTracker(options: { sink: UsageSink; flushIntervalMs?:
   };
 
   return {
+    instanceId,
+    current(keyId) {
+      const total = totals.get(keyId);
+      return total && { ...total };
+    },
     noteUse(keyId, ip) {
       const at = now();
       const total = totals.get(keyId);
