@@ -26,12 +26,38 @@ const SECRET_FIELDS = [
   "x-mfa-code",
 ];
 
-// pino's redaction takes explicit paths; cover the field at the top level and up to two levels down.
-const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => {
-  const key = /^[A-Za-z_$][\w$]*$/.test(field) ? field : `["${field}"]`;
-  const join = (prefix: string) => (key.startsWith("[") ? `${prefix}${key}` : `${prefix}.${key}`);
-  return [key, join("*"), join("*.*")];
-});
+const SECRET_FIELD_NAMES = new Set(SECRET_FIELDS.map((field) => field.toLowerCase()));
+const CENSOR = "[redacted]";
+const MAX_REDACT_DEPTH = 8;
+
+/**
+ * `value` with every secret-named field (any letter case, in plain objects, arrays and errors) replaced
+ * by the censor; `value` itself when it has none. Errors become pino's serialised form (message, stack,
+ * own fields) so their fields are censored too; anything nested deeper than MAX_REDACT_DEPTH is cut.
+ * pino's own `redact` needs explicit paths, and its wildcard paths cost ~75 µs per line on a slow machine
+ * (more than the rest of a small RPC's logging); this walk costs about a microsecond for a typical line.
+ */
+export function redactSecrets(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (depth > MAX_REDACT_DEPTH) return "[too deep]";
+  if (value instanceof Error) return redactSecrets({ ...pino.stdSerializers.err(value) }, depth);
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const redacted = redactSecrets(value[i], depth + 1);
+      if (redacted !== value[i]) (copy ??= [...value])[i] = redacted;
+    }
+    return copy ?? value;
+  }
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype !== Object.prototype && prototype !== null) return value; // buffers, dates, maps: no fields of ours
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, field] of Object.entries(value)) {
+    const redacted = SECRET_FIELD_NAMES.has(key.toLowerCase()) ? CENSOR : redactSecrets(field, depth + 1);
+    if (redacted !== field) (copy ??= { ...value })[key] = redacted;
+  }
+  return copy ?? value;
+}
 
 // Lines are gathered up to this many bytes, or for at most FLUSH_INTERVAL_MS, then written at once: one
 // system call per batch instead of one per RPC (a fifth of a small call's cost on a slow machine).
@@ -63,8 +89,10 @@ export function createLogger(options: { level: string; destination?: Destination
       level: options.level,
       base: { service: "portcullis" },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (object) => redactSecrets(object) as Record<string, unknown>,
+      },
     },
     options.destination ?? batchedStdout(),
   );

@@ -3,7 +3,6 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
-import { SocketDuplex } from "./socket-duplex.ts";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -30,9 +29,6 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
 export function createListener(handler: RequestHandler, tls: { certFile: string; keyFile: string } | undefined, onError: (message: string) => void): Listener {
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  // h2c sessions run over a wrapper stream that knows no peer address: remember the real socket's.
-  const sessionAddress = new WeakMap<http2.Http2Session, string>();
-  let connectingAddress: string | undefined;
   const track = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -59,20 +55,16 @@ export function createListener(handler: RequestHandler, tls: { certFile: string;
       routeByPreface(socket, (isHttp2) => {
         if (!isHttp2) {
           h1Server.emit("connection", socket);
+          socket.resume();
           return;
         }
-        // The preface bytes were already read from the socket, and Node's HTTP/2 session reads from the
-        // socket's native handle, past anything unshifted. A stream wrapper makes it read through JS,
-        // where the unshifted bytes are.
-        connectingAddress = socket.remoteAddress;
-        h2Server.emit("connection", new SocketDuplex(socket));
-        connectingAddress = undefined;
+        // The session reads the native handle itself and, on the next tick, is fed the bytes the router
+        // unshifted. The socket stays paused: resuming it would hand those bytes to nobody.
+        h2Server.emit("connection", socket);
       });
     });
   }
   h2.on("session", (session: http2.ServerHttp2Session) => {
-    // Emitted synchronously from the "connection" emit above.
-    if (connectingAddress !== undefined) sessionAddress.set(session, connectingAddress);
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
@@ -106,8 +98,7 @@ export function createListener(handler: RequestHandler, tls: { certFile: string;
       for (const socket of sockets) socket.destroy();
     },
     remoteAddressOf(req) {
-      const session = "stream" in req ? req.stream.session : undefined;
-      return (session && sessionAddress.get(session)) ?? req.socket.remoteAddress ?? "";
+      return req.socket.remoteAddress ?? "";
     },
   };
 }
@@ -126,7 +117,6 @@ function routeByPreface(socket: net.Socket, route: (isHttp2: boolean) => void): 
     socket.pause();
     socket.unshift(buffered);
     route(isHttp2);
-    socket.resume();
   };
   const onEarlyError = () => {
     clearTimeout(timer);

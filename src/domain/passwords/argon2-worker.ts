@@ -1,7 +1,9 @@
 // A password-hashing thread: computes argon2 with Node's built-in crypto.argon2Sync, at the lowest CPU
 // priority. Linux applies a nice value per thread, so this thread yields to the event loop — and to the
 // database — whenever they want a core: a login storm slows logins, not every other call.
+import { execFileSync } from "node:child_process";
 import { argon2Sync, timingSafeEqual } from "node:crypto";
+import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
 
@@ -24,6 +26,20 @@ try {
   setPriority(19);
 } catch {
   // Not permitted here (some containers): hashing still runs off the event loop, just not deprioritised.
+}
+
+// Better still on Linux: SCHED_IDLE. The scheduler then counts a core that runs only hashing as idle, so
+// a woken event loop or database thread is placed there and runs at once, instead of queueing behind
+// another busy thread; nice 19 alone still leaves them waiting. Node has no binding for
+// sched_setscheduler, so util-linux's chrt (present on every Debian and most Linux systems) sets it for
+// this thread's id. Without chrt the thread stays at nice 19.
+if (process.platform === "linux") {
+  try {
+    const threadId = readlinkSync("/proc/thread-self").split("/").pop()!;
+    execFileSync("chrt", ["--idle", "--pid", "0", threadId], { stdio: "ignore", timeout: 5_000 });
+  } catch {
+    // no chrt, or not permitted: nice 19 stands
+  }
 }
 
 parentPort?.on("message", (task: Argon2Task) => {
