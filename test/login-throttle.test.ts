@@ -116,6 +116,29 @@ describe("login throttle", () => {
     expect(await lockedFor(t, "other", ip)).toBe(4000);
   });
 
+  it("ends the run on a success checked with failures, and writes nothing for one checked clean", async () => {
+    const time = clock();
+    const store = createLoginThrottleStore(database.store);
+    let clears = 0;
+    const counted = { ...store, clear: (key: string) => (clears++, store.clear(key)) };
+    const t = createLoginThrottle({ store: counted, now: time.now });
+    const { user, ip } = subjects();
+
+    const clean = await t.check(user, ip);
+    expect(clean).toEqual({ usernameHasFailures: false });
+    await t.recordSuccess(user, ip, clean);
+    expect(clears).toBe(0);
+
+    for (let i = 0; i < 4; i++) await t.recordFailure(user, ip);
+    const dirty = await t.check(user, ip);
+    expect(dirty).toEqual({ usernameHasFailures: true });
+    await t.recordSuccess(user, ip, dirty);
+    expect(clears).toBe(1);
+    // The run ended: four more failures do not lock (they would have made nine).
+    for (let i = 0; i < 4; i++) await t.recordFailure(user, ip);
+    expect(await lockedFor(t, user, subjects().ip)).toBeUndefined();
+  });
+
   it("treats unknown usernames exactly like known ones", async () => {
     const time = clock();
     const t = throttle(time.now);

@@ -55,11 +55,22 @@ export interface LoginThrottleStore {
  * ones, so the lock reveals nothing about which exist.
  */
 export interface LoginThrottle {
-  /** Throws DomainError("resource_exhausted", …, { reason: "locked", retryAfterMs }) while either key is locked. */
-  check(usernameKey: string, ip: string): Promise<void>;
+  /**
+   * Throws DomainError("resource_exhausted", …, { reason: "locked", retryAfterMs }) while either key is
+   * locked; otherwise says whether the username has failures on record.
+   */
+  check(usernameKey: string, ip: string): Promise<ThrottleCheck>;
   recordFailure(usernameKey: string, ip: string): Promise<void>;
-  /** Ends the username's run; the address's continues (one success must not launder a spraying address). */
-  recordSuccess(usernameKey: string, ip: string): Promise<void>;
+  /**
+   * Ends the username's run; the address's continues (one success must not launder a spraying address).
+   * Given the check made before this attempt, and it saw no failures, there is nothing to forget and the
+   * database is not touched (a failure from a parallel attempt in between then stays in the run: stricter).
+   */
+  recordSuccess(usernameKey: string, ip: string, checked?: ThrottleCheck): Promise<void>;
+}
+
+export interface ThrottleCheck {
+  readonly usernameHasFailures: boolean;
 }
 
 // Sweeping everyone's old failures is one indexed delete; once a minute per instance is plenty.
@@ -79,9 +90,13 @@ export function createLoginThrottle(deps: { store: LoginThrottleStore; now?: () 
   const horizonMs = Math.max(user.keep, ip.keep) * policy.resetAfterMs;
   let lastSweep = Number.NEGATIVE_INFINITY;
 
-  /** How long `key` stays locked from `at`, in ms (0: not locked). */
-  async function remainingLock(key: string, limits: { threshold: number; keep: number }, at: number): Promise<number> {
+  /** How long `key` stays locked from `at`, in ms (0: not locked), and whether it has any failures. */
+  async function remainingLock(key: string, limits: { threshold: number; keep: number }, at: number): Promise<{ lockMs: number; failures: number }> {
     const times = await store.recentFailures(key, limits.keep);
+    return { lockMs: lockFrom(times, limits, at), failures: times.length };
+  }
+
+  function lockFrom(times: Date[], limits: { threshold: number; keep: number }, at: number): number {
     let run = 0;
     let later = at;
     for (const time of times) {
@@ -103,11 +118,12 @@ export function createLoginThrottle(deps: { store: LoginThrottleStore; now?: () 
   return {
     async check(usernameKey, address) {
       const at = now();
-      const [userMs, ipMs] = await Promise.all([remainingLock(userKey(usernameKey), user, at), remainingLock(ipKey(address), ip, at)]);
-      const retryAfterMs = Math.max(userMs, ipMs);
+      const [forUser, forIp] = await Promise.all([remainingLock(userKey(usernameKey), user, at), remainingLock(ipKey(address), ip, at)]);
+      const retryAfterMs = Math.max(forUser.lockMs, forIp.lockMs);
       if (retryAfterMs > 0) {
         throw new DomainError("resource_exhausted", "too many failed sign-in attempts; try again later", { reason: "locked", retryAfterMs: Math.ceil(retryAfterMs) });
       }
+      return { usernameHasFailures: forUser.failures > 0 };
     },
 
     async recordFailure(usernameKey, address) {
@@ -119,7 +135,8 @@ export function createLoginThrottle(deps: { store: LoginThrottleStore; now?: () 
       }
     },
 
-    async recordSuccess(usernameKey) {
+    async recordSuccess(usernameKey, _address, checked) {
+      if (checked && !checked.usernameHasFailures) return;
       await store.clear(userKey(usernameKey));
     },
   };

@@ -79,7 +79,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
         key = `invalid:${username.slice(0, 64)}`;
       }
       const auditBase = { ip: client.ip, userAgent: client.userAgent, requestId, method: "/portcullis.v1.AuthService/Login" };
-      await deps.throttle.check(key, client.ip).catch(async (error: unknown) => {
+      const checked = await deps.throttle.check(key, client.ip).catch(async (error: unknown) => {
         await deps.audit.recordNow({ ...auditBase, type: "auth.login", outcome: "denied", actor: { kind: "anonymous" }, reason: "throttled", metadata: { username_key: key.slice(0, 64) } });
         throw error;
       });
@@ -114,7 +114,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
         }
       }
 
-      await deps.throttle.recordSuccess(key, client.ip);
+      await deps.throttle.recordSuccess(key, client.ip, checked);
       await deps.users.touchLastLogin(user._id);
       const session = await deps.sessions.open({ userId: user._id, ip: client.ip, userAgent: client.userAgent, mfaVerified: mfaUsed !== undefined });
       await deps.audit.recordNow({
