@@ -131,4 +131,21 @@ describe("accounts and RBAC", () => {
     expect((await codeOf(as(plain.accessToken).listSessions({ userId: (await as(other.accessToken).whoAmI({})).user!.id })))?.code).toBe(Code.PermissionDenied);
     expect((await as(plain.accessToken).revokeSession({ sessionId: plain.sessionId })).revoked).toBe(true);
   });
+
+  it("pages a user's sessions newest first, and refuses malformed page requests", async () => {
+    await gw.createUser("pat", "user");
+    const logins = [];
+    for (let i = 0; i < 3; i++) logins.push(await gw.client(AuthService).login({ username: "pat", password: testPassword("pat") }));
+    const pat = as(logins[2]!.accessToken);
+    const first = await pat.listSessions({ pageSize: 2 });
+    expect(first.sessions.map((s) => s.id)).toEqual([logins[2]!.sessionId, logins[1]!.sessionId]);
+    expect(first.nextPageToken).not.toBe("");
+    const second = await pat.listSessions({ pageSize: 2, pageToken: first.nextPageToken });
+    expect(second.sessions.map((s) => s.id)).toEqual([logins[0]!.sessionId]);
+    expect(second.nextPageToken).toBe("");
+    expect((await pat.listSessions({})).sessions).toHaveLength(3);
+    for (const bad of [{ pageToken: "garbage!!" }, { pageToken: Buffer.from("12:not-a-session").toString("base64url") }, { pageSize: -1 }, { pageSize: 501 }]) {
+      expect((await codeOf(pat.listSessions(bad)))?.code).toBe(Code.InvalidArgument);
+    }
+  });
 });

@@ -263,8 +263,8 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     async listSessions(req, ctx) {
       const action = actionContext(ctx);
       if (req.userId !== "" && req.userId !== action.principal.userId) await deps.users.getUser(req.userId);
-      const sessions = await deps.sessions.listSessions(action, req.userId);
-      return { sessions: sessions.map((s) => sessionMessage(s, action.principal.sessionId)), nextPageToken: "" };
+      const page = await deps.sessions.listSessions(action, req.userId, { pageSize: req.pageSize, pageToken: req.pageToken });
+      return { sessions: page.sessions.map((s) => sessionMessage(s, action.principal.sessionId)), nextPageToken: page.nextPageToken };
     },
 
     async revokeSession(req, ctx) {

@@ -4,6 +4,7 @@ import type { ClientInfo, Principal } from "../principal.ts";
 import type { RevocationCache } from "../revocation/revocation-cache.ts";
 import type { SessionRecord, SessionService } from "../sessions/sessions.ts";
 import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
+import { resolvePageSize } from "../users/user-paging.ts";
 
 /** Who asks and from where: the audit trail of every action below. */
 export interface ActionContext {
@@ -121,14 +122,22 @@ export function createSessionActions(deps: SessionActionsDeps) {
       return visible;
     },
 
-    async listSessions(ctx: ActionContext, userId: string): Promise<SessionRecord[]> {
+    /** A page of a user's active sessions, newest first (default 50, at most 500 per page). */
+    async listSessions(ctx: ActionContext, userId: string, page: { pageSize?: number; pageToken?: string } = {}): Promise<{ sessions: SessionRecord[]; nextPageToken: string }> {
       const target = userId === "" ? ctx.principal.userId : userId;
+      if (target !== ctx.principal.userId && !mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", "listing another user's sessions needs users.manage");
+      const pageSize = resolvePageSize(page.pageSize);
+      const after = decodeSessionPageToken(page.pageToken ?? "");
       if (target !== ctx.principal.userId) {
-        if (!mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", "listing another user's sessions needs users.manage");
         deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: { kind: ctx.principal.kind, id: ctx.principal.id }, target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
       }
-      const sessions = await deps.sessions.listForUser(target);
-      return sessions.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+      // A user's live sessions are few (each ends within the refresh lifetime), so they are read whole
+      // and paged here, by (createdAt, id) descending: a stable order a token can resume from.
+      const ordered = (await deps.sessions.listForUser(target)).sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      const rest = after ? ordered.filter((s) => s.createdAt.getTime() < after.createdAtMs || (s.createdAt.getTime() === after.createdAtMs && s.id < after.id)) : ordered;
+      const sessions = rest.slice(0, pageSize);
+      const last = sessions[sessions.length - 1];
+      return { sessions, nextPageToken: rest.length > pageSize && last ? encodeSessionPageToken(last) : "" };
     },
 
     async revokeSession(ctx: ActionContext, sessionId: string): Promise<boolean> {
@@ -147,3 +156,17 @@ export function createSessionActions(deps: SessionActionsDeps) {
 }
 
 export type SessionActions = ReturnType<typeof createSessionActions>;
+
+/** ListSessions page tokens: base64url of "<createdAt ms>:<id>" of the previous page's last session. */
+function encodeSessionPageToken(session: SessionRecord): string {
+  return Buffer.from(`${session.createdAt.getTime()}:${session.id}`, "utf8").toString("base64url");
+}
+
+/** Where a page token resumes; empty means the first page; anything malformed is `invalid_argument`. */
+function decodeSessionPageToken(token: string): { createdAtMs: number; id: string } | undefined {
+  if (token === "") return undefined;
+  const text = /^[A-Za-z0-9_-]{1,128}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  const match = /^(\d{1,15}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text);
+  if (!match) throw new DomainError("invalid_argument", "page token is malformed");
+  return { createdAtMs: Number(match[1]), id: match[2]! };
+}
