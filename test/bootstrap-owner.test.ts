@@ -76,6 +76,18 @@ describe("bootstrap-owner CLI", () => {
     expect(await store.db.collection("users").countDocuments()).toBe(1);
   });
 
+  it("lets exactly one of several concurrent runs create an owner", async () => {
+    const { env, store } = await freshDatabase();
+    const runs = await Promise.all(["first", "second", "third", "fourth"].map((name) => runCli(["--username", `racer-${name}`], { stdin: PASSWORD, env })));
+    expect(runs.filter((run) => run.code === 0)).toHaveLength(1);
+    for (const refused of runs.filter((run) => run.code !== 0)) {
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^portcullis bootstrap-owner: an owner already exists[^\n]*\n$/);
+    }
+    expect(await store.db.collection("users").countDocuments()).toBe(1);
+    expect(await store.db.collection("audit_events").countDocuments({ type: "user.bootstrap_owner" })).toBe(1);
+  });
+
   it("--generate prints a strong password once, and it verifies", async () => {
     const { env, store } = await freshDatabase();
     const result = await runCli(["--username", "generated-owner", "--generate"], { env });
@@ -113,6 +125,9 @@ describe("bootstrap-owner CLI", () => {
 
     for (const result of [weak, empty, badName, missing, badConfig]) expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(await store.db.collection("users").countDocuments()).toBe(0);
+    // The refused runs left no claim behind: a good run still succeeds.
+    expect(await store.db.collection("meta").countDocuments({ _id: "bootstrap-owner" } as object)).toBe(0);
+    expect((await runCli(["--username", "valid-name"], { stdin: PASSWORD, env })).code).toBe(0);
 
     const help = await runCli(["--help"], { env });
     expect(help.code).toBe(0);

@@ -312,8 +312,14 @@ describe("authenticatePassword", () => {
 });
 
 describe("bootstrapOwner", () => {
-  it("creates the first owner with a system actor, then refuses a second", async () => {
+  /** Back to a database with no owner and no bootstrap claim. */
+  async function resetOwners(): Promise<void> {
     await database.store.db.collection("users").deleteMany({ role: "owner" });
+    await database.store.db.collection("meta").deleteMany({ _id: "bootstrap-owner" } as object);
+  }
+
+  it("creates the first owner with a system actor, then refuses a second", async () => {
+    await resetOwners();
     expect(await usersStore.anyOwnerExists()).toBe(false);
     const owner = await users.bootstrapOwner({ username: name("root"), password: PASSWORD, email: "root@example.com" });
     expect(owner.role).toBe("owner");
@@ -329,8 +335,21 @@ describe("bootstrapOwner", () => {
   });
 
   it("applies the password policy", async () => {
-    await database.store.db.collection("users").deleteMany({ role: "owner" });
+    await resetOwners();
     await expectDomainError(users.bootstrapOwner({ username: name("root"), password: "qwertyuiopasdf" }), "invalid_argument", /too easy to guess/);
     expect(await usersStore.anyOwnerExists()).toBe(false);
+  });
+
+  it("refuses while another run holds a fresh claim, and takes over one abandoned for minutes", async () => {
+    const claims = database.store.db.collection<{ _id: string; userId: string; at: Date }>("meta");
+    await resetOwners();
+    await claims.insertOne({ _id: "bootstrap-owner", userId: randomUUID(), at: new Date() });
+    await expectDomainError(users.bootstrapOwner({ username: name("root"), password: PASSWORD }), "failed_precondition", /another bootstrap-owner run/);
+    expect(await usersStore.anyOwnerExists()).toBe(false);
+
+    await resetOwners();
+    await claims.insertOne({ _id: "bootstrap-owner", userId: randomUUID(), at: new Date(Date.now() - 10 * 60_000) });
+    const owner = await users.bootstrapOwner({ username: name("root"), password: PASSWORD });
+    expect(await claims.findOne({ _id: "bootstrap-owner" })).toMatchObject({ userId: owner._id });
   });
 });

@@ -3,10 +3,13 @@ import type { Role } from "../access/permissions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { UserListQuery, UserRecord, UsersStore } from "../domain/users/user-record.ts";
 import type { Store } from "./mongo-store.ts";
+import { META_COLLECTION } from "./schema.ts";
 
 export type { UserListQuery, UserPatch, UserRecord, UsersStore } from "../domain/users/user-record.ts";
 
 const DUPLICATE_KEY = 11000;
+/** The `meta` document that records which bootstrap-owner run created (or is creating) the first owner. */
+const BOOTSTRAP_CLAIM_ID = "bootstrap-owner";
 // The poller's feed is bounded: a burst larger than this is picked up on its next round.
 const MAX_UPDATED_SINCE = 1000;
 
@@ -16,6 +19,7 @@ const MAX_UPDATED_SINCE = 1000;
  */
 export function createUsersStore(store: Store): UsersStore {
   const users: Collection<UserRecord> = store.db.collection<UserRecord>("users");
+  const meta = store.db.collection<{ _id: string; userId: string; at: Date }>(META_COLLECTION);
 
   const byId = (id: string): Filter<UserRecord> => ({ _id: String(id) });
 
@@ -51,6 +55,22 @@ export function createUsersStore(store: Store): UsersStore {
 
     async anyOwnerExists() {
       return (await users.findOne({ role: "owner" }, { projection: { _id: 1 } })) !== null;
+    },
+
+    async claimBootstrap(userId, at) {
+      try {
+        await meta.insertOne({ _id: BOOTSTRAP_CLAIM_ID, userId: String(userId), at });
+        return "claimed";
+      } catch (err) {
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      }
+      const held = await meta.findOne({ _id: BOOTSTRAP_CLAIM_ID });
+      // Released between our insert and this read: report it as held just now, so the caller retries later.
+      return held ? { userId: held.userId, at: held.at } : { userId: "", at: new Date() };
+    },
+
+    async releaseBootstrap(userId) {
+      await meta.deleteOne({ _id: BOOTSTRAP_CLAIM_ID, userId: String(userId) });
     },
 
     async update(id, patch, expected) {

@@ -57,6 +57,13 @@ export interface UsersStore {
   /** Whether any owner exists, disabled or not (the bootstrap check and the startup hint). */
   anyOwnerExists(): Promise<boolean>;
   /**
+   * Claims the one bootstrap for `userId` (an atomic insert of a fixed-id document). Resolves "claimed",
+   * or with the claim another run holds.
+   */
+  claimBootstrap(userId: string, at: Date): Promise<"claimed" | { userId: string; at: Date }>;
+  /** Gives up `userId`'s bootstrap claim (its run failed, or the claim was abandoned). */
+  releaseBootstrap(userId: string): Promise<void>;
+  /**
    * Applies `patch` and always sets `updatedAt` to now. With `expected`, only when the user still has
    * that role and disabled state (an optimistic check against concurrent changes). Resolves to the
    * updated user, or undefined when no user matched. (On FerretDB 1.x a filtered update is not atomic,

@@ -99,6 +99,9 @@ export function isRole(value: unknown): value is Role {
   return typeof value === "string" && (ROLE_ORDER as readonly string[]).includes(value);
 }
 
+/** How old an abandoned bootstrap claim must be before another run may take it over. */
+const BOOTSTRAP_CLAIM_STALE_MS = 5 * 60_000;
+
 export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { usersStore, hasher, audit } = deps;
   const now = deps.now ?? (() => new Date());
@@ -122,13 +125,13 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     throw new DomainError("permission_denied", message);
   }
 
-  async function insertNew(input: { username: string; email?: string | undefined; password: string; role: Role }): Promise<UserRecord> {
+  async function insertNew(input: { username: string; email?: string | undefined; password: string; role: Role }, id: string = randomUUID()): Promise<UserRecord> {
     const name = normalizeUsername(input.username);
     const email = normalizeEmail(input.email);
     const password = requirePolicy(input.password, [name.display, email]);
     const at = now();
     const user: UserRecord = {
-      _id: randomUUID(),
+      _id: id,
       username: name.display,
       usernameKey: name.key,
       ...(email !== undefined ? { email } : {}),
@@ -141,6 +144,17 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     };
     await usersStore.insert(user);
     return user;
+  }
+
+  async function claimBootstrap(id: string): Promise<void> {
+    const held = await usersStore.claimBootstrap(id, now());
+    if (held === "claimed") return;
+    const refused = new DomainError("failed_precondition", "an owner already exists, or another bootstrap-owner run is creating one");
+    // A claim whose run died before making its owner would block bootstrap forever: once it is old
+    // enough that no live run can still be hashing, and its owner never appeared, it is taken over.
+    if (now().getTime() - held.at.getTime() < BOOTSTRAP_CLAIM_STALE_MS || (await usersStore.findById(held.userId))) throw refused;
+    await usersStore.releaseBootstrap(held.userId);
+    if ((await usersStore.claimBootstrap(id, now())) !== "claimed") throw refused;
   }
 
   return {
@@ -276,7 +290,16 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
 
     async bootstrapOwner(input) {
       if (await usersStore.anyOwnerExists()) throw new DomainError("failed_precondition", "an owner already exists");
-      const user = await insertNew({ ...input, role: "owner" });
+      // Two runs at once must not both make an owner: only the run that inserts the claim goes on.
+      const id = randomUUID();
+      await claimBootstrap(id);
+      let user: UserRecord;
+      try {
+        user = await insertNew({ ...input, role: "owner" }, id);
+      } catch (err) {
+        await usersStore.releaseBootstrap(id);
+        throw err;
+      }
       await audit.recordNow({
         type: "user.bootstrap_owner",
         outcome: "success",
