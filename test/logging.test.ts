@@ -56,7 +56,7 @@ describe("logging", () => {
     const logger = createLogger({ level: "info", destination: new Writable({ write: (c: Buffer, _e, cb) => ((text += c.toString()), cb()) }) });
     logger.info({ password: SECRETS.password, request: { refreshToken: SECRETS.bearer, headers: { authorization: `Bearer ${SECRETS.bearer}`, "x-api-key": SECRETS.apiKey } }, mfaCode: SECRETS.totp }, "x");
     // Deeper than two levels, inside arrays, in any letter case and in an error's own fields.
-    logger.warn({ session: { Token: SECRETS.bearer }, batch: [{ calls: [{ meta: { headers: { "X-Api-Key": SECRETS.apiKey } } }] }], err: Object.assign(new Error("refused"), { detail: { password: SECRETS.password } }), nested: { cause: Object.assign(new Error("inner"), { apiKey: SECRETS.apiKey }) } }, "y");
+    logger.warn({ session: { Token: SECRETS.bearer }, batch: [{ calls: [{ meta: { headers: { "X-Api-Key": SECRETS.apiKey } } }] }], err: Object.assign(new Error("refused"), { detail: { password: SECRETS.password } }), nested: { cause: Object.assign(new Error("inner"), { apiKey: SECRETS.apiKey }) }, instance: new (class Credentials { secret = SECRETS.bearer })(), serialised: { toJSON: () => ({ password: SECRETS.password }) }, at: new Date(0) }, "y");
     for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
     const lines = text.trim().split("\n").map((line) => JSON.parse(line) as Record<string, any>);
     expect(lines[0]!["request"].headers).toEqual({ authorization: "[redacted]", "x-api-key": "[redacted]" });
@@ -64,5 +64,8 @@ describe("logging", () => {
     expect(lines[1]!["session"]).toEqual({ Token: "[redacted]" });
     expect(lines[1]!["err"]).toMatchObject({ message: "refused", detail: { password: "[redacted]" } });
     expect(lines[1]!["nested"].cause).toMatchObject({ message: "inner", apiKey: "[redacted]" });
+    expect(lines[1]!["instance"]).toEqual({ secret: "[redacted]" });
+    expect(lines[1]!["serialised"]).toEqual({ password: "[redacted]" });
+    expect(lines[1]!["at"]).toBe("1970-01-01T00:00:00.000Z");
   });
 });

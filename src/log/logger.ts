@@ -31,8 +31,8 @@ const CENSOR = "[redacted]";
 const MAX_REDACT_DEPTH = 8;
 
 /**
- * `value` with every secret-named field (any letter case, in plain objects, arrays and errors) replaced
- * by the censor; `value` itself when it has none. Errors become pino's serialised form (message, stack,
+ * `value` with every secret-named field (any letter case, in objects, arrays and errors) replaced by
+ * the censor; `value` itself when it has none. Errors become pino's serialised form (message, stack,
  * own fields) so their fields are censored too; anything nested deeper than MAX_REDACT_DEPTH is cut.
  * pino's own `redact` needs explicit paths, and its wildcard paths cost ~75 µs per line on a slow machine
  * (more than the rest of a small RPC's logging); this walk costs about a microsecond for a typical line.
@@ -49,8 +49,10 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
     }
     return copy ?? value;
   }
-  const prototype = Object.getPrototypeOf(value) as unknown;
-  if (prototype !== Object.prototype && prototype !== null) return value; // buffers, dates, maps: no fields of ours
+  // An object is written as what its toJSON returns (dates, buffers…), else as its own enumerable
+  // fields whatever its class: walk exactly that.
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === "function") return redactSecrets(toJSON.call(value) as unknown, depth + 1);
   let copy: Record<string, unknown> | undefined;
   for (const [key, field] of Object.entries(value)) {
     const redacted = SECRET_FIELD_NAMES.has(key.toLowerCase()) ? CENSOR : redactSecrets(field, depth + 1);
