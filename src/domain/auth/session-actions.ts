@@ -4,7 +4,7 @@ import type { ClientInfo, Principal } from "../principal.ts";
 import type { RevocationCache } from "../revocation/revocation-cache.ts";
 import type { SessionRecord, SessionService } from "../sessions/sessions.ts";
 import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
-import { resolvePageSize } from "../users/user-paging.ts";
+import { decodePageToken, encodePageToken, resolvePageSize } from "../users/user-paging.ts";
 
 /** Who asks and from where: the audit trail of every action below. */
 export interface ActionContext {
@@ -127,7 +127,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       const target = userId === "" ? ctx.principal.userId : userId;
       if (target !== ctx.principal.userId && !mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", "listing another user's sessions needs users.manage");
       const pageSize = resolvePageSize(page.pageSize);
-      const after = decodeSessionPageToken(page.pageToken ?? "");
+      const after = sessionPosition(decodePageToken(page.pageToken, SESSION_POSITION));
       if (target !== ctx.principal.userId) {
         deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: { kind: ctx.principal.kind, id: ctx.principal.id }, target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
       }
@@ -137,7 +137,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       const rest = after ? ordered.filter((s) => s.createdAt.getTime() < after.createdAtMs || (s.createdAt.getTime() === after.createdAtMs && s.id < after.id)) : ordered;
       const sessions = rest.slice(0, pageSize);
       const last = sessions[sessions.length - 1];
-      return { sessions, nextPageToken: rest.length > pageSize && last ? encodeSessionPageToken(last) : "" };
+      return { sessions, nextPageToken: rest.length > pageSize && last ? encodePageToken(`${last.createdAt.getTime()}:${last.id}`) : "" };
     },
 
     async revokeSession(ctx: ActionContext, sessionId: string): Promise<boolean> {
@@ -157,16 +157,10 @@ export function createSessionActions(deps: SessionActionsDeps) {
 
 export type SessionActions = ReturnType<typeof createSessionActions>;
 
-/** ListSessions page tokens: base64url of "<createdAt ms>:<id>" of the previous page's last session. */
-function encodeSessionPageToken(session: SessionRecord): string {
-  return Buffer.from(`${session.createdAt.getTime()}:${session.id}`, "utf8").toString("base64url");
-}
+/** Where a ListSessions page ended: "<createdAt ms>:<session id>" of its last session. */
+const SESSION_POSITION = /^(\d{1,15}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
-/** Where a page token resumes; empty means the first page; anything malformed is `invalid_argument`. */
-function decodeSessionPageToken(token: string): { createdAtMs: number; id: string } | undefined {
-  if (token === "") return undefined;
-  const text = /^[A-Za-z0-9_-]{1,128}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
-  const match = /^(\d{1,15}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text);
-  if (!match) throw new DomainError("invalid_argument", "page token is malformed");
-  return { createdAtMs: Number(match[1]), id: match[2]! };
+function sessionPosition(position: string | undefined): { createdAtMs: number; id: string } | undefined {
+  const match = position === undefined ? null : SESSION_POSITION.exec(position);
+  return match ? { createdAtMs: Number(match[1]), id: match[2]! } : undefined;
 }

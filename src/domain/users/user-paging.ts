@@ -17,17 +17,20 @@ export function resolvePageSize(requested: number | undefined): number {
 }
 
 /**
- * Page tokens are opaque to clients: base64url of the last user id of the previous page. Only the
- * encoding is hidden — a token names nothing a caller of ListUsers cannot already see.
+ * Page tokens are opaque to clients: base64url of where the previous page ended (ListUsers: the last
+ * user id). Only the encoding is hidden — a token names nothing its caller cannot already see.
  */
-export function encodePageToken(lastId: string): string {
-  return Buffer.from(lastId, "utf8").toString("base64url");
+export function encodePageToken(position: string): string {
+  return Buffer.from(position, "utf8").toString("base64url");
 }
 
-/** The id a token continues after; absent or empty means the first page; anything malformed is `invalid_argument`. */
-export function decodePageToken(token: string | undefined): string | undefined {
+/**
+ * The position a token continues after, which must match `position` (by default a user id); absent or
+ * empty means the first page; anything malformed is `invalid_argument`.
+ */
+export function decodePageToken(token: string | undefined, position: RegExp = USER_ID): string | undefined {
   if (token === undefined || token === "") return undefined;
-  const id = typeof token === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
-  if (!USER_ID.test(id)) throw new DomainError("invalid_argument", "page token is malformed");
-  return id;
+  const decoded = typeof token === "string" && /^[A-Za-z0-9_-]{1,128}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  if (!position.test(decoded)) throw new DomainError("invalid_argument", "page token is malformed");
+  return decoded;
 }
