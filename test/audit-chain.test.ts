@@ -116,9 +116,12 @@ describe("audit hash chain", () => {
   it("finds an inserted event, even one with a correct hash and link", async () => {
     const result = await tampered(async () => {
       const head = (await events().find().sort({ _id: -1 }).limit(1).toArray())[0]!;
-      const record = { _id: "forged:1", time: new Date(), type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1 } as never;
+      // One timestamp for the hashed record and the stored one: two `new Date()` calls can straddle a
+      // millisecond, and the event would then read as MODIFIED rather than INSERTED.
+      const time = new Date();
+      const record = { _id: "forged:1", time, type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1 } as never;
       const hash = chainHash(String(head["hash"]), hashableFromRecord(record));
-      await events().insertOne({ _id: auditSeqKey(Number(head._id) + 1), eventId: "forged:1", time: new Date(), type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1, prevHash: head["hash"], hash, seal: "x" });
+      await events().insertOne({ _id: auditSeqKey(Number(head._id) + 1), eventId: "forged:1", time, type: "auth.login", outcome: "success", recorderId: "forged", recorderSeq: 1, prevHash: head["hash"], hash, seal: "x" });
     });
     expect(result.ok).toBe(false);
     expect(result.reason).toBe(ChainBreakReason.INSERTED);
