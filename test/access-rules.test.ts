@@ -5,7 +5,7 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { accessRuleOf } from "../src/access/access-rules.ts";
-import { ALL_PERMISSIONS, ROLE_PERMISSIONS } from "../src/access/permissions.ts";
+import { ALL_PERMISSIONS, ROLE_PERMISSIONS } from "../src/domain/permissions.ts";
 import { createRateLimiter } from "../src/access/rate-limiter.ts";
 import { API_SERVICES } from "../src/handlers/routes.ts";
 import { createInterceptorChain } from "../src/interceptors/chain.ts";

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DomainError } from "../src/domain/errors.ts";
 import { createAccessTokenService, type AccessTokenService } from "../src/domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../src/domain/tokens/signing-keys.ts";
-import { loadOrCreateKeyring, type Keyring } from "../src/keys/keyring.ts";
+import { loadOrCreateKeyring, signingKeyFile, type Keyring } from "../src/keys/keyring.ts";
 import { createSigningKeysStore } from "../src/store/signing-keys-store.ts";
 import { useTestStore } from "./helpers/database.ts";
 
@@ -32,8 +32,8 @@ describe("access tokens", () => {
     await database.store.db.collection("signing_keys").deleteMany({});
     keyring = await loadOrCreateKeyring(join(dir, "keys.json"));
     keys = await createSigningKeySet({
-      keyring,
-      keyFile: join(dir, "keys.json"),
+      keys: keyring.signingKeys,
+      keyFile: signingKeyFile(join(dir, "keys.json")),
       store: createSigningKeysStore(database.store),
       accessTokenTtlMs: TTL_MS,
       leewayMs: LEEWAY_MS,

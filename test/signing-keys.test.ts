@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createAccessTokenService } from "../src/domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../src/domain/tokens/signing-keys.ts";
-import { appendSigningKey, createSigningKey, loadOrCreateKeyring } from "../src/keys/keyring.ts";
+import { createSigningKey } from "../src/domain/tokens/signing-key.ts";
+import { appendSigningKey, loadOrCreateKeyring, signingKeyFile } from "../src/keys/keyring.ts";
 import { createSigningKeysStore } from "../src/store/signing-keys-store.ts";
 import { useTestStore } from "./helpers/database.ts";
 
@@ -34,8 +35,8 @@ describe("signing keys", () => {
   async function instance(name: string, options: { rotateAfterMs?: number } = {}): Promise<SigningKeySet> {
     const keyFile = join(dir, `${name}.json`);
     return createSigningKeySet({
-      keyring: await loadOrCreateKeyring(keyFile),
-      keyFile,
+      keys: (await loadOrCreateKeyring(keyFile)).signingKeys,
+      keyFile: signingKeyFile(keyFile),
       store: createSigningKeysStore(database.store),
       accessTokenTtlMs: TTL_MS,
       leewayMs: LEEWAY_MS,

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { testSealer } from "./helpers/test-sealer.ts";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Role } from "../src/access/permissions.ts";
+import type { Role } from "../src/domain/permissions.ts";
 import { createAuditRecorder, type AuditRecorder } from "../src/domain/audit/audit-recorder.ts";
 import { DomainError } from "../src/domain/errors.ts";
 import { createPasswordHasher, type PasswordHasher } from "../src/domain/passwords/password-hasher.ts";

@@ -1,9 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AuthMethod, AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
 import { PrincipalKind } from "../../gen/portcullis/v1/common_pb.js";
-import type { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import type { EmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
 import type { LoginService } from "../domain/auth/login.ts";
-import type { ActionContext, SessionActions } from "../domain/auth/session-actions.ts";
+import type { SessionActions } from "../domain/auth/session-actions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { MfaActions } from "../domain/auth/mfa-actions.ts";
 import type { Principal } from "../domain/principal.ts";
@@ -12,9 +12,8 @@ import type { SessionRecord } from "../domain/sessions/sessions.ts";
 import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import type { UserRecord } from "../domain/users/user-record.ts";
 import { isPromotion, type UsersService } from "../domain/users/users.ts";
-import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
-import { clientKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
+import { callerOf, originOf } from "./caller.ts";
 import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
 
 export interface AuthHandlerDeps {
@@ -22,21 +21,10 @@ export interface AuthHandlerDeps {
   readonly users: UsersService;
   readonly mfa: MfaActions;
   readonly sessions: SessionActions;
-  readonly emergencyRevoke: ReturnType<typeof createEmergencyRevoke>;
+  readonly emergencyRevoke: EmergencyRevoke;
   readonly signingKeys: SigningKeySet;
   readonly revocations: RevocationCache;
   readonly freshMfa: FreshMfaVerifier;
-}
-
-/** The caller of an authenticated method; the interceptors guarantee it is there. */
-function actionContext(ctx: HandlerContext): ActionContext {
-  const principal = ctx.values.get(principalKey);
-  if (!principal) throw new DomainError("unauthenticated", "credentials required");
-  return { principal, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) };
-}
-
-function mfaContext(action: ActionContext) {
-  return { userId: action.principal.userId, client: action.client, requestId: action.requestId };
 }
 
 function userSession(principal: Principal): string {
@@ -85,8 +73,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         username: req.username,
         password: req.password,
         mfaCode: req.mfaCode,
-        client: ctx.values.get(clientKey),
-        requestId: ctx.values.get(requestIdKey),
+        ...originOf(ctx),
       });
       const user = await deps.users.getUser(tokens.userId);
       return {
@@ -102,7 +89,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async refresh(req, ctx) {
       if (req.refreshToken === "") throw new DomainError("invalid_argument", "refresh_token is required");
-      const tokens = await deps.login.refresh({ refreshToken: req.refreshToken, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) });
+      const tokens = await deps.login.refresh({ refreshToken: req.refreshToken, ...originOf(ctx) });
       return {
         accessToken: tokens.accessToken,
         refreshToken: tokens.refreshToken,
@@ -114,17 +101,17 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async logout(req, ctx) {
       const scope = req.scope === LogoutScope.ALL_SESSIONS ? "all" : "current";
-      return { sessionsRevoked: await deps.sessions.logout(actionContext(ctx), scope) };
+      return { sessionsRevoked: await deps.sessions.logout(callerOf(ctx), scope) };
     },
 
     async revokeToken(req, ctx) {
-      const result = await deps.sessions.revokeToken(actionContext(ctx), req.token);
+      const result = await deps.sessions.revokeToken(callerOf(ctx), req.token);
       const tokenType = result.type === "access" ? TokenType.ACCESS : result.type === "refresh" ? TokenType.REFRESH : TokenType.UNSPECIFIED;
       return { revoked: result.revoked, tokenType };
     },
 
     async getTokenInfo(req, ctx) {
-      const info = await deps.sessions.tokenInfo(actionContext(ctx), req.token);
+      const info = await deps.sessions.tokenInfo(callerOf(ctx), req.token);
       if (!info.active) return { active: false };
       const user = await deps.users.getUser(info.userId).catch(() => undefined);
       return {
@@ -143,7 +130,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async whoAmI(_req, ctx) {
-      const { principal } = actionContext(ctx);
+      const { principal } = callerOf(ctx);
       const user = await deps.users.getUser(principal.userId);
       const mfaEnabled = await deps.mfa.isEnabled(principal.userId);
       const method = {
@@ -179,7 +166,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async createUser(req, ctx) {
-      const { principal } = actionContext(ctx);
+      const { principal } = callerOf(ctx);
       const role = roleFromProto(req.role);
       if (role !== "user") await requireFreshMfa(principal, ctx.requestHeader.get("x-mfa-code") ?? "");
       const user = await deps.users.createUser(
@@ -205,7 +192,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async updateUser(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       const { principal } = action;
       if (req.userId === "") throw new DomainError("invalid_argument", "user_id is required");
       const role = req.role === undefined ? undefined : roleFromProto(req.role);
@@ -226,7 +213,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async changePassword(req, ctx) {
-      const { principal } = actionContext(ctx);
+      const { principal } = callerOf(ctx);
       const sessionId = userSession(principal);
       await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword);
       const sessionsRevoked = req.keepOtherSessions ? 0 : await deps.sessions.revokeUserSessions(principal.userId, "password_changed", sessionId);
@@ -234,45 +221,45 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async beginMfaEnrollment(_req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
       const user = await deps.users.getUser(action.principal.userId);
-      const enrollment = await deps.mfa.beginEnrollment(mfaContext(action), user.username);
+      const enrollment = await deps.mfa.beginEnrollment(action, user.username);
       return { secret: enrollment.secret, otpauthUri: enrollment.otpauthUri, qrCodePng: enrollment.qrPng, expiresAt: timestamp(new Date(Date.now() + 15 * 60_000)) };
     },
 
     async confirmMfaEnrollment(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
-      return await deps.mfa.confirmEnrollment(mfaContext(action), req.totpCode);
+      return await deps.mfa.confirmEnrollment(action, req.totpCode);
     },
 
     async disableMfa(_req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
-      await deps.mfa.disable(mfaContext(action));
+      await deps.mfa.disable(action);
       return { user: await userMessage(await deps.users.getUser(action.principal.userId)) };
     },
 
     async regenerateBackupCodes(_req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
-      return await deps.mfa.regenerateBackupCodes(mfaContext(action));
+      return await deps.mfa.regenerateBackupCodes(action);
     },
 
     async listSessions(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       if (req.userId !== "" && req.userId !== action.principal.userId) await deps.users.getUser(req.userId);
       const page = await deps.sessions.listSessions(action, req.userId, { pageSize: req.pageSize, pageToken: req.pageToken });
       return { sessions: page.sessions.map((s) => sessionMessage(s, action.principal.sessionId)), nextPageToken: page.nextPageToken };
     },
 
     async revokeSession(req, ctx) {
-      return { revoked: await deps.sessions.revokeSession(actionContext(ctx), req.sessionId) };
+      return { revoked: await deps.sessions.revokeSession(callerOf(ctx), req.sessionId) };
     },
 
     async emergencyRevoke(req, ctx) {
-      const result = await deps.emergencyRevoke(actionContext(ctx), req.reason);
+      const result = await deps.emergencyRevoke(callerOf(ctx), req.reason);
       return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked) };
     },
   };

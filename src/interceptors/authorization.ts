@@ -1,16 +1,8 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { accessRuleOf } from "../access/access-rules.ts";
+import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
-import type { Principal } from "../domain/principal.ts";
-import { principalKey } from "./context-keys.ts";
-
-/** Checks a fresh TOTP or backup code for a principal; consumes it so it cannot be replayed. */
-export interface FreshMfaVerifier {
-  verify(principal: Principal, code: string): Promise<boolean>;
-}
-
-/** The verifier of a gateway with no MFA wired in: no code is accepted, so fresh-MFA methods are denied. */
-export const rejectAllMfaCodes: FreshMfaVerifier = { verify: () => Promise.resolve(false) };
+import { principalKey } from "../handlers/context-keys.ts";
 
 /**
  * Enforces the access rule each method declares in the proto. Fail closed: a method without a usable

@@ -1,5 +1,5 @@
 import { MongoServerError, type Collection, type Filter, type UpdateFilter } from "mongodb";
-import type { Role } from "../access/permissions.ts";
+import type { Role } from "../domain/permissions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { UserListQuery, UserRecord, UsersStore } from "../domain/users/user-record.ts";
 import type { Store } from "./mongo-store.ts";

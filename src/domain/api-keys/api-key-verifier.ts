@@ -1,4 +1,4 @@
-import { ROLE_PERMISSIONS, type Role } from "../../access/permissions.ts";
+import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
 import type { UserState } from "../revocation/revocation-cache.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
 import { unusableReason, type ApiKeyState } from "./api-key-record.ts";

@@ -1,7 +1,8 @@
-import type { Credential } from "../../interceptors/authentication.ts";
+import type { Credential } from "./authenticator.ts";
 import type { ApiKeyCache } from "../api-keys/api-key-cache.ts";
 import type { ApiKeyVerifier, KeyRejection, KeyVerdict } from "../api-keys/api-key-verifier.ts";
 import type { UsageTracker } from "../api-keys/usage-tracker.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
@@ -65,10 +66,8 @@ export function createApiKeyAuthenticator(deps: {
     deps.audit.record({
       type: "api_key.authenticate",
       outcome: "denied",
-      actor: { kind: "anonymous" },
+      ...auditedCaller({ client }),
       target: { kind: "api_key", id: verdict.keyId },
-      ip: client.ip,
-      userAgent: client.userAgent,
       reason: verdict.rejection,
     });
   };
@@ -85,10 +84,8 @@ export function createApiKeyAuthenticator(deps: {
         deps.audit.record({
           type: "api_key.new_ip",
           outcome: "success",
-          actor: { kind: "api_key", id: principal.id },
+          ...auditedCaller({ principal, client }),
           target: { kind: "user", id: principal.userId },
-          ip: client.ip,
-          userAgent: client.userAgent,
           reason: "first use of this key from this address seen by this instance",
         });
       }

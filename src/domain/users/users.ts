@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ROLE_ORDER, roleAtLeast, type Role } from "../../access/permissions.ts";
+import { ROLE_ORDER, roleAtLeast, type Role } from "../permissions.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
