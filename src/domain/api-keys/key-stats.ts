@@ -1,0 +1,53 @@
+import type { RequestContext } from "../request-context.ts";
+import type { ApiKeysStore } from "./api-keys-store.ts";
+import type { KeyViews, OwnerSelection } from "./key-views.ts";
+
+/** GetApiKeyStats: counts by status and usage over the keys in view. */
+export interface ApiKeyStatistics {
+  readonly total: number;
+  readonly active: number;
+  readonly rotated: number;
+  readonly revoked: number;
+  readonly expired: number;
+  /** Calls made with the keys, over every instance. */
+  readonly usage: number;
+  /** Active keys used in the last 30 days. */
+  readonly usedRecently: number;
+  /** Active keys that expire within 7 days. */
+  readonly expiringSoon: number;
+  readonly lastUsedAt: Date | undefined;
+}
+
+export interface ApiKeyStats {
+  /** The caller's keys, another user's or everyone's (the latter two need `users.manage`, and are audited). */
+  stats(ctx: RequestContext, selection: OwnerSelection): Promise<ApiKeyStatistics>;
+}
+
+const DAY_MS = 86_400_000;
+
+export function createApiKeyStats(deps: { store: ApiKeysStore; views: KeyViews; now: () => Date }): ApiKeyStats {
+  const { store, now } = deps;
+  const keyViews = deps.views;
+  return {
+    async stats(ctx, selection) {
+      const scope = keyViews.ownerScope(ctx, selection, "key statistics");
+      keyViews.auditOthersRead(ctx, scope, "api_key.stats");
+      const seen = await keyViews.views(await store.all(scope));
+      const at = now().getTime();
+      const counts = { active: 0, rotated: 0, revoked: 0, expired: 0 };
+      let usage = 0;
+      let usedRecently = 0;
+      let expiringSoon = 0;
+      let lastUsedAt: Date | undefined;
+      for (const key of seen) {
+        counts[key.status]++;
+        usage += key.usage.count;
+        if (key.usage.lastUsedAt && (!lastUsedAt || key.usage.lastUsedAt > lastUsedAt)) lastUsedAt = key.usage.lastUsedAt;
+        if (key.status !== "active") continue;
+        if (key.usage.lastUsedAt && at - key.usage.lastUsedAt.getTime() <= 30 * DAY_MS) usedRecently++;
+        if (key.expiresAt && key.expiresAt.getTime() - at <= 7 * DAY_MS) expiringSoon++;
+      }
+      return { total: seen.length, ...counts, usage, usedRecently, expiringSoon, lastUsedAt };
+    },
+  };
+}
