@@ -1,5 +1,4 @@
 import type { AuditRecorder } from "./audit-recorder.ts";
-import type { AuditReader } from "./audit-log.ts";
 import { severityAtLeast, type Finding, type FindingKind, type Severity } from "./suspicious-activity.ts";
 
 /** What an automatic response may do. */
@@ -105,9 +104,4 @@ export function createAutoResponder(deps: { policy: AutoResponsePolicy; actions:
     }
     return taken;
   };
-}
-
-/** GetSuspiciousActivity as a service: analysis, the audited read, and the automatic response. */
-export interface SuspiciousActivityService {
-  analyse(reader: AuditReader, window: { start?: Date | undefined; end?: Date | undefined; minSeverity?: Severity | undefined }): Promise<{ findings: Finding[]; start: Date; end: Date; eventsAnalyzed: number }>;
 }

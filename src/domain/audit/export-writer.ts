@@ -1,9 +1,6 @@
 import { createHash } from "node:crypto";
-import { toJson } from "@bufbuild/protobuf";
-import { AuditEventSchema } from "../../gen/portcullis/v1/audit_pb.js";
-import type { SealedAuditRecord } from "../domain/audit/audit-chain.ts";
-import { CSV_COLUMNS, CSV_MANIFEST_MARKER, csvRow } from "../domain/audit/csv.ts";
-import { auditEventMessage } from "./audit-converters.ts";
+import type { SealedAuditRecord } from "./audit-chain.ts";
+import { CSV_COLUMNS, CSV_MANIFEST_MARKER, csvRow } from "./csv.ts";
 
 export type ExportFormat = "jsonl" | "csv";
 
@@ -26,8 +23,14 @@ export interface ExportManifest {
   readonly unsealedSequence?: number;
 }
 
+/**
+ * One event as one JSONL line's JSON value: the API's JSON form of AuditEvent, which only the handlers
+ * know (the domain knows no protobuf), so they supply it.
+ */
+export type JsonOfEvent = (record: SealedAuditRecord) => unknown;
+
 /** Formats events one line (JSONL) or row (CSV) at a time and keeps what the manifest needs. */
-export function createExportWriter(format: ExportFormat) {
+export function createExportWriter(format: ExportFormat, jsonOf: JsonOfEvent) {
   const digest = createHash("sha256");
   let count = 0;
   let first = 0;
@@ -41,7 +44,7 @@ export function createExportWriter(format: ExportFormat) {
       if (count === 0) first = record.seq;
       last = record.seq;
       count += 1;
-      if (format === "jsonl") return `${JSON.stringify(toJson(AuditEventSchema, auditEventMessage(record)))}\n`;
+      if (format === "jsonl") return `${JSON.stringify(jsonOf(record))}\n`;
       return csvRow([
         String(record.seq),
         record._id,
