@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { createPasswordHasher } from "../src/domain/passwords/password-hasher.ts";
-import { startEmbeddedDatabase } from "../src/store/embedded-db/index.ts";
+import { startEmbeddedDatabase } from "../src/embedded-db/index.ts";
 import { openStore, type Store } from "../src/store/mongo-store.ts";
 import { testDatabaseName } from "./helpers/database.ts";
 

@@ -6,10 +6,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MongoClient } from "mongodb";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { chooseDatabaseServer, startEmbeddedDatabase, type EmbeddedDatabase } from "../src/store/embedded-db/index.ts";
-import { findOnPath } from "../src/store/embedded-db/find-executable.ts";
-import { isProcessAlive } from "../src/store/embedded-db/process-alive.ts";
-import { pingServer } from "../src/store/embedded-db/wait-for-server.ts";
+import { chooseDatabaseServer, startEmbeddedDatabase, type EmbeddedDatabase } from "../src/embedded-db/index.ts";
+import { findOnPath } from "../src/embedded-db/find-executable.ts";
+import { isProcessAlive } from "../src/embedded-db/process-alive.ts";
+import { pingServer } from "../src/embedded-db/wait-for-server.ts";
 
 describe("chooseDatabaseServer", () => {
   const target = "/tools/ferretdb-v1.24.2/ferretdb";
@@ -136,7 +136,7 @@ describe("startEmbeddedDatabase", () => {
     ["is killed outright (SIGKILL)", 'process.kill(process.pid, "SIGKILL")'],
   ])("kills the server when the owning process %s", async (_, ending) => {
     const dataDir = await throwawayDir();
-    const launcher = fileURLToPath(new URL("../src/store/embedded-db/index.ts", import.meta.url));
+    const launcher = fileURLToPath(new URL("../src/embedded-db/index.ts", import.meta.url));
     const script = `
       const { startEmbeddedDatabase } = await import(${JSON.stringify(launcher)});
       await startEmbeddedDatabase({ dataDir: ${JSON.stringify(dataDir)} });

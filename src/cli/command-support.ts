@@ -1,5 +1,5 @@
 import type { Config } from "../config/config.ts";
-import { startEmbeddedDatabase } from "../store/embedded-db/index.ts";
+import { startEmbeddedDatabase } from "../embedded-db/index.ts";
 import { openStore, type Store } from "../store/mongo-store.ts";
 
 export { CommandError, oneLine } from "./command-error.ts";

@@ -1,18 +1,17 @@
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createRateLimiter } from "./access/rate-limiter.ts";
-import type { Config } from "./config/config.ts";
-import type { AuditRecorder } from "./domain/audit/audit-recorder.ts";
-import { registerRoutes, type ServiceHandlers } from "./handlers/routes.ts";
-import type { HealthStatus } from "./health/health-status.ts";
-import { rejectAllCredentials, type Authenticator } from "./interceptors/authentication.ts";
-import { rejectAllMfaCodes, type FreshMfaVerifier } from "./interceptors/authorization.ts";
-import { createInterceptorChain } from "./interceptors/chain.ts";
-import { clientKey } from "./interceptors/context-keys.ts";
-import type { Logger } from "./log/logger.ts";
-import type { DescriptorIndex } from "./reflection/descriptor-index.ts";
-import { corsHeaders } from "./transport/cors.ts";
-import { createListener, type RequestHandler } from "./transport/listener.ts";
+import { createRateLimiter } from "../access/rate-limiter.ts";
+import type { Config } from "../config/config.ts";
+import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import { registerRoutes, type ServiceHandlers } from "../handlers/routes.ts";
+import type { HealthStatus } from "../health/health-status.ts";
+import { rejectAllCredentials, rejectAllMfaCodes, type Authenticator, type FreshMfaVerifier } from "../domain/auth/authenticator.ts";
+import { createInterceptorChain } from "../interceptors/chain.ts";
+import { clientKey } from "../handlers/context-keys.ts";
+import type { Logger } from "../log/logger.ts";
+import type { DescriptorIndex } from "../reflection/descriptor-index.ts";
+import { corsHeaders } from "./cors.ts";
+import { createListener, type RequestHandler } from "./listener.ts";
 
 export interface ServerDeps {
   readonly logger: Logger;
