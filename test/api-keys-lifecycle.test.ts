@@ -219,7 +219,7 @@ describe("API key lifecycle", () => {
     expect((await keysAs("admin-ada").verifyApiKey({ apiKey: "sk_garbage" })).valid).toBe(false);
     expect(await codeOf(keysAs("admin-ada").verifyApiKey({ apiKey: "" }))).toBe(Code.InvalidArgument);
     expect(await codeOf(keysAs("admin-ada").verifyApiKey({ apiKey: secret, clientIp: "not-an-ip" }))).toBe(Code.InvalidArgument);
-    await gw.gateway.apiKeys.usage.flush();
+    await gw.gateway.runNow.writeKeyUsage();
     expect((await keysAs("user-uma").getApiKey({ keyId: apiKey!.id })).apiKey!.usageCount).toBe(0n);
     await keysAs("user-uma").revokeApiKey({ keyId: apiKey!.id, reason: "done" });
     expect(await keysAs("admin-ada").verifyApiKey({ apiKey: secret })).toMatchObject({ valid: false, keyId: "" });

@@ -39,7 +39,7 @@ describe("audit retention", () => {
     }
     expect((await verify()).ok).toBe(true);
 
-    expect(await gw.gateway.auditService.sweep()).toBe(12);
+    expect(await gw.gateway.runNow.sweepAuditRetention()).toBe(12);
     const remaining = await events().find().sort({ _id: 1 }).toArray();
     expect(remaining[0]!._id).toBe(auditSeqKey(13));
     const [checkpoint] = await gw.store.db.collection("audit_checkpoints").find().toArray();
@@ -49,7 +49,7 @@ describe("audit retention", () => {
     const result = await verify();
     expect(result).toMatchObject({ ok: true });
     expect(Number(result.checkedCount)).toBe(remaining.length);
-    expect(await gw.gateway.auditService.sweep()).toBe(0); // nothing more is old enough
+    expect(await gw.gateway.runNow.sweepAuditRetention()).toBe(0); // nothing more is old enough
     expect((await gw.auditEvents("audit.retention_sweep"))[0]).toMatchObject({ metadata: { deleted: 12, checkpoint_seq: 12 } });
   });
 

@@ -5,6 +5,7 @@ import { AuditService, SuspiciousActivityKind } from "../gen/portcullis/v1/audit
 import { ApiKeyService } from "../gen/portcullis/v1/api_key_pb.js";
 import { AuthService } from "../gen/portcullis/v1/auth_pb.js";
 import { Severity } from "../gen/portcullis/v1/common_pb.js";
+import { loadGatewayConfig } from "../src/app/gateway-settings.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { testDatabaseName } from "./helpers/database.ts";
 import { expectCode, userWithToken } from "./helpers/audit.ts";
@@ -91,8 +92,8 @@ describe("automatic response", () => {
   });
 
   it("refuses unknown or mismatched rules at config load", () => {
-    expect(() => loadConfig({ PORTCULLIS_AUDIT_AUTO_RESPONSE: "nonsense:lock_account" })).toThrow(/PORTCULLIS_AUDIT_AUTO_RESPONSE/);
-    expect(() => loadConfig({ PORTCULLIS_AUDIT_AUTO_RESPONSE: "refresh_token_reuse:lock_account" })).toThrow(/cannot answer/);
+    expect(() => loadGatewayConfig({ PORTCULLIS_AUDIT_AUTO_RESPONSE: "nonsense:lock_account" })).toThrow(/^PORTCULLIS_AUDIT_AUTO_RESPONSE: /);
+    expect(() => loadGatewayConfig({ PORTCULLIS_AUDIT_AUTO_RESPONSE: "refresh_token_reuse:lock_account" })).toThrow(/cannot answer/);
   });
 
   it("revokes an API key used from too many addresses, auditing the action with its cause", async () => {
@@ -107,14 +108,14 @@ describe("automatic response", () => {
         gw.audit.record({ type: "api_key.authenticate", outcome: "denied", actor: { kind: "api_key", id: apiKey!.id }, ip, reason: "wrong_secret" });
       }
       await gw.audit.flush();
-      await gw.gateway.auditService.respond();
+      await gw.gateway.runNow.respondToFindings();
       await expect(gw.client(AuthService, { token: secret }).whoAmI({})).resolves.toBeDefined();
       // The test's clients all come from 127.0.0.1: the uses from elsewhere are recorded as the gateway would.
       for (const ip of ["198.51.100.1", "198.51.100.2", "203.0.113.3", "203.0.113.4", "192.0.2.5", "192.0.2.6"]) {
         gw.audit.record({ type: "api_key.new_ip", outcome: "success", actor: { kind: "api_key", id: apiKey!.id }, ip });
       }
       await gw.audit.flush();
-      expect(await gw.gateway.auditService.respond()).toBeGreaterThanOrEqual(1);
+      expect(await gw.gateway.runNow.respondToFindings()).toBeGreaterThanOrEqual(1);
       await expectCode(gw.client(AuthService, { token: secret }).whoAmI({}), Code.Unauthenticated);
       expect((await gw.client(ApiKeyService, { token: owner.token }).getApiKey({ keyId: apiKey!.id })).apiKey?.revokeReason).toMatch(/api_key_many_ips/);
       expect(await gw.auditEvents("audit.auto_response")).toContainEqual(
@@ -140,7 +141,7 @@ describe("automatic response", () => {
       await gw.audit.flush();
       const auth = gw.client(AuthService);
       for (let i = 0; i < 3; i++) await auth.login({ username: "auto-target", password: "wrong-password-123" }).catch(() => undefined);
-      expect(await gw.gateway.auditService.respond()).toBeGreaterThanOrEqual(1);
+      expect(await gw.gateway.runNow.respondToFindings()).toBeGreaterThanOrEqual(1);
 
       // Locked: the right password no longer works, and the open session is gone.
       await expectCode(auth.login({ username: "auto-target", password: testPassword("auto-target") }), Code.Unauthenticated);
@@ -154,13 +155,13 @@ describe("automatic response", () => {
         expect.objectContaining({ target: { kind: "session", id: victim.sessionId }, metadata: expect.objectContaining({ action: "revoke_session", finding_kind: "refresh_token_reuse", finding_severity: "critical" }) }),
       );
       // Acting once per finding: a second evaluation changes nothing.
-      await gw.gateway.auditService.respond();
+      await gw.gateway.runNow.respondToFindings();
       expect((await gw.auditEvents("audit.auto_response")).filter((e) => (e["target"] as { id: string }).id === "auto-target")).toHaveLength(1);
       expect(await gw.auditEvents("user.lock")).toContainEqual(expect.objectContaining({ target: { kind: "user", id: target.userId }, reason: expect.stringContaining("failed_logins_per_user") }));
 
       // The lock is lifted when it expires (simulated by releasing a lock due now).
       await gw.store.db.collection("account_locks").updateMany({}, { $set: { until: new Date(0) } });
-      expect(await gw.identity.releaseExpiredLocks()).toBe(1);
+      expect(await gw.gateway.runNow.releaseExpiredLocks()).toBe(1);
       await expect(auth.login({ username: "auto-target", password: testPassword("auto-target") })).resolves.toMatchObject({ sessionId: expect.any(String) });
       expect((await gw.auditEvents("user.unlock")).length).toBe(1);
     } finally {

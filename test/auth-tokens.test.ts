@@ -69,7 +69,7 @@ describe("tokens", () => {
       expect(claims.exp - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(30);
       // Verify as if 31 s later, against the same keys: the domain service takes a clock.
       const { createAccessTokenService } = await import("../src/domain/tokens/access-tokens.ts");
-      const later = createAccessTokenService({ keys: short.identity.signingKeys, issuer: "portcullis", audience: "portcullis", leewayMs: 0, now: () => Date.now() + 31_000 });
+      const later = createAccessTokenService({ keys: short.gateway.signingKeys, issuer: "portcullis", audience: "portcullis", leewayMs: 0, now: () => Date.now() + 31_000 });
       const error = await later.verify(accessToken).catch((e: unknown) => e as { reason?: string; code?: string });
       expect(error).toMatchObject({ code: "unauthenticated", reason: "credential_expired" });
     } finally {

@@ -114,7 +114,7 @@ describe("the CLI's remembered login", () => {
     const before = await read(file);
     // A token of this very session, correctly signed, that expired twenty minutes ago (beyond any leeway).
     const clockInThePast = createAccessTokenService({
-      keys: gw.identity.signingKeys,
+      keys: gw.gateway.signingKeys,
       issuer: gw.config.tokens.issuer,
       audience: gw.config.tokens.audience,
       now: () => Date.now() - 20 * 60_000,

@@ -37,7 +37,7 @@ describe("open server streams end when their principal is revoked", () => {
           interceptors: createInterceptorChain({
             logger: pino({ level: "silent" }),
             authenticator: b.gateway.serverDeps.authenticator,
-            freshMfa: b.identity.freshMfa,
+            freshMfa: b.gateway.serverDeps.freshMfa,
             rateLimiter: createRateLimiter({ default: 1000, credential: 1000, expensive: 1000, admin: 1000, infrastructure: 1000 }),
           }),
         },
