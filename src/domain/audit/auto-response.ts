@@ -32,13 +32,13 @@ export interface ResponseCause {
 }
 
 /**
- * The actions, implemented by the identity layer (accounts, sessions) and — once it exists — the
- * API-key service. Each answers whether it changed anything (false: unknown subject, already done).
+ * The actions, implemented over account locks, sessions and the API-key lifecycle
+ * (response-actions.ts). Each answers whether it changed anything (false: unknown subject, already done).
  */
 export interface ResponseActions {
   lockAccount(userId: string, durationMs: number, cause: ResponseCause): Promise<boolean>;
   revokeSessionFamily(sessionId: string, cause: ResponseCause): Promise<boolean>;
-  /** Absent until the API-key service is wired; a policy naming revoke_api_key is then refused at start. */
+  /** Absent where no API-key service is wired (some tests); a policy naming revoke_api_key is then refused at start. */
   revokeApiKey?: ((keyId: string, cause: ResponseCause) => Promise<boolean>) | undefined;
 }
 
@@ -58,7 +58,7 @@ export function checkPolicy(policy: AutoResponsePolicy, actions: ResponseActions
       throw new Error(`PORTCULLIS_AUDIT_AUTO_RESPONSE: ${rule.action} cannot answer ${rule.kind} (its subject is not what ${rule.action} acts on)`);
     }
     if (rule.action === "revoke_api_key" && !actions.revokeApiKey) {
-      throw new Error("PORTCULLIS_AUDIT_AUTO_RESPONSE: revoke_api_key needs the API-key service, which this gateway does not provide yet");
+      throw new Error("PORTCULLIS_AUDIT_AUTO_RESPONSE: revoke_api_key needs the API-key service, which this gateway does not provide");
     }
   }
 }

@@ -77,7 +77,8 @@ export interface UsersService {
   touchLastLogin(userId: string): Promise<void>;
   /**
    * Creates the first owner; `failed_precondition` ("an owner already exists") once any owner exists.
-   * Two bootstraps racing could both succeed; this runs from the admin CLI, by one operator.
+   * Of several runs racing, exactly one creates an owner: each first claims the one bootstrap by inserting
+   * a fixed-id document (UsersStore.claimBootstrap), and the others are refused.
    */
   bootstrapOwner(input: { username: string; password: string; email?: string }): Promise<UserRecord>;
 }
