@@ -16,15 +16,7 @@ export type DomainErrorCode =
   | "out_of_range";
 
 /** Machine-readable refinements a client can act on; mirrors portcullis.v1.ErrorReason. */
-export type DomainErrorReason =
-  | "mfa_required"
-  | "fresh_mfa_required"
-  | "rate_limited"
-  | "locked"
-  | "credential_expired"
-  | "credential_revoked"
-  | "no_access_rule"
-  | "shutting_down";
+export type DomainErrorReason = "mfa_required" | "fresh_mfa_required" | "rate_limited" | "locked" | "credential_expired" | "credential_revoked" | "no_access_rule" | "shutting_down";
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;

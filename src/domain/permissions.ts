@@ -6,15 +6,7 @@ export type Role = "user" | "admin" | "owner";
 
 export const ROLE_ORDER: readonly Role[] = ["user", "admin", "owner"];
 
-const USER_PERMISSIONS = [
-  "ai.query",
-  "ai.status",
-  "ai.jobs",
-  "audio.stream",
-  "keys.read",
-  "keys.write",
-  "audit.read.self",
-] as const;
+const USER_PERMISSIONS = ["ai.query", "ai.status", "ai.jobs", "audio.stream", "keys.read", "keys.write", "audit.read.self"] as const;
 
 const ADMIN_PERMISSIONS = [
   ...USER_PERMISSIONS,

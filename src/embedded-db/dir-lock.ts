@@ -15,11 +15,7 @@ const POLL_MS = 250;
  *
  * `onWait` is called once, when the lock is found held, so callers can say why they are waiting.
  */
-export async function withDirLock<T>(
-  lockDir: string,
-  options: { timeoutMs: number; onWait?: (ownerPid: number | undefined) => void },
-  fn: () => Promise<T>,
-): Promise<T> {
+export async function withDirLock<T>(lockDir: string, options: { timeoutMs: number; onWait?: (ownerPid: number | undefined) => void }, fn: () => Promise<T>): Promise<T> {
   await acquire(lockDir, options);
   try {
     return await fn();

@@ -66,12 +66,7 @@ async function makePrivateDir(dir: string): Promise<void> {
 
 async function discoverCandidates(toolsDir: string): Promise<ServerCandidate[]> {
   const built = ferretDbBinaryPath(toolsDir);
-  const [mongodPath, ferretDbOnPath, goPath, builtExists] = await Promise.all([
-    findOnPath("mongod"),
-    findOnPath("ferretdb"),
-    findOnPath("go"),
-    isExecutableFile(built),
-  ]);
+  const [mongodPath, ferretDbOnPath, goPath, builtExists] = await Promise.all([findOnPath("mongod"), findOnPath("ferretdb"), findOnPath("go"), isExecutableFile(built)]);
   return chooseDatabaseServer({
     ...(mongodPath ? { mongodPath } : {}),
     ...(ferretDbOnPath ? { ferretDbOnPath } : {}),
@@ -81,10 +76,7 @@ async function discoverCandidates(toolsDir: string): Promise<ServerCandidate[]> 
   });
 }
 
-async function startFirstCandidate(
-  candidates: readonly ServerCandidate[],
-  context: { dataDir: string; toolsDir: string; log: (line: string) => void },
-): Promise<RunningServer> {
+async function startFirstCandidate(candidates: readonly ServerCandidate[], context: { dataDir: string; toolsDir: string; log: (line: string) => void }): Promise<RunningServer> {
   const failures: string[] = [];
   for (const candidate of candidates) {
     context.log(`starting embedded database: ${describeCandidate(candidate)}`);
@@ -102,8 +94,7 @@ async function startFirstCandidate(
       ...(candidates.some((c) => c.kind === "mongod") ? [] : ["- mongod: not found on PATH"]),
       ...(candidates.some((c) => c.kind === "ferretdb") ? [] : ["- ferretdb: not built and no Go toolchain (`go`) on PATH to build it"]),
       ...failures,
-      "Fix: install Go (https://go.dev/dl/) so Portcullis can build FerretDB once, or install mongod, " +
-        "or set MONGODB_URI to an existing MongoDB.",
+      "Fix: install Go (https://go.dev/dl/) so Portcullis can build FerretDB once, or install mongod, " + "or set MONGODB_URI to an existing MongoDB.",
     ].join("\n"),
   );
 }

@@ -8,16 +8,8 @@ import { startServerProcess } from "./start-server-process.ts";
  * candidate says so. Every flag whose default is unsuitable is passed explicitly: the default listen and
  * debug ports (27017, 8088) would collide between instances, and telemetry would report home.
  */
-export async function startFerretDb(options: {
-  binaryPath: string;
-  buildWithGo?: string;
-  toolsDir: string;
-  dataDir: string;
-  log: (line: string) => void;
-}): Promise<RunningServer> {
-  const binary = options.buildWithGo
-    ? await buildFerretDb({ toolsDir: options.toolsDir, goPath: options.buildWithGo, log: options.log })
-    : options.binaryPath;
+export async function startFerretDb(options: { binaryPath: string; buildWithGo?: string; toolsDir: string; dataDir: string; log: (line: string) => void }): Promise<RunningServer> {
+  const binary = options.buildWithGo ? await buildFerretDb({ toolsDir: options.toolsDir, goPath: options.buildWithGo, log: options.log }) : options.binaryPath;
   const dbDir = join(options.dataDir, "db");
   return startServerProcess({
     kind: "ferretdb",

@@ -10,12 +10,7 @@ const READY_TIMEOUT_MS = 20_000;
  * port. If the server exits or stays silent, it is stopped and the error carries the tail of its log,
  * which is where the real reason (bad flag, locked files, port taken) is.
  */
-export async function startServerProcess(options: {
-  kind: EmbeddedDatabaseKind;
-  command: string;
-  args: (port: number) => readonly string[];
-  logFile: string;
-}): Promise<RunningServer> {
+export async function startServerProcess(options: { kind: EmbeddedDatabaseKind; command: string; args: (port: number) => readonly string[]; logFile: string }): Promise<RunningServer> {
   const port = await findFreePort();
   const uri = `mongodb://127.0.0.1:${port}/`;
   const child = await spawnServerProcess({ command: options.command, args: options.args(port), logFile: options.logFile });

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ApiKeyFindingKind, ApiKeyService, ApiKeyStatus, RateLimitTier, type ApiKeySchema } from "../../gen/portcullis/v1/api_key_pb.js";
+import { ApiKeyFindingKind, type ApiKeyService, ApiKeyStatus, RateLimitTier, type ApiKeySchema } from "../../gen/portcullis/v1/api_key_pb.js";
 import type { AuthService } from "../../gen/portcullis/v1/auth_pb.js";
 import { Severity } from "../../gen/portcullis/v1/common_pb.js";
 import type { RateLimitTier as DomainTier, ApiKeyStatus as DomainStatus } from "../domain/api-keys/api-key-record.ts";
@@ -192,10 +192,7 @@ export function createExchangeApiKeyHandler(keys: ApiKeyLifecycle): Pick<Service
   return {
     async exchangeApiKey(req, ctx) {
       const ttlMs = durationMs(req.ttl, "ttl");
-      const exchanged = await keys.exchange(
-        originOf(ctx),
-        { apiKey: req.apiKey.trim(), scopes: req.scopes, ...(ttlMs !== undefined ? { ttlMs } : {}) },
-      );
+      const exchanged = await keys.exchange(originOf(ctx), { apiKey: req.apiKey.trim(), scopes: req.scopes, ...(ttlMs !== undefined ? { ttlMs } : {}) });
       return { accessToken: exchanged.token, expiresAt: timestamp(exchanged.expiresAt), scopes: exchanged.scopes, apiKeyId: exchanged.keyId };
     },
   };

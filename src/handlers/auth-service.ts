@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AuthMethod, AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
+import { AuthMethod, type AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
 import { PrincipalKind } from "../../gen/portcullis/v1/common_pb.js";
 import type { EmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
 import type { LoginService } from "../domain/auth/login.ts";
@@ -202,11 +202,11 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         await requireFreshMfa(principal, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
       }
       if (req.disabled === true && req.userId === principal.userId) throw new DomainError("failed_precondition", "you cannot disable yourself");
-      const user = await deps.users.updateUser(
-        { userId: principal.userId, role: principal.role },
-        req.userId,
-        { ...(role !== undefined ? { role } : {}), ...(req.disabled !== undefined ? { disabled: req.disabled } : {}), ...(req.email !== undefined ? { email: req.email } : {}) },
-      );
+      const user = await deps.users.updateUser({ userId: principal.userId, role: principal.role }, req.userId, {
+        ...(role !== undefined ? { role } : {}),
+        ...(req.disabled !== undefined ? { disabled: req.disabled } : {}),
+        ...(req.email !== undefined ? { email: req.email } : {}),
+      });
       noteUser(user);
       if (user.disabled && !before.disabled) await deps.sessions.revokeUserSessions(user._id, "user_disabled");
       return { user: await userMessage(user) };

@@ -35,12 +35,7 @@ export function createAuthenticationInterceptor(authenticator: Authenticator): I
  * the stream ends with UNAUTHENTICATED as soon as its credential is revoked, its user disabled, or its
  * permissions no longer cover the method.
  */
-function endOnRevocation(
-  res: StreamResponse,
-  principal: Principal,
-  rule: AccessRule | undefined,
-  watch: NonNullable<Authenticator["watch"]>,
-): StreamResponse {
+function endOnRevocation(res: StreamResponse, principal: Principal, rule: AccessRule | undefined, watch: NonNullable<Authenticator["watch"]>): StreamResponse {
   let revoke: ((error: DomainError) => void) | undefined;
   const revoked = new Promise<never>((_resolve, reject) => (revoke = reject));
   revoked.catch(() => undefined); // observed below; never an unhandled rejection

@@ -95,7 +95,7 @@ async function createKeyFile(file: string): Promise<KeyFile> {
     throw new KeyringError(`key file ${file} cannot be created`);
   }
   try {
-    await handle.writeFile(JSON.stringify(content, null, 2) + "\n");
+    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
     await handle.sync();
   } finally {
     await handle.close();
@@ -116,7 +116,7 @@ export async function appendSigningKey(file: string, key: SigningKey): Promise<r
   const temporary = `${file}.${randomBytes(6).toString("hex")}.tmp`;
   const handle = await open(temporary, "wx", 0o600);
   try {
-    await handle.writeFile(JSON.stringify(content, null, 2) + "\n");
+    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
     await handle.sync();
   } catch (err) {
     await handle.close();

@@ -1,5 +1,14 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Filter } from "mongodb";
-import { combineUsage, type ApiKeyRecord, type ApiKeyRevocation, type ApiKeyRotation, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage } from "../domain/api-keys/api-key-record.ts";
+import {
+  combineUsage,
+  type ApiKeyRecord,
+  type ApiKeyRevocation,
+  type ApiKeyRotation,
+  type ApiKeySettings,
+  type ApiKeyState,
+  type ApiKeyStatus,
+  type ApiKeyUsage,
+} from "../domain/api-keys/api-key-record.ts";
 import type { ApiKeyChanges, ApiKeysStore, KeyOwnerScope, KeyPageCursor, RevocationTarget } from "../domain/api-keys/api-keys-store.ts";
 import type { Store } from "./mongo-store.ts";
 
@@ -60,11 +69,7 @@ export function createApiKeysStore(store: Store): ApiKeysStore {
         const { createdAt, id } = options.after;
         conditions.push({ $or: [{ createdAt: { $lt: createdAt } }, { createdAt, _id: { $lt: id } }] });
       }
-      const records = await keys
-        .find({ $and: conditions })
-        .sort({ createdAt: -1, _id: -1 })
-        .limit(options.pageSize)
-        .toArray();
+      const records = await keys.find({ $and: conditions }).sort({ createdAt: -1, _id: -1 }).limit(options.pageSize).toArray();
       return statesOf(records);
     },
 

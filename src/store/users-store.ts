@@ -46,7 +46,11 @@ export function createUsersStore(store: Store): UsersStore {
       if (query.role !== undefined) filter.role = String(query.role) as Role;
       if (query.disabled !== undefined) filter.disabled = query.disabled === true;
       if (query.afterId !== undefined) filter._id = { $gt: String(query.afterId) };
-      return users.find(filter).sort({ _id: 1 }).limit(Math.max(1, Math.trunc(query.pageSize))).toArray();
+      return users
+        .find(filter)
+        .sort({ _id: 1 })
+        .limit(Math.max(1, Math.trunc(query.pageSize)))
+        .toArray();
     },
 
     countActiveOwners() {

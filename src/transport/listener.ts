@@ -4,10 +4,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 
-export type RequestHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 /** One TCP port for HTTP/2 (gRPC, gRPC-Web, Connect) and HTTP/1.1 (gRPC-Web, Connect). */
 export interface Listener {
@@ -38,10 +35,7 @@ export function createListener(handler: RequestHandler, tls: { certFile: string;
   let h2: http2.Http2Server | http2.Http2SecureServer;
   let front: net.Server;
   if (tls) {
-    h2 = http2.createSecureServer(
-      { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
-      handler,
-    );
+    h2 = http2.createSecureServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
     h2.on("secureConnection", track);
     front = h2;
   } else {

@@ -94,7 +94,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
       res.setHeader("content-type", "application/json");
       res.setHeader("cache-control", "no-store");
       if (req.method === "HEAD") res.end();
-      else res.end(JSON.stringify({ status }) + "\n");
+      else res.end(`${JSON.stringify({ status })}\n`);
       return;
     }
     if (path === "/.well-known/jwks.json" && deps.jwks && (req.method === "GET" || req.method === "HEAD")) {

@@ -100,8 +100,9 @@ async function readPasswordFromStdin(): Promise<string> {
     if (size > MAX_STDIN_BYTES) throw new CommandError("stdin is too long for a password");
     chunks.push(chunk);
   }
-  const password = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  const password = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
   if (password === "") throw new CommandError("no password on stdin (pipe one in, or use --generate)");
   return password;
 }
-

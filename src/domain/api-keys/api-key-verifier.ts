@@ -43,7 +43,10 @@ export function createApiKeyVerifier(deps: {
   const matchers = new WeakMap<readonly string[], (ip: string) => boolean>();
   const inNetworks = (cidrs: readonly string[], ip: string) => {
     let matcher = matchers.get(cidrs);
-    if (!matcher) matchers.set(cidrs, (matcher = createNetworkMatcher(cidrs)));
+    if (!matcher) {
+      matcher = createNetworkMatcher(cidrs);
+      matchers.set(cidrs, matcher);
+    }
     return matcher(ip);
   };
 

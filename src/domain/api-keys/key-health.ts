@@ -52,7 +52,12 @@ export function createApiKeyHealth(deps: {
         if (!owner || owner.disabled) findings.push({ ...base, kind: "owner_disabled", severity: "high", advice: "The key's owner is disabled, so the key no longer works: revoke it." });
         const lifetimeMs = key.expiresAt ? key.expiresAt.getTime() - key.createdAt.getTime() : Infinity;
         if (key.scopes.some((s) => ADMIN_ONLY.has(s as never)) && lifetimeMs > 30 * DAY_MS) {
-          findings.push({ ...base, kind: "admin_scopes_long_lived", severity: "high", advice: "The key carries administrative scopes for more than 30 days: narrow its scopes or rotate it to a shorter-lived key." });
+          findings.push({
+            ...base,
+            kind: "admin_scopes_long_lived",
+            severity: "high",
+            advice: "The key carries administrative scopes for more than 30 days: narrow its scopes or rotate it to a shorter-lived key.",
+          });
         }
         if (!key.expiresAt) findings.push({ ...base, kind: "no_expiry", severity: "medium", advice: "The key never expires: replace it with a key that does." });
         if (at - key.createdAt.getTime() > 90 * DAY_MS) findings.push({ ...base, kind: "older_than_90_days", severity: "medium", advice: "The key is older than 90 days: rotate it." });

@@ -34,7 +34,11 @@ export interface ApiKeyLifecycle {
   ): Promise<{ key: ApiKeyView; secret: string }>;
   list(ctx: RequestContext, input: OwnerSelection & { status?: ApiKeyStatus; pageSize?: number; pageToken?: string }): Promise<{ keys: ApiKeyView[]; nextPageToken: string }>;
   get(ctx: RequestContext, keyId: string): Promise<ApiKeyView>;
-  update(ctx: RequestContext, keyId: string, changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string> }): Promise<ApiKeyView>;
+  update(
+    ctx: RequestContext,
+    keyId: string,
+    changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string> },
+  ): Promise<ApiKeyView>;
   rotate(ctx: RequestContext, keyId: string, graceMs: number): Promise<{ key: ApiKeyView; secret: string; parentKeyId: string; graceExpiresAt: Date }>;
   revoke(ctx: RequestContext, keyId: string, reason: string): Promise<ApiKeyView>;
   /**
@@ -246,7 +250,6 @@ export function createApiKeyLifecycle(deps: {
       await auditNow(ctx, "api_key.revoke_all", undefined, { reason, metadata: { revoked: count, all_users: input.allUsers } });
       return count;
     },
-
 
     async revokeEveryKey(reason) {
       const targets = await store.unrevoked({ all: true });

@@ -83,7 +83,10 @@ export function createKeyViews(deps: { store: ApiKeysStore; usage: UsageTracker;
   };
   const views = async (states: ApiKeyState[]): Promise<ApiKeyView[]> => {
     // Other instances' counts as last written, this instance's from memory: no write on a read.
-    const usage = await store.usageOf(states.map((s) => s.record._id), { exceptInstance: deps.usage.instanceId });
+    const usage = await store.usageOf(
+      states.map((s) => s.record._id),
+      { exceptInstance: deps.usage.instanceId },
+    );
     return states.map((s) => {
       const mine = deps.usage.current(s.record._id);
       const theirs = usage.get(s.record._id);

@@ -63,7 +63,15 @@ export function createAuditExport(deps: { log: AuditLog; store: AuditLogStore; n
         if (rows.length < EXPORT_PAGE || inRange.length < rows.length) break;
         cursor = rows.at(-1)!.seq;
       }
-      const manifest = writer.manifest({ order, complete, headSequence: head.seq, headHash: head.hash, filter: scope, exportedAt: now().toISOString(), ...(unsealed === undefined ? {} : { unsealedSequence: unsealed }) });
+      const manifest = writer.manifest({
+        order,
+        complete,
+        headSequence: head.seq,
+        headHash: head.hash,
+        filter: scope,
+        exportedAt: now().toISOString(),
+        ...(unsealed === undefined ? {} : { unsealedSequence: unsealed }),
+      });
       chunker.add(writer.closing(await deps.log.signStatement(MANIFEST_TYP, { ...manifest })));
       yield* chunker.take(true);
     },

@@ -204,7 +204,11 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
       if (range.to === undefined || range.to >= head.seq) {
         const signed = await deps.seals.latestHead();
         if (signed && signed.seq > lastSeen && (await genuine(HEAD_TYP, signed))) {
-          return result(check.checked, { seq: lastSeen + 1, reason: "head_mismatch", detail: `the log ends at ${lastSeen} but a signed head covers events up to ${signed.seq}: events were removed from the end` });
+          return result(check.checked, {
+            seq: lastSeen + 1,
+            reason: "head_mismatch",
+            detail: `the log ends at ${lastSeen} but a signed head covers events up to ${signed.seq}: events were removed from the end`,
+          });
         }
         if (signed && signed.seq <= lastSeen && signed.seq >= from) {
           const at = await deps.store.get(signed.seq);

@@ -97,7 +97,8 @@ export function createAutoResponder(deps: { policy: AutoResponsePolicy; actions:
           outcome,
           actor: { kind: "system", display: "auto-response" },
           target: { kind: rule.action === "revoke_session" ? "session" : rule.action === "revoke_api_key" ? "api_key" : "user", id: finding.subject },
-          reason: outcome === "success" ? `${rule.action} because of ${finding.kind}` : outcome === "failure" ? `${rule.action} changed nothing (unknown subject or already done)` : `${rule.action} failed`,
+          reason:
+            outcome === "success" ? `${rule.action} because of ${finding.kind}` : outcome === "failure" ? `${rule.action} changed nothing (unknown subject or already done)` : `${rule.action} failed`,
           metadata: { action: rule.action, finding_kind: finding.kind, finding_severity: finding.severity, finding_count: finding.count, sample_event_ids: finding.sampleEventIds.join(",") },
         });
       }

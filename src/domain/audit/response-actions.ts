@@ -9,7 +9,12 @@ import type { ResponseActions } from "./auto-response.ts";
  * account (its sessions end with it), revoke a session family, revoke an API key. This instance stops
  * accepting what was revoked at once; others within a poll.
  */
-export function createResponseActions(deps: { accountLocks: AccountLocks; sessions: SessionService; revocations: RevocationCache; apiKeys: Pick<ApiKeyLifecycle, "revokeForResponse"> }): ResponseActions {
+export function createResponseActions(deps: {
+  accountLocks: AccountLocks;
+  sessions: SessionService;
+  revocations: RevocationCache;
+  apiKeys: Pick<ApiKeyLifecycle, "revokeForResponse">;
+}): ResponseActions {
   return {
     lockAccount: (userId, durationMs, cause) => deps.accountLocks.lock(userId, durationMs, cause),
     async revokeSessionFamily(sessionId) {

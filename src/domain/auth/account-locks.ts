@@ -65,7 +65,7 @@ export function createAccountLocks(deps: {
       let released = 0;
       for (const lock of await deps.locks.due(now())) {
         const user = await deps.users.findById(lock.userId);
-        if (user && user.disabled && user.updatedAt.getTime() === lock.lockedVersion.getTime()) {
+        if (user?.disabled && user.updatedAt.getTime() === lock.lockedVersion.getTime()) {
           const enabled = await deps.users.update(lock.userId, { disabled: false }, { role: user.role, disabled: true });
           if (enabled) {
             deps.noteUserChanged(enabled);

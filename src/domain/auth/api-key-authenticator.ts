@@ -34,13 +34,7 @@ export interface ApiKeyAuthenticator {
   watch(principal: Principal, onChange: (current: Principal | undefined) => void): () => void;
 }
 
-export function createApiKeyAuthenticator(deps: {
-  verifier: ApiKeyVerifier;
-  cache: ApiKeyCache;
-  revocations: RevocationCache;
-  usage: UsageTracker;
-  audit: AuditRecorder;
-}): ApiKeyAuthenticator {
+export function createApiKeyAuthenticator(deps: { verifier: ApiKeyVerifier; cache: ApiKeyCache; revocations: RevocationCache; usage: UsageTracker; audit: AuditRecorder }): ApiKeyAuthenticator {
   const principalOf = (verdict: Extract<KeyVerdict, { ok: true }>, method: Principal["method"], sessionId: string | undefined, bound?: ReadonlySet<string>): Principal => {
     const { state, ownerRole, permissions } = verdict.key;
     return {

@@ -6,6 +6,7 @@ import type { PasswordHasher } from "../passwords/password-hasher.ts";
 import { checkPasswordStrength } from "../passwords/password-policy.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
+import { createOwnerBootstrap } from "./owner-bootstrap.ts";
 import type { UserPatch, UserRecord, UsersStore } from "./user-record.ts";
 
 /** Who performs an account change: the signed-in user and their current role. */
@@ -100,16 +101,16 @@ export function isRole(value: unknown): value is Role {
   return typeof value === "string" && (ROLE_ORDER as readonly string[]).includes(value);
 }
 
-/** How old an abandoned bootstrap claim must be before another run may take it over. */
-const BOOTSTRAP_CLAIM_STALE_MS = 5 * 60_000;
-
 export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { usersStore, hasher, audit } = deps;
   const now = deps.now ?? (() => new Date());
 
   function requirePolicy(password: unknown, userInputs: Array<string | undefined>): string {
     if (typeof password !== "string") throw new DomainError("invalid_argument", "password is required");
-    const strength = checkPasswordStrength(password, userInputs.filter((input): input is string => input !== undefined));
+    const strength = checkPasswordStrength(
+      password,
+      userInputs.filter((input): input is string => input !== undefined),
+    );
     if (!strength.ok) throw new DomainError("invalid_argument", strength.reason);
     return password;
   }
@@ -147,16 +148,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     return user;
   }
 
-  async function claimBootstrap(id: string): Promise<void> {
-    const held = await usersStore.claimBootstrap(id, now());
-    if (held === "claimed") return;
-    const refused = new DomainError("failed_precondition", "an owner already exists, or another bootstrap-owner run is creating one");
-    // A claim whose run died before making its owner would block bootstrap forever: once it is old
-    // enough that no live run can still be hashing, and its owner never appeared, it is taken over.
-    if (now().getTime() - held.at.getTime() < BOOTSTRAP_CLAIM_STALE_MS || (await usersStore.findById(held.userId))) throw refused;
-    await usersStore.releaseBootstrap(held.userId);
-    if ((await usersStore.claimBootstrap(id, now())) !== "claimed") throw refused;
-  }
+  const bootstrapOwner = createOwnerBootstrap({ usersStore, audit, insertOwner: (input, id) => insertNew({ ...input, role: "owner" }, id), now });
 
   return {
     async createUser(actor, input) {
@@ -289,26 +281,6 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       await usersStore.touchLastLogin(userId, now());
     },
 
-    async bootstrapOwner(input) {
-      if (await usersStore.anyOwnerExists()) throw new DomainError("failed_precondition", "an owner already exists");
-      // Two runs at once must not both make an owner: only the run that inserts the claim goes on.
-      const id = randomUUID();
-      await claimBootstrap(id);
-      let user: UserRecord;
-      try {
-        user = await insertNew({ ...input, role: "owner" }, id);
-      } catch (err) {
-        await usersStore.releaseBootstrap(id);
-        throw err;
-      }
-      await audit.recordNow({
-        type: "user.bootstrap_owner",
-        outcome: "success",
-        actor: { kind: "system", display: "bootstrap-owner" },
-        target: { kind: "user", id: user._id },
-        metadata: { username: user.username, role: user.role },
-      });
-      return user;
-    },
+    bootstrapOwner,
   };
 }
