@@ -72,7 +72,12 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
   let text = "";
   const logger = createLogger({
     level: config.logLevel,
-    destination: new Writable({ write: (chunk: Buffer, _e, cb) => ((text += chunk.toString()), cb()) }),
+    destination: new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        text += chunk.toString();
+        cb();
+      },
+    }),
   });
   const commands: CommandStartedEvent[] = [];
   const store = await openStore({ uri: inject("mongodbUri"), dbName: options.dbName, onCommand: (event) => commands.push(event) });
@@ -98,7 +103,10 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     logText: () => text,
     databaseCommands: () => commands,
     client: (service, clientOptions = {}) =>
-      createClient(service, createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", interceptors: [captureSecrets], ...(clientOptions.token ? { token: clientOptions.token } : {}) })),
+      createClient(
+        service,
+        createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", interceptors: [captureSecrets], ...(clientOptions.token ? { token: clientOptions.token } : {}) }),
+      ),
     async createUser(username, role, password = testPassword(username)) {
       noteSecret(password);
       const usersStore = createUsersStore(store);

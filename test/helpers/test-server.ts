@@ -25,9 +25,7 @@ export interface TestServer {
  * Starts the real server (startGatewayServer, as main.ts does) on 127.0.0.1 and an ephemeral port, with
  * no identity behind it (unless `deps` brings an authenticator) and its log captured in memory.
  */
-export async function startTestServer(
-  options: { env?: Record<string, string>; deps?: Partial<Pick<ServerDeps, "authenticator" | "freshMfa">> } = {},
-): Promise<TestServer> {
+export async function startTestServer(options: { env?: Record<string, string>; deps?: Partial<Pick<ServerDeps, "authenticator" | "freshMfa">> } = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "portcullis-test-"));
   const config = loadConfig({ PORTCULLIS_PORT: "0", PORTCULLIS_DATA_DIR: dataDir, PORTCULLIS_LOG_LEVEL: "debug", ...options.env });
   let text = "";
