@@ -1,5 +1,4 @@
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
-import type { UserState } from "../revocation/revocation-cache.ts";
 import type { AccessTokenService } from "../tokens/access-tokens.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
 import type { ApiKeyVerifier } from "./api-key-verifier.ts";
@@ -10,6 +9,7 @@ import { createApiKeyLifecycle, type ApiKeyLifecycle, type ApiKeyPolicy } from "
 import { createApiKeyStats, type ApiKeyStats } from "./key-stats.ts";
 import { createKeyViews } from "./key-views.ts";
 import type { UsageTracker } from "./usage-tracker.ts";
+import type { UserStateReader } from "../revocation/user-state.ts";
 
 export type { ApiKeyPolicy } from "./key-lifecycle.ts";
 export type { HealthFinding } from "./key-health.ts";
@@ -35,15 +35,15 @@ export function createApiKeyService(deps: {
   pepper: Buffer;
   policy: ApiKeyPolicy;
   /** The current state of a user (role, disabled), for health findings and rotation. */
-  userState: (userId: string) => Promise<UserState | undefined>;
+  userState: UserStateReader;
   now?: () => Date;
 }): ApiKeyService {
   const now = deps.now ?? (() => new Date());
   const views = createKeyViews({ store: deps.store, usage: deps.usage, audit: deps.audit, prefix: deps.policy.prefix, now });
   return {
     ...createApiKeyLifecycle({ store: deps.store, cache: deps.cache, views, audit: deps.audit, pepper: deps.pepper, policy: deps.policy, userState: deps.userState, now }),
-    ...createApiKeyStats({ store: deps.store, views, now }),
-    ...createApiKeyHealth({ store: deps.store, views, userState: deps.userState, now }),
+    ...createApiKeyStats({ views, now }),
+    ...createApiKeyHealth({ views, userState: deps.userState, now }),
     ...createApiKeyExchange({ verifier: deps.verifier, views, usage: deps.usage, audit: deps.audit, accessTokens: deps.accessTokens, accessTokenTtlMs: deps.accessTokenTtlMs, now }),
   };
 }

@@ -1,8 +1,8 @@
 import { ROLE_PERMISSIONS } from "../permissions.ts";
 import type { RequestContext } from "../request-context.ts";
-import type { UserState } from "../revocation/revocation-cache.ts";
-import type { ApiKeysStore } from "./api-keys-store.ts";
 import type { KeyViews, OwnerSelection } from "./key-views.ts";
+import type { UserState } from "../revocation/revocation-cache.ts";
+import type { UserStateReader } from "../revocation/user-state.ts";
 
 /** One piece of advice about one key. */
 export interface HealthFinding {
@@ -28,21 +28,18 @@ const ADMIN_ONLY = new Set([...ROLE_PERMISSIONS.owner].filter((p) => !ROLE_PERMI
 const SEVERITY_ORDER = { high: 0, medium: 1, low: 2 } as const;
 
 export function createApiKeyHealth(deps: {
-  store: ApiKeysStore;
   views: KeyViews;
   /** The current state of a user (role, disabled). */
-  userState: (userId: string) => Promise<UserState | undefined>;
+  userState: UserStateReader;
   now: () => Date;
 }): ApiKeyHealth {
-  const { store, now } = deps;
-  const keyViews = deps.views;
+  const { now } = deps;
   return {
     async health(ctx, selection) {
-      const scope = keyViews.ownerScope(ctx, selection, "key health");
-      keyViews.auditOthersRead(ctx, scope, "api_key.health");
+      const seen = await deps.views.selected(ctx, selection, "key health", "api_key.health");
       const at = now().getTime();
       // Keys that still work (active, or rotated within grace) are the ones worth advice.
-      const live = (await keyViews.views(await store.all(scope))).filter((k) => k.status === "active" || (k.status === "rotated" && (k.graceExpiresAt?.getTime() ?? 0) > at));
+      const live = seen.filter((k) => k.status === "active" || (k.status === "rotated" && (k.graceExpiresAt?.getTime() ?? 0) > at));
       const findings: HealthFinding[] = [];
       const ownerStates = new Map<string, UserState | undefined>();
       for (const key of live) {

@@ -3,7 +3,6 @@ import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
-import type { UserState } from "../revocation/revocation-cache.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
 import { statusOf, type ApiKeyRecord, type ApiKeySettings, type ApiKeyStatus, type RateLimitTier } from "./api-key-record.ts";
@@ -12,6 +11,7 @@ import { normaliseCidrs } from "./client-networks.ts";
 import { generateApiKey, hashSecret } from "./key-format.ts";
 import { checkMetadata, checkName, checkReason, checkScopes, decodeKeyPageToken, encodeKeyPageToken } from "./key-input.ts";
 import type { ApiKeyView, KeyViews, OwnerSelection } from "./key-views.ts";
+import type { UserStateReader } from "../revocation/user-state.ts";
 
 export interface ApiKeyPolicy {
   readonly prefix: string;
@@ -63,7 +63,7 @@ export function createApiKeyLifecycle(deps: {
   pepper: Buffer;
   policy: ApiKeyPolicy;
   /** The current state of a user (role, disabled), for rotation. */
-  userState: (userId: string) => Promise<UserState | undefined>;
+  userState: UserStateReader;
   now: () => Date;
 }): ApiKeyLifecycle {
   const { policy, store, cache, now } = deps;

@@ -1,5 +1,4 @@
 import type { RequestContext } from "../request-context.ts";
-import type { ApiKeysStore } from "./api-keys-store.ts";
 import type { KeyViews, OwnerSelection } from "./key-views.ts";
 
 /** GetApiKeyStats: counts by status and usage over the keys in view. */
@@ -25,14 +24,11 @@ export interface ApiKeyStats {
 
 const DAY_MS = 86_400_000;
 
-export function createApiKeyStats(deps: { store: ApiKeysStore; views: KeyViews; now: () => Date }): ApiKeyStats {
-  const { store, now } = deps;
-  const keyViews = deps.views;
+export function createApiKeyStats(deps: { views: KeyViews; now: () => Date }): ApiKeyStats {
+  const { now } = deps;
   return {
     async stats(ctx, selection) {
-      const scope = keyViews.ownerScope(ctx, selection, "key statistics");
-      keyViews.auditOthersRead(ctx, scope, "api_key.stats");
-      const seen = await keyViews.views(await store.all(scope));
+      const seen = await deps.views.selected(ctx, selection, "key statistics", "api_key.stats");
       const at = now().getTime();
       const counts = { active: 0, rotated: 0, revoked: 0, expired: 0 };
       let usage = 0;

@@ -52,6 +52,11 @@ export interface KeyViews {
   ownerScope(ctx: RequestContext, selection: OwnerSelection, what: string): KeyOwnerScope;
   /** Audits a read of keys that are not the caller's own. */
   auditOthersRead(ctx: RequestContext, scope: KeyOwnerScope, type: string): void;
+  /**
+   * Every key a selection means, as seen, for statistics and health: refused unless the caller may see
+   * them (`what` names the read in the refusal), and audited as `auditType` when they are not the caller's.
+   */
+  selected(ctx: RequestContext, selection: OwnerSelection, what: string, auditType: string): Promise<ApiKeyView[]>;
 }
 
 export function createKeyViews(deps: { store: ApiKeysStore; usage: UsageTracker; audit: AuditRecorder; prefix: string; now: () => Date }): KeyViews {
@@ -121,5 +126,11 @@ export function createKeyViews(deps: { store: ApiKeysStore; usage: UsageTracker;
     });
   };
 
-  return { view, views, visibleKey, ownerScope, auditOthersRead };
+  const selected = async (ctx: RequestContext, selection: OwnerSelection, what: string, auditType: string): Promise<ApiKeyView[]> => {
+    const scope = ownerScope(ctx, selection, what);
+    auditOthersRead(ctx, scope, auditType);
+    return views(await store.all(scope));
+  };
+
+  return { view, views, visibleKey, ownerScope, auditOthersRead, selected };
 }
