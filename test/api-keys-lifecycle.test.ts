@@ -94,7 +94,9 @@ describe("API key lifecycle", () => {
     expect((await keysAs("user-vic").listApiKeys({ status: ApiKeyStatus.REVOKED })).apiKeys.map((k) => k.name)).toEqual(["v1"]);
     expect((await keysAs("user-vic").listApiKeys({ status: ApiKeyStatus.ACTIVE })).apiKeys.map((k) => k.name)).toEqual(["v3", "v2"]);
     expect(await codeOf(keysAs("user-vic").listApiKeys({ pageToken: "garbage!" }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(keysAs("user-vic").listApiKeys({ pageSize: 1_000_000_000 }))).toBe(Code.InvalidArgument);
+    // Above the maximum is clamped (common.proto), not refused; negative is refused.
+    expect((await keysAs("user-vic").listApiKeys({ pageSize: 1_000_000_000 })).apiKeys.map((k) => k.name)).toEqual(["v3", "v2", "v1"]);
+    expect(await codeOf(keysAs("user-vic").listApiKeys({ pageSize: -1 }))).toBe(Code.InvalidArgument);
 
     // Another user's keys: a user may not ask; an admin may, and it is audited.
     expect(await codeOf(keysAs("user-uma").listApiKeys({ userId: ids["user-vic"]! }))).toBe(Code.PermissionDenied);

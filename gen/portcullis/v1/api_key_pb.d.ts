@@ -210,7 +210,9 @@ export declare type CreateApiKeyRequest = Message<"portcullis.v1.CreateApiKeyReq
   allowedCidrs: string[];
 
   /**
-   * Free-form labels (keys up to 64 and values up to 256 characters).
+   * Free-form labels, at most 32. Keys are 1 to 64 characters of `A-Z a-z 0-9 _ : / -` (no `.` and
+   * no `$`: keys are stored as document field names); values are at most 256 characters without
+   * control characters. Anything else is INVALID_ARGUMENT.
    *
    * @generated from field: map<string, string> metadata = 7;
    */
@@ -278,7 +280,7 @@ export declare type ListApiKeysRequest = Message<"portcullis.v1.ListApiKeysReque
   status: ApiKeyStatus;
 
   /**
-   * The maximum number of keys to return (default 50, at most 500).
+   * The maximum number of keys to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 4;
    */
@@ -408,7 +410,7 @@ export declare type UpdateApiKeyRequest = Message<"portcullis.v1.UpdateApiKeyReq
   allowedCidrs?: StringList | undefined;
 
   /**
-   * The new metadata, replacing the old map.
+   * The new metadata, replacing the old map; the rules of CreateApiKeyRequest.metadata apply.
    *
    * @generated from field: portcullis.v1.StringMap metadata = 6;
    */
@@ -1063,8 +1065,9 @@ export declare const ApiKeyService: GenService<{
   /**
    * CreateApiKey creates a key for the caller and returns its secret once. Errors: UNAUTHENTICATED;
    * PERMISSION_DENIED without `keys.write`, or when a scope is not among the caller's own permissions;
-   * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, an expiry that
-   * is not positive or exceeds the server maximum, or `no_expiry` together with `expires_in`;
+   * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, metadata outside
+   * the rules of `metadata`, an expiry that is not positive or exceeds the server maximum, or `no_expiry`
+   * together with `expires_in`;
    * FAILED_PRECONDITION when `no_expiry` is not allowed by server policy or the caller has reached the
    * per-user key limit.
    *
@@ -1078,7 +1081,8 @@ export declare const ApiKeyService: GenService<{
   /**
    * ListApiKeys lists API keys, newest first: by default the caller's own. Errors: UNAUTHENTICATED;
    * PERMISSION_DENIED without `keys.read`, or when `user_id` (another user) or `all_users` is used by a
-   * caller without user-management rights; INVALID_ARGUMENT for a bad page token.
+   * caller without user-management rights; INVALID_ARGUMENT for a bad page token or a negative page
+   * size.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.ListApiKeys
    */
@@ -1103,7 +1107,7 @@ export declare const ApiKeyService: GenService<{
    * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs or metadata; unset fields
    * are left unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the new
    * scopes are not a subset of the key's current scopes; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION
-   * for a revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR or tier.
+   * for a revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR, tier or metadata.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.UpdateApiKey
    */

@@ -289,7 +289,7 @@ export declare type QueryAuditEventsRequest = Message<"portcullis.v1.QueryAuditE
   filter?: AuditEventFilter | undefined;
 
   /**
-   * The maximum number of events to return (default 100, at most 1000).
+   * The maximum number of events to return (default 100; larger values are clamped to 1000).
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -364,7 +364,7 @@ export declare type ListMyAuditEventsRequest = Message<"portcullis.v1.ListMyAudi
   endTime?: Timestamp | undefined;
 
   /**
-   * The maximum number of events to return (default 100, at most 1000).
+   * The maximum number of events to return (default 100; larger values are clamped to 1000).
    *
    * @generated from field: int32 page_size = 3;
    */
@@ -1036,8 +1036,8 @@ export declare const ChainBreakReasonSchema: GenEnum<ChainBreakReason>;
 export declare const AuditService: GenService<{
   /**
    * QueryAuditEvents searches the audit log with filters, a page at a time. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `audit.read`; INVALID_ARGUMENT for an inverted time range, a bad page
-   * token or a page size above 1000.
+   * PERMISSION_DENIED without `audit.read`; INVALID_ARGUMENT for an inverted time range, a bad filter,
+   * a bad page token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuditService.QueryAuditEvents
    */
@@ -1049,8 +1049,8 @@ export declare const AuditService: GenService<{
   /**
    * ListMyAuditEvents lists the events in which the caller's user account is the actor or the target
    * (including events of the user's API keys), newest first. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `audit.read.self`; INVALID_ARGUMENT for an inverted time range or a bad
-   * page token.
+   * PERMISSION_DENIED without `audit.read.self`; INVALID_ARGUMENT for an inverted time range, a bad
+   * page token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuditService.ListMyAuditEvents
    */

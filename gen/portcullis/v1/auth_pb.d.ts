@@ -882,7 +882,7 @@ export declare const CreateUserResponseSchema: GenMessage<CreateUserResponse>;
  */
 export declare type ListUsersRequest = Message<"portcullis.v1.ListUsersRequest"> & {
   /**
-   * The maximum number of users to return (default 50, at most 500).
+   * The maximum number of users to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -1294,7 +1294,7 @@ export declare type ListSessionsRequest = Message<"portcullis.v1.ListSessionsReq
   userId: string;
 
   /**
-   * The maximum number of sessions to return (default 50, at most 500).
+   * The maximum number of sessions to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -1684,7 +1684,7 @@ export declare const AuthService: GenService<{
   /**
    * ListUsers lists user accounts, optionally filtered by role and disabled state, ordered by username.
    * Errors: UNAUTHENTICATED; PERMISSION_DENIED without `users.manage`; INVALID_ARGUMENT for a bad page
-   * token.
+   * token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuthService.ListUsers
    */
@@ -1788,7 +1788,7 @@ export declare const AuthService: GenService<{
    * ListSessions lists the caller's active sessions, newest first; callers holding `users.manage` may
    * pass another user's id. Errors: UNAUTHENTICATED; PERMISSION_DENIED when `user_id` names another user
    * and the caller lacks `users.manage`; NOT_FOUND for an unknown user; INVALID_ARGUMENT for a bad page
-   * token.
+   * token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuthService.ListSessions
    */

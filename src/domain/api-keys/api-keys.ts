@@ -66,7 +66,10 @@ const MAX_GRACE_MS = DAY_MS;
 const MAX_NAME_LENGTH = 100;
 const MAX_REASON_LENGTH = 500;
 const MAX_METADATA_ENTRIES = 32;
-const METADATA_KEY = /^[A-Za-z0-9_.:/-]{1,64}$/;
+// Metadata keys become field names of the stored key document, where MongoDB reads "." as a path
+// separator and a leading "$" as an operator: neither is in the alphabet, so such a key is refused up
+// front (INVALID_ARGUMENT) instead of failing in the database (INTERNAL).
+const METADATA_KEY = /^[A-Za-z0-9_:/-]{1,64}$/;
 // Permissions a plain user does not have: a key carrying one is an administrative credential.
 const ADMIN_ONLY = new Set([...ROLE_PERMISSIONS.owner].filter((p) => !ROLE_PERMISSIONS.user.has(p)));
 const SEVERITY_ORDER = { high: 0, medium: 1, low: 2 } as const;
@@ -493,8 +496,8 @@ function checkMetadata(raw: Record<string, string>): Record<string, string> {
   if (entries.length > MAX_METADATA_ENTRIES) throw new DomainError("invalid_argument", `at most ${MAX_METADATA_ENTRIES} metadata entries`);
   const out: Record<string, string> = {};
   for (const [key, value] of entries) {
-    // Keys become document field names: no `$`, no dots' meaning beyond the allowed alphabet, no prototype tricks.
-    if (!METADATA_KEY.test(key) || key.startsWith("$") || key === "__proto__") throw new DomainError("invalid_argument", "metadata keys are 1 to 64 of A-Z a-z 0-9 _ . : / -");
+    // Keys become document field names: no "." or "$" (see METADATA_KEY), no prototype tricks.
+    if (!METADATA_KEY.test(key) || key === "__proto__") throw new DomainError("invalid_argument", `metadata key ${JSON.stringify(key.slice(0, 64))} is not 1 to 64 of A-Z a-z 0-9 _ : / - (no "." or "$")`);
     if (value.length > 256 || /\p{Cc}/u.test(value)) throw new DomainError("invalid_argument", "metadata values are at most 256 characters without control characters");
     out[key] = value;
   }

@@ -6,6 +6,7 @@ import type { AuditCursorCodec } from "./audit-cursor.ts";
 import { describeAuditFilter, validateAuditFilter, type AuditFilter, type AuditFilterInput } from "./audit-filter.ts";
 import type { AuditLogStore, AuditSealsStore, SignedChainPoint } from "./audit-log-store.ts";
 import type { AuditRecorder } from "./audit-recorder.ts";
+import { resolvePageSize } from "../users/user-paging.ts";
 import { CHECKPOINT_TYP, HEAD_TYP, verifyStatement, type StatementSigner } from "./audit-signatures.ts";
 import { createChainCheck, type ChainBreak } from "./chain-check.ts";
 
@@ -54,12 +55,7 @@ export type AuditLog = ReturnType<typeof createAuditLog>;
 export function createAuditLog(deps: AuditLogDeps) {
   const now = deps.now ?? (() => new Date());
 
-  const pageSizeOf = (requested: number) => {
-    if (!Number.isInteger(requested) || requested < 0 || requested > MAX_PAGE_SIZE) {
-      throw new DomainError("invalid_argument", `page_size must be from 1 to ${MAX_PAGE_SIZE} (0 for the default of ${DEFAULT_PAGE_SIZE})`);
-    }
-    return requested === 0 ? DEFAULT_PAGE_SIZE : requested;
-  };
+  const pageSizeOf = (requested: number) => resolvePageSize(requested, { defaultSize: DEFAULT_PAGE_SIZE, maxSize: MAX_PAGE_SIZE });
 
   const page = async (filter: AuditFilter, scope: Record<string, string>, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage> => {
     const limit = pageSizeOf(options.pageSize);

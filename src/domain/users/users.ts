@@ -31,7 +31,7 @@ export interface UpdateUserInput {
 export interface ListUsersInput {
   role?: Role;
   disabled?: boolean;
-  /** 0 or absent: 50. At most 500. */
+  /** 0 or absent: 50. More than 500: 500. Negative: `invalid_argument`. */
   pageSize?: number;
   /** The `nextPageToken` of the previous page; absent or empty for the first. */
   pageToken?: string;
@@ -56,7 +56,7 @@ export interface UsersService {
   createUser(actor: UserActor, input: CreateUserInput): Promise<UserRecord>;
   /** `not_found` for an unknown id. */
   getUser(id: string): Promise<UserRecord>;
-  /** Users in id order, a page at a time; a page size above 500 or a malformed token is `invalid_argument`. */
+  /** Users in id order, a page at a time (see {@link resolvePageSize}); a malformed token is `invalid_argument`. */
   listUsers(input: ListUsersInput): Promise<UserPage>;
   /**
    * Changes role, disabled state or email. An admin may change plain users only (and not make them
