@@ -15,6 +15,7 @@ const ownerPrincipal: Principal = {
   kind: "user",
   id: "u1",
   userId: "u1",
+  displayName: "owner-u1",
   role: "owner",
   permissions: ROLE_PERMISSIONS.owner,
   method: "access_token",

@@ -4,14 +4,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WireProtocol } from "../clients/connect-node.ts";
 import { ApiKeyService } from "../gen/portcullis/v1/api_key_pb.js";
 import { AuditService } from "../gen/portcullis/v1/audit_pb.js";
-import { AuthService } from "../gen/portcullis/v1/auth_pb.js";
+import { AuthService, TokenType } from "../gen/portcullis/v1/auth_pb.js";
+import { PrincipalKind } from "../gen/portcullis/v1/common_pb.js";
 import { userWithToken } from "./helpers/audit.ts";
 import { testDatabaseName } from "./helpers/database.ts";
-import { startIdentityServer, type IdentityServer } from "./helpers/identity-server.ts";
+import { startIdentityServer, testPassword, type IdentityServer } from "./helpers/identity-server.ts";
 
 const PROTOCOLS: readonly WireProtocol[] = ["grpc", "grpc-web", "connect"];
 const codeOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e).code);
 const INT32_MAX = 2_147_483_647;
+// Revocations reach other instances within a second; the deadline is generous for a loaded machine.
+const ACROSS_INSTANCES = { timeout: 10_000, interval: 50 };
 
 /**
  * Fields and semantics exactly as the proto comments promise them, over each of the three protocols:
@@ -19,17 +22,25 @@ const INT32_MAX = 2_147_483_647;
  */
 describe("the contract, field by field", () => {
   let gw: IdentityServer;
+  let other: IdentityServer;
   let admin: Awaited<ReturnType<typeof userWithToken>>;
   let bulk: Awaited<ReturnType<typeof userWithToken>>;
 
   beforeAll(async () => {
-    gw = await startIdentityServer({ dbName: testDatabaseName(import.meta.url), env: { PORTCULLIS_RATE_LIMIT_DEFAULT: "100000", PORTCULLIS_RATE_LIMIT_CREDENTIAL: "10000" } });
+    const dbName = testDatabaseName(import.meta.url);
+    const env = { PORTCULLIS_RATE_LIMIT_DEFAULT: "100000", PORTCULLIS_RATE_LIMIT_CREDENTIAL: "10000" };
+    gw = await startIdentityServer({ dbName, env });
+    other = await startIdentityServer({ dbName, env }); // a second instance on the same database
     admin = await userWithToken(gw, "contract-admin", "admin");
     bulk = await userWithToken(gw, "contract-bulk", "user");
   });
   afterAll(async () => {
+    await other?.close();
     await gw?.close();
   });
+
+  const login = (username: string) => gw.client(AuthService).login({ username, password: testPassword(username) });
+  const whoAmIOn = (server: IdentityServer, token: string) => codeOf(server.client(AuthService, { token }).whoAmI({})).then((code) => code ?? "ok");
 
   describe.each(PROTOCOLS)("API key metadata keys over %s", (protocol) => {
     it("refuses keys with '.' or a leading '$' (they would be MongoDB paths or operators) with INVALID_ARGUMENT, storing nothing", async () => {
@@ -106,6 +117,90 @@ describe("the contract, field by field", () => {
       ]) {
         expect(await codeOf(call())).toBe(Code.InvalidArgument);
       }
+    });
+  });
+
+  describe.each(PROTOCOLS)("credentials describe themselves over %s", (protocol) => {
+    let key: { id: string; secret: string; name: string };
+    beforeAll(async () => {
+      const name = `whoami-${protocol}`;
+      const created = await gw.client(ApiKeyService, { token: admin.token, protocol }).createApiKey({ name, scopes: ["ai.status", "keys.read"] });
+      key = { id: created.apiKey!.id, secret: created.secret, name };
+    });
+
+    it("WhoAmI names an API key by the key's name, and a user by the username", async () => {
+      const viaKey = await gw.client(AuthService, { token: key.secret, protocol }).whoAmI({});
+      expect(viaKey.principal).toMatchObject({ kind: PrincipalKind.API_KEY, id: key.id, displayName: key.name, userId: admin.userId });
+      expect(viaKey.user?.username).toBe("contract-admin");
+      const exchanged = await gw.client(AuthService, { protocol }).exchangeApiKey({ apiKey: key.secret });
+      const viaExchanged = await gw.client(AuthService, { token: exchanged.accessToken, protocol }).whoAmI({});
+      expect(viaExchanged.principal).toMatchObject({ kind: PrincipalKind.API_KEY, id: key.id, displayName: key.name });
+      const viaToken = await gw.client(AuthService, { token: admin.token, protocol }).whoAmI({});
+      expect(viaToken.principal).toMatchObject({ kind: PrincipalKind.USER, id: admin.userId, displayName: "contract-admin" });
+    });
+
+    it("GetTokenInfo({}) describes the access token of the call itself; with an API key there is none", async () => {
+      const session = await login("contract-admin");
+      const own = await gw.client(AuthService, { token: session.accessToken, protocol }).getTokenInfo({});
+      const explicit = await gw.client(AuthService, { token: admin.token, protocol }).getTokenInfo({ token: session.accessToken });
+      expect(own).toEqual(explicit);
+      expect(own).toMatchObject({ active: true, tokenType: TokenType.ACCESS, subject: admin.userId, sessionId: session.sessionId, username: "contract-admin", apiKeyId: "" });
+      expect(own.tokenId).not.toBe("");
+
+      const exchanged = await gw.client(AuthService, { protocol }).exchangeApiKey({ apiKey: key.secret, scopes: ["ai.status"] });
+      const ofExchanged = await gw.client(AuthService, { token: exchanged.accessToken, protocol }).getTokenInfo({});
+      // An exchanged token belongs to no session (the proto: session_id empty), and carries the key.
+      expect(ofExchanged).toMatchObject({ active: true, tokenType: TokenType.ACCESS, subject: admin.userId, sessionId: "", apiKeyId: key.id, permissions: ["ai.status"] });
+
+      expect(await codeOf(gw.client(AuthService, { token: key.secret, protocol }).getTokenInfo({}))).toBe(Code.FailedPrecondition);
+      expect(await codeOf(gw.client(AuthService, { protocol }).getTokenInfo({}, { headers: { "x-api-key": key.secret } }))).toBe(Code.FailedPrecondition);
+    });
+
+    it("RevokeToken with an access token ends its whole session: the refresh token and every access token, on every instance", async () => {
+      const session = await login("contract-admin");
+      const refreshed = await gw.client(AuthService).refresh({ refreshToken: session.refreshToken });
+      expect(await whoAmIOn(other, session.accessToken)).toBe("ok");
+      const result = await gw.client(AuthService, { token: admin.token, protocol }).revokeToken({ token: session.accessToken });
+      expect(result).toEqual(expect.objectContaining({ revoked: true, tokenType: TokenType.ACCESS }));
+      for (const token of [session.accessToken, refreshed.accessToken]) {
+        expect(await whoAmIOn(gw, token)).toBe(Code.Unauthenticated);
+        await expect.poll(() => whoAmIOn(other, token), ACROSS_INSTANCES).toBe(Code.Unauthenticated);
+      }
+      expect(await codeOf(gw.client(AuthService).refresh({ refreshToken: refreshed.refreshToken }))).toBe(Code.Unauthenticated);
+      expect(await gw.client(AuthService, { token: admin.token, protocol }).revokeToken({ token: session.accessToken })).toMatchObject({ revoked: false });
+    });
+
+    it("RevokeToken with a refresh token ends its whole session too; a refresh token already used revokes nothing", async () => {
+      const session = await login("contract-admin");
+      const refreshed = await gw.client(AuthService).refresh({ refreshToken: session.refreshToken });
+      const auth = gw.client(AuthService, { token: admin.token, protocol });
+      // The first refresh token was exchanged: it is inactive, and revoking it leaves the session alone.
+      expect(await auth.getTokenInfo({ token: session.refreshToken })).toMatchObject({ active: false });
+      expect(await auth.revokeToken({ token: session.refreshToken })).toMatchObject({ revoked: false, tokenType: TokenType.UNSPECIFIED });
+      expect(await whoAmIOn(gw, refreshed.accessToken)).toBe("ok");
+
+      expect(await auth.revokeToken({ token: refreshed.refreshToken })).toMatchObject({ revoked: true, tokenType: TokenType.REFRESH });
+      for (const token of [session.accessToken, refreshed.accessToken]) {
+        expect(await whoAmIOn(gw, token)).toBe(Code.Unauthenticated);
+        await expect.poll(() => whoAmIOn(other, token), ACROSS_INSTANCES).toBe(Code.Unauthenticated);
+      }
+      expect(await codeOf(gw.client(AuthService).refresh({ refreshToken: refreshed.refreshToken }))).toBe(Code.Unauthenticated);
+    });
+
+    it("RevokeToken with an exchanged API-key token revokes that token alone, on every instance; the key keeps working", async () => {
+      const anonymous = gw.client(AuthService, { protocol });
+      const first = await anonymous.exchangeApiKey({ apiKey: key.secret });
+      const second = await anonymous.exchangeApiKey({ apiKey: key.secret });
+      expect(await whoAmIOn(other, first.accessToken)).toBe("ok");
+      const result = await gw.client(AuthService, { token: admin.token, protocol }).revokeToken({ token: first.accessToken });
+      expect(result).toMatchObject({ revoked: true, tokenType: TokenType.ACCESS });
+      expect(await whoAmIOn(gw, first.accessToken)).toBe(Code.Unauthenticated);
+      await expect.poll(() => whoAmIOn(other, first.accessToken), ACROSS_INSTANCES).toBe(Code.Unauthenticated);
+      for (const server of [gw, other]) {
+        expect(await whoAmIOn(server, second.accessToken)).toBe("ok");
+        expect(await whoAmIOn(server, key.secret)).toBe("ok");
+      }
+      expect(await gw.client(AuthService, { token: admin.token, protocol }).revokeToken({ token: first.accessToken })).toMatchObject({ revoked: false });
     });
   });
 });

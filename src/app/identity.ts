@@ -17,6 +17,7 @@ import type { Principal } from "../domain/principal.ts";
 import { createSessionService } from "../domain/sessions/sessions.ts";
 import { createAccessTokenService, type AccessTokenService } from "../domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../domain/tokens/signing-keys.ts";
+import { createUserNames } from "../domain/users/user-names.ts";
 import { createUsersService } from "../domain/users/users.ts";
 import { createAuthHandlers } from "../handlers/auth-service.ts";
 import type { Authenticator } from "../interceptors/authentication.ts";
@@ -90,6 +91,7 @@ export async function createIdentity(deps: {
   const { store, keyring, config, audit, logger } = deps;
   const usersStore = createUsersStore(store);
   const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
+  const userNames = createUserNames({ load: async (userId) => (await usersStore.findById(userId))?.username });
 
   const signingKeys = await openSigningKeySet({ store, keyring, config });
   const accessTokens = createAccessTokenService({
@@ -201,6 +203,7 @@ export async function createIdentity(deps: {
       accessTokens,
       revocations,
       loadUserState: currentState,
+      userName: (userId) => userNames.nameOf(userId),
       ...(deps.exchangedKeyPrincipal ? { exchangedKeyPrincipal: deps.exchangedKeyPrincipal } : {}),
     }),
     freshMfa,

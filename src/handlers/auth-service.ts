@@ -13,7 +13,7 @@ import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import type { UserRecord } from "../domain/users/user-record.ts";
 import { isPromotion, type UsersService } from "../domain/users/users.ts";
 import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
-import { clientKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
+import { clientKey, credentialKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
 import type { HandlerContext } from "@connectrpc/connect";
 import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
 
@@ -37,6 +37,15 @@ function actionContext(ctx: HandlerContext): ActionContext {
 
 function mfaContext(action: ActionContext) {
   return { userId: action.principal.userId, client: action.client, requestId: action.requestId };
+}
+
+/** GetTokenInfo's empty `token`: the access token that authenticated this call; an API key is none. */
+function ownAccessToken(ctx: HandlerContext, principal: Principal): string {
+  const credential = ctx.values.get(credentialKey);
+  if (principal.method === "api_key" || credential?.kind !== "bearer") {
+    throw new DomainError("failed_precondition", "this call was authenticated with an API key, not an access token: pass the token to introspect");
+  }
+  return credential.value;
 }
 
 function userSession(principal: Principal): string {
@@ -124,14 +133,17 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async getTokenInfo(req, ctx) {
-      const info = await deps.sessions.tokenInfo(actionContext(ctx), req.token);
+      const action = actionContext(ctx);
+      const info = await deps.sessions.tokenInfo(action, req.token === "" ? ownAccessToken(ctx, action.principal) : req.token);
       if (!info.active) return { active: false };
       const user = await deps.users.getUser(info.userId).catch(() => undefined);
+      // An access token carries the role it was issued with; a refresh token acts with the current one.
+      const role = info.claims?.role ?? user?.role;
       return {
         active: true,
         subject: info.userId,
         sessionId: info.sessionId,
-        role: user ? roleToProto(user.role) : undefined,
+        role: role ? roleToProto(role) : undefined,
         permissions: info.claims?.permissions ?? [],
         issuedAt: timestamp(info.issuedAt),
         expiresAt: timestamp(info.expiresAt),
@@ -156,7 +168,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         principal: {
           kind: principal.kind === "user" ? PrincipalKind.USER : PrincipalKind.API_KEY,
           id: principal.id,
-          displayName: user.username,
+          displayName: principal.displayName,
           role: roleToProto(principal.role),
           userId: principal.userId,
         },

@@ -2,7 +2,7 @@ import type { Interceptor, StreamResponse } from "@connectrpc/connect";
 import { accessRuleOf, type AccessRule } from "../access/access-rules.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { ClientInfo, Principal } from "../domain/principal.ts";
-import { clientKey, principalKey } from "./context-keys.ts";
+import { clientKey, credentialKey, principalKey } from "./context-keys.ts";
 
 /** A credential as presented by the caller, before anything is known about it. */
 export interface Credential {
@@ -53,6 +53,7 @@ export function createAuthenticationInterceptor(authenticator: Authenticator): I
     }
     const principal = await authenticator.authenticate(credential, req.contextValues.get(clientKey));
     req.contextValues.set(principalKey, principal);
+    req.contextValues.set(credentialKey, credential);
     const res = await next(req);
     if (!res.stream || !authenticator.watch) return res;
     return endOnRevocation(res, principal, rule, authenticator.watch.bind(authenticator));

@@ -396,7 +396,8 @@ export declare const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest>;
  */
 export declare type RevokeTokenResponse = Message<"portcullis.v1.RevokeTokenResponse"> & {
   /**
-   * True if a valid token was revoked by this call; false if it was unknown, expired or already revoked.
+   * True if this call revoked an active token (and, for a login session's token, its session); false if
+   * the token was unknown, expired, already used or already revoked.
    *
    * @generated from field: bool revoked = 1;
    */
@@ -424,7 +425,7 @@ export declare const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse>;
 export declare type GetTokenInfoRequest = Message<"portcullis.v1.GetTokenInfoRequest"> & {
   /**
    * The access or refresh token to introspect; empty means the access token that authenticated this
-   * call.
+   * call (FAILED_PRECONDITION when that was an API key).
    *
    * @generated from field: string token = 1;
    */
@@ -451,7 +452,8 @@ export declare const GetTokenInfoRequestSchema: GenMessage<GetTokenInfoRequest>;
  */
 export declare type GetTokenInfoResponse = Message<"portcullis.v1.GetTokenInfoResponse"> & {
   /**
-   * Whether the token is currently valid (well-formed, correctly signed, not expired, not revoked).
+   * Whether the token is currently valid (well-formed, correctly signed, not expired, not revoked; for a
+   * refresh token also not yet exchanged by Refresh).
    *
    * @generated from field: bool active = 1;
    */
@@ -472,14 +474,16 @@ export declare type GetTokenInfoResponse = Message<"portcullis.v1.GetTokenInfoRe
   sessionId: string;
 
   /**
-   * The subject's role at issue time.
+   * The subject's role: for an access token the role it was issued with, for a refresh token the user's
+   * current role (the role the next access token gets).
    *
    * @generated from field: portcullis.v1.Role role = 4;
    */
   role: Role;
 
   /**
-   * The permissions the token grants (for exchanged API key tokens, the key's scopes).
+   * The permissions an access token grants (for exchanged API key tokens, the key's scopes); empty for a
+   * refresh token, which grants nothing but Refresh.
    *
    * @generated from field: repeated string permissions = 5;
    */
@@ -1606,10 +1610,14 @@ export declare const AuthService: GenService<{
     output: typeof LogoutResponseSchema;
   },
   /**
-   * RevokeToken revokes one access or refresh token (RFC 7009 style): revoking an unknown, expired or
-   * already revoked token succeeds with `revoked` false. Errors: UNAUTHENTICATED without valid
-   * credentials; PERMISSION_DENIED when the token belongs to another user and the caller lacks the
-   * `users.manage` permission; INVALID_ARGUMENT for an empty token.
+   * RevokeToken revokes a token and what was issued with it (RFC 7009, which allows either choice): an
+   * access or refresh token of a login session ends that whole session, so its refresh token and every
+   * access token issued for it stop working (an access token is a JWT and cannot be revoked alone); a
+   * token from ExchangeApiKey belongs to no session and is revoked alone (its API key keeps working).
+   * The revocation takes effect on every instance within a second. Revoking an unknown, expired,
+   * already used (refresh), or already revoked token succeeds with `revoked` false. Errors:
+   * UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when the token belongs to another user
+   * and the caller lacks the `users.manage` permission; INVALID_ARGUMENT for an empty token.
    *
    * @generated from rpc portcullis.v1.AuthService.RevokeToken
    */
@@ -1619,9 +1627,11 @@ export declare const AuthService: GenService<{
     output: typeof RevokeTokenResponseSchema;
   },
   /**
-   * GetTokenInfo introspects a token (RFC 7662 style): an inactive token yields `active` false and no
-   * other fields. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when the token
-   * belongs to another user and the caller lacks the `users.manage` permission.
+   * GetTokenInfo introspects a token (RFC 7662 style), or with an empty `token` the access token that
+   * authenticated this call: an inactive token yields `active` false and no other fields. Errors:
+   * UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when the token belongs to another user
+   * and the caller lacks the `users.manage` permission; FAILED_PRECONDITION when `token` is empty and the
+   * call was authenticated with an API key (there is no token to describe).
    *
    * @generated from rpc portcullis.v1.AuthService.GetTokenInfo
    */

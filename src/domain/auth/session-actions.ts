@@ -20,6 +20,7 @@ export type TokenInfo =
       readonly active: true;
       readonly type: "access" | "refresh";
       readonly userId: string;
+      /** The login session; "" for a token from ExchangeApiKey, which belongs to no session. */
       readonly sessionId: string;
       readonly claims?: AccessTokenClaims;
       readonly expiresAt: Date;
@@ -69,16 +70,23 @@ export function createSessionActions(deps: SessionActionsDeps) {
     return count;
   };
 
-  /** The session a token names, and whether it is live, without trusting a revoked or expired one. */
+  /**
+   * What a token is and whether it works now, without trusting a revoked or expired one. A refresh token
+   * is active until it is exchanged (Refresh), expires, or its session ends.
+   */
   const resolve = async (token: string): Promise<TokenInfo & { session?: SessionRecord }> => {
     if (token.startsWith(REFRESH_PREFIX)) {
-      const session = await deps.sessions.findByRefreshToken(token);
-      if (!session || session.revokedAt || session.expiresAt.getTime() <= Date.now()) return { active: false };
-      return { active: true, type: "refresh", userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt, issuedAt: session.createdAt, session };
+      const found = await deps.sessions.describeRefreshToken(token);
+      const now = Date.now();
+      if (!found) return { active: false };
+      const { token: stored, session } = found;
+      if (stored.usedAt || stored.expiresAt.getTime() <= now || session.revokedAt || session.expiresAt.getTime() <= now) return { active: false };
+      return { active: true, type: "refresh", userId: session.userId, sessionId: session.id, expiresAt: stored.expiresAt, issuedAt: stored.createdAt, session };
     }
     const claims = await deps.accessTokens.verify(token).catch(() => undefined);
     if (!claims || deps.revocations.isSessionRevoked(claims.sid)) return { active: false };
-    return { active: true, type: "access", userId: claims.sub, sessionId: claims.sid, claims, expiresAt: new Date(claims.exp * 1000), issuedAt: new Date(claims.iat * 1000) };
+    const sessionId = claims.amr === "api_key" ? "" : claims.sid;
+    return { active: true, type: "access", userId: claims.sub, sessionId, claims, expiresAt: new Date(claims.exp * 1000), issuedAt: new Date(claims.iat * 1000) };
   };
 
   const requireSession = (ctx: ActionContext): string => {
@@ -99,12 +107,24 @@ export function createSessionActions(deps: SessionActionsDeps) {
       return revoked ? 1 : 0;
     },
 
+    /**
+     * RevokeToken (RFC 7009). A token of a login session — access or refresh — ends that whole session:
+     * its refresh token and every access token issued for it stop working. A token from ExchangeApiKey
+     * has no session and is revoked alone (its key keeps working). Revocations reach every instance
+     * within a poll interval; an inactive token (unknown, expired, exchanged, revoked) revokes nothing.
+     */
     async revokeToken(ctx: ActionContext, token: string): Promise<{ revoked: boolean; type: "access" | "refresh" | undefined }> {
       if (token === "") throw new DomainError("invalid_argument", "token is required");
       const info = await resolve(token);
       if (!info.active) return { revoked: false, type: undefined };
       if (info.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal)) {
         throw new DomainError("permission_denied", "the token belongs to another user");
+      }
+      if (info.claims?.amr === "api_key") {
+        const revoked = await deps.sessions.revokeStandalone(info.claims.sid, info.userId, "token_revoked", info.expiresAt);
+        deps.revocations.noteSessionRevoked(info.claims.sid);
+        await audit(ctx, "auth.token_revoke", { kind: "token", id: info.claims.jti }, { token_type: info.type, api_key_id: info.claims.keyId ?? "" });
+        return { revoked, type: info.type };
       }
       const revoked = await revokeOne(info.sessionId, "token_revoked");
       await audit(ctx, "auth.token_revoke", { kind: "session", id: info.sessionId }, { token_type: info.type });
