@@ -1,4 +1,5 @@
 import type { Config } from "../config/config.ts";
+import { auditActorOf, userAuditActor } from "../domain/audit/audit-actor.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import type { ResponseActions } from "../domain/audit/auto-response.ts";
 import { createAccountLocks } from "../domain/auth/account-locks.ts";
@@ -132,13 +133,15 @@ export async function createIdentity(deps: {
     refreshTtlMs: config.tokens.refreshTtlMs,
     onReuse: (session) => {
       revocations.noteSessionRevoked(session.id);
-      audit.record({
-        type: "auth.refresh_reuse",
-        outcome: "denied",
-        actor: { kind: "user", id: session.userId },
-        target: { kind: "session", id: session.id },
-        reason: "a rotated refresh token was presented again; the session was revoked",
-      });
+      const record = (username: string | undefined) =>
+        audit.record({
+          type: "auth.refresh_reuse",
+          outcome: "denied",
+          actor: userAuditActor(session.userId, username ?? session.userId),
+          target: { kind: "session", id: session.id },
+          reason: "a rotated refresh token was presented again; the session was revoked",
+        });
+      userNames.nameOf(session.userId).then(record, () => record(undefined));
     },
   });
 
@@ -166,6 +169,7 @@ export async function createIdentity(deps: {
     sessions,
     accessTokens,
     audit,
+    userName: (userId) => userNames.nameOf(userId),
     currentRole: async (userId) => {
       const state = await currentState(userId);
       return state && !state.disabled ? state.role : undefined;
@@ -174,7 +178,7 @@ export async function createIdentity(deps: {
 
   const freshMfa: FreshMfaVerifier = {
     async verify(principal, code) {
-      return (await mfaActions.verifyFresh(principal.userId, code)) !== undefined;
+      return (await mfaActions.verifyFresh(principal.userId, code, { actor: auditActorOf(principal) })) !== undefined;
     },
   };
 

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AuthMethod, AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
 import { PrincipalKind } from "../../gen/portcullis/v1/common_pb.js";
+import { auditActorOf } from "../domain/audit/audit-actor.ts";
 import type { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
 import type { LoginService } from "../domain/auth/login.ts";
 import type { ActionContext, SessionActions } from "../domain/auth/session-actions.ts";
@@ -36,7 +37,7 @@ function actionContext(ctx: HandlerContext): ActionContext {
 }
 
 function mfaContext(action: ActionContext) {
-  return { userId: action.principal.userId, client: action.client, requestId: action.requestId };
+  return { userId: action.principal.userId, actor: auditActorOf(action.principal), client: action.client, requestId: action.requestId };
 }
 
 /** GetTokenInfo's empty `token`: the access token that authenticated this call; an API key is none. */
@@ -195,7 +196,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       const role = roleFromProto(req.role);
       if (role !== "user") await requireFreshMfa(principal, ctx.requestHeader.get("x-mfa-code") ?? "");
       const user = await deps.users.createUser(
-        { userId: principal.userId, role: principal.role },
+        principal,
         { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) },
       );
       return { user: await userMessage(user) };
@@ -228,7 +229,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       }
       if (req.disabled === true && req.userId === principal.userId) throw new DomainError("failed_precondition", "you cannot disable yourself");
       const user = await deps.users.updateUser(
-        { userId: principal.userId, role: principal.role },
+        principal,
         req.userId,
         { ...(role !== undefined ? { role } : {}), ...(req.disabled !== undefined ? { disabled: req.disabled } : {}), ...(req.email !== undefined ? { email: req.email } : {}) },
       );

@@ -33,7 +33,9 @@ export declare type AuditActor = Message<"portcullis.v1.AuditActor"> & {
   kind: PrincipalKind;
 
   /**
-   * A human-readable name at the time of the event (username or key name).
+   * A human-readable name at the time of the event, set for every event: the username, the API key's
+   * name, "anonymous" for an unauthenticated caller, and for the server itself "system" or the part of
+   * it that acted (for example "retention", "auto-response", "bootstrap-owner", "cli").
    *
    * @generated from field: string display_name = 3;
    */

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { isIP } from "node:net";
 import { ALL_PERMISSIONS, ROLE_PERMISSIONS } from "../../access/permissions.ts";
 import type { ApiKeysStore, KeyOwnerScope } from "../../store/api-keys-store.ts";
+import { apiKeyAuditActor, auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import type { ActionContext } from "../auth/session-actions.ts";
 import { keyRejectionError } from "../auth/api-key-authenticator.ts";
@@ -104,7 +105,7 @@ export function createApiKeyService(deps: {
     deps.audit.recordNow({
       type,
       outcome: "success",
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       ...(keyId ? { target: { kind: "api_key", id: keyId } } : {}),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
@@ -170,7 +171,7 @@ export function createApiKeyService(deps: {
     deps.audit.record({
       type,
       outcome: "success",
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       target: "all" in scope ? { kind: "user", id: "*" } : { kind: "user", id: scope.ownerUserId },
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
@@ -452,7 +453,7 @@ export function createApiKeyService(deps: {
       deps.audit.record({
         type: "api_key.exchange",
         outcome: "success",
-        actor: { kind: "api_key", id: state.record._id },
+        actor: apiKeyAuditActor({ id: state.record._id, name: state.record.name, ownerUserId: state.record.ownerUserId }),
         target: { kind: "user", id: state.record.ownerUserId },
         ip: client.ip,
         userAgent: client.userAgent,

@@ -27,7 +27,7 @@ export interface HashableAuditEvent {
   readonly time: string;
   readonly type: string;
   readonly outcome: AuditOutcome;
-  readonly actor?: { readonly kind: AuditActor["kind"]; readonly id?: string; readonly display?: string } | undefined;
+  readonly actor?: { readonly kind: AuditActor["kind"]; readonly id?: string; readonly display?: string; readonly onBehalfOf?: string } | undefined;
   readonly target?: { readonly kind: string; readonly id: string } | undefined;
   readonly ip?: string | undefined;
   readonly userAgent?: string | undefined;
@@ -44,7 +44,7 @@ export function hashableFromRecord(record: AuditRecord): HashableAuditEvent {
     time: record.time.toISOString(),
     type: record.type,
     outcome: record.outcome,
-    actor: record.actor ? { kind: record.actor.kind, id: record.actor.id, display: record.actor.display } : undefined,
+    actor: record.actor ? { kind: record.actor.kind, id: record.actor.id, display: record.actor.display, onBehalfOf: record.actor.onBehalfOf } : undefined,
     target: record.target,
     ip: record.ip,
     userAgent: record.userAgent,

@@ -1,6 +1,7 @@
 import type { JWK } from "jose";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
+import { auditActorOf } from "./audit-actor.ts";
 import { GENESIS_HASH, hashableFromRecord, type ChainSealer, type SealedAuditRecord } from "./audit-chain.ts";
 import type { AuditCursorCodec } from "./audit-cursor.ts";
 import { describeAuditFilter, validateAuditFilter, type AuditFilter, type AuditFilterInput } from "./audit-filter.ts";
@@ -71,7 +72,7 @@ export function createAuditLog(deps: AuditLogDeps) {
     deps.audit.record({
       type,
       outcome: "success",
-      actor: { kind: reader.principal.kind, id: reader.principal.id },
+      actor: auditActorOf(reader.principal),
       ip: reader.client.ip,
       userAgent: reader.client.userAgent,
       requestId: reader.requestId,
@@ -123,7 +124,7 @@ export function createAuditLog(deps: AuditLogDeps) {
       return deps.audit.recordNow({
         type: "audit.export",
         outcome: "success",
-        actor: { kind: reader.principal.kind, id: reader.principal.id },
+        actor: auditActorOf(reader.principal),
         ip: reader.client.ip,
         userAgent: reader.client.userAgent,
         requestId: reader.requestId,

@@ -2,6 +2,7 @@ import type { Credential } from "../../interceptors/authentication.ts";
 import type { ApiKeyCache } from "../api-keys/api-key-cache.ts";
 import type { ApiKeyVerifier, KeyRejection, KeyVerdict } from "../api-keys/api-key-verifier.ts";
 import type { UsageTracker } from "../api-keys/usage-tracker.ts";
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
@@ -86,7 +87,7 @@ export function createApiKeyAuthenticator(deps: {
         deps.audit.record({
           type: "api_key.new_ip",
           outcome: "success",
-          actor: { kind: "api_key", id: principal.id },
+          actor: auditActorOf(principal),
           target: { kind: "user", id: principal.userId },
           ip: client.ip,
           userAgent: client.userAgent,

@@ -1,3 +1,4 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { SessionService } from "../sessions/sessions.ts";
@@ -32,7 +33,7 @@ export function createEmergencyRevoke(deps: {
     await deps.audit.recordNow({
       type: "system.emergency_revoke",
       outcome: "success",
-      actor: { kind: "user", id: ctx.principal.userId },
+      actor: auditActorOf(ctx.principal),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
       requestId: ctx.requestId,

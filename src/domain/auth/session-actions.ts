@@ -1,3 +1,4 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
@@ -48,7 +49,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
     deps.audit.recordNow({
       type,
       outcome: "success",
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       ...(target ? { target } : {}),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
@@ -149,7 +150,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       const pageSize = resolvePageSize(page.pageSize);
       const after = sessionPosition(decodePageToken(page.pageToken, SESSION_POSITION));
       if (target !== ctx.principal.userId) {
-        deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: { kind: ctx.principal.kind, id: ctx.principal.id }, target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
+        deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: auditActorOf(ctx.principal), target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
       }
       // A user's live sessions are few (each ends within the refresh lifetime), so they are read whole
       // and paged here, by (createdAt, id) descending: a stable order a token can resume from.

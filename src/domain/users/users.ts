@@ -1,18 +1,20 @@
 import { randomUUID } from "node:crypto";
 import { ROLE_ORDER, roleAtLeast, type Role } from "../../access/permissions.ts";
+import { auditActorOf, userAuditActor } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
+import type { Principal } from "../principal.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
 import { checkPasswordStrength } from "../passwords/password-policy.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
 import type { UserPatch, UserRecord, UsersStore } from "./user-record.ts";
 
-/** Who performs an account change: the signed-in user and their current role. */
-export interface UserActor {
-  readonly userId: string;
-  readonly role: Role;
-}
+/**
+ * Who performs an account change: the caller (a user, or an API key acting for its owner, named as the
+ * audit log names it) and the role it acts with (the user's, or the key owner's).
+ */
+export type UserActor = Pick<Principal, "kind" | "id" | "userId" | "role" | "displayName">;
 
 export interface CreateUserInput {
   username: string;
@@ -121,7 +123,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
 
   /** Refuses with permission_denied, noting the attempt in the audit log first. */
   function deny(type: string, actor: UserActor, message: string, target?: string): never {
-    audit.record({ type, outcome: "denied", actor: { kind: "user", id: actor.userId }, ...(target ? { target: { kind: "user", id: target } } : {}), reason: message });
+    audit.record({ type, outcome: "denied", actor: auditActorOf(actor), ...(target ? { target: { kind: "user", id: target } } : {}), reason: message });
     throw new DomainError("permission_denied", message);
   }
 
@@ -170,7 +172,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       await audit.recordNow({
         type: "user.create",
         outcome: "success",
-        actor: { kind: "user", id: actor.userId },
+        actor: auditActorOf(actor),
         target: { kind: "user", id: user._id },
         metadata: { username: user.username, role: user.role },
       });
@@ -235,7 +237,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       await audit.recordNow({
         type: "user.update",
         outcome: "success",
-        actor: { kind: "user", id: actor.userId },
+        actor: auditActorOf(actor),
         target: { kind: "user", id },
         metadata: {
           roleBefore: before.role,
@@ -252,13 +254,13 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       const user = await requireUser(userId);
       const verified = await hasher.verify(user.passwordHash, typeof current === "string" ? current : "");
       if (!verified.ok) {
-        audit.record({ type: "user.password_change", outcome: "failure", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId }, reason: "current password is incorrect" });
+        audit.record({ type: "user.password_change", outcome: "failure", actor: userAuditActor(userId, user.username), target: { kind: "user", id: userId }, reason: "current password is incorrect" });
         throw new DomainError("permission_denied", "current password is incorrect");
       }
       const password = requirePolicy(next, [user.username, user.email]);
       if (password.normalize("NFKC") === current.normalize("NFKC")) throw new DomainError("invalid_argument", "the new password must differ from the current one");
       await usersStore.setPasswordHash(userId, await hasher.hash(password), now());
-      await audit.recordNow({ type: "user.password_change", outcome: "success", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId } });
+      await audit.recordNow({ type: "user.password_change", outcome: "success", actor: userAuditActor(userId, user.username), target: { kind: "user", id: userId } });
     },
 
     async authenticatePassword(username, password) {
