@@ -103,7 +103,11 @@ export declare type AuditEvent = Message<"portcullis.v1.AuditEvent"> & {
   sequence: bigint;
 
   /**
-   * When the event was recorded.
+   * When the event was recorded, to the millisecond: the time the gateway accepted it, raised to the
+   * `time` of the event before it in the chain when that is later (an event queued before a
+   * security-critical one was written, or another instance's clock running ahead). So `time` never
+   * decreases as `sequence` increases; VerifyAuditChain reports an event dated before its predecessor
+   * as CHAIN_BREAK_REASON_REORDERED.
    *
    * @generated from field: google.protobuf.Timestamp time = 3;
    */
@@ -1007,7 +1011,8 @@ export enum ChainBreakReason {
   INSERTED = 3,
 
   /**
-   * Sequence numbers or times are out of order.
+   * Sequence numbers or times are out of order: an event links to another event than the one before it,
+   * or is dated before it.
    *
    * @generated from enum value: CHAIN_BREAK_REASON_REORDERED = 4;
    */

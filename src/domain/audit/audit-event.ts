@@ -40,7 +40,8 @@ export interface AuditEventInput {
  * document, never null.
  *
  * - `_id`: `<recorderId>:<recorderSeq>`, so a retried write of the same event is recognisably the same.
- * - `time`: when the recorder accepted the event (not when it was written).
+ * - `time`: when the recorder accepted the event (not when it was written); the chain raises it to the
+ *   previous event's time where that is later, so times never decrease along the chain (`chainRecords`).
  * - `type`, `outcome`, `actor`, `target`, `ip`, `userAgent`, `requestId`, `method`, `reason`, `metadata`:
  *   the input, validated, bounded and redacted (see `sanitizeAuditEvent`).
  * - `recorderId`: random per recorder (one per process); `recorderSeq`: 1, 2, 3… within it, in the

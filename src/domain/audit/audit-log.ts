@@ -164,11 +164,11 @@ export function createAuditLog(deps: AuditLogDeps) {
       const retainedFrom = checkpoint ? checkpoint.seq + 1 : 1;
       const from = Math.max(range.from ?? retainedFrom, retainedFrom);
       const to = range.to ?? Number.MAX_SAFE_INTEGER;
-      let anchor = { nextSeq: from, prevHash: checkpoint && from === retainedFrom ? checkpoint.hash : GENESIS_HASH };
+      let anchor: { nextSeq: number; prevHash: string; prevTime?: string } = { nextSeq: from, prevHash: checkpoint && from === retainedFrom ? checkpoint.hash : GENESIS_HASH };
       if (from > retainedFrom) {
         const before = await deps.store.get(from - 1);
         if (!before) return result(0, { seq: from - 1, reason: "deleted", detail: `event ${from - 1} is missing` });
-        anchor = { nextSeq: from, prevHash: before.hash };
+        anchor = { nextSeq: from, prevHash: before.hash, prevTime: before.time.toISOString() };
       }
       const check = createChainCheck({
         anchor,

@@ -79,6 +79,10 @@ export async function verifyExportFile(text: string, keys: readonly JWK[]): Prom
     if (!previous) continue;
     if (ascending ? entry.seq <= previous.seq : entry.seq >= previous.seq) return { ok: false, reason: "reordered", ...at, detail: `event ${entry.seq} is out of order after event ${previous.seq}` };
     const [older, newer] = ascending ? [previous, entry] : [entry, previous];
+    // Times never decrease along the chain, so they don't between any two events of an export either.
+    if (Date.parse(newer.event.time) < Date.parse(older.event.time)) {
+      return { ok: false, reason: "reordered", sequence: newer.seq, line: newer.line, detail: `event ${newer.seq} is dated before event ${older.seq}` };
+    }
     if (newer.seq === older.seq + 1 && newer.prevHash !== older.hash) {
       const other = bySeqHash.get(newer.prevHash);
       return other !== undefined
