@@ -114,7 +114,8 @@ export declare type AuditEvent = Message<"portcullis.v1.AuditEvent"> & {
   time?: Timestamp | undefined;
 
   /**
-   * The event type, dot-separated, for example "auth.login", "apikey.revoke" or "access.denied".
+   * The event type, dot-separated, for example "auth.login", "api_key.revoke" or "access.denied"; every
+   * type, with its outcomes, actor and target, is listed in docs/audit-events.md.
    *
    * @generated from field: string type = 4;
    */
