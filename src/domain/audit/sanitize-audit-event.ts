@@ -61,9 +61,13 @@ export function sanitizeAuditEvent(
   return withoutUndefined(record) as unknown as AuditRecord;
 }
 
-/** Removes control characters, then cuts to `max` code points (never inside a surrogate pair). */
+/**
+ * Replaces lone surrogates with U+FFFD, removes control characters, then cuts to `max` code points
+ * (never inside a surrogate pair). A lone surrogate (a Connect JSON request can carry "\ud800") would be
+ * hashed as such but stored as U+FFFD, and the genuine event would then fail verification.
+ */
 export function boundString(value: string, max: number): string {
-  const clean = value.replace(CONTROL_CHARACTERS, "");
+  const clean = value.toWellFormed().replace(CONTROL_CHARACTERS, "");
   if (clean.length <= max) return clean;
   const codePoints = Array.from(clean);
   return codePoints.length <= max ? clean : `${codePoints.slice(0, max - 1).join("")}…`;
