@@ -88,25 +88,29 @@ describe("the contract, field by field", () => {
       const keys = gw.client(ApiKeyService, { token: bulk.token, protocol });
       const audit = gw.client(AuditService, { token: admin.token, protocol });
       const myAudit = gw.client(AuditService, { token: bulk.token, protocol });
-      for (const pageSize of [501, INT32_MAX]) {
+      // Just above the maximum on one protocol, the largest int32 on every one.
+      const sizes = protocol === "grpc" ? [0, INT32_MAX] : [INT32_MAX];
+      for (const extra of sizes) {
+        const pageSize = extra === 0 ? 501 : extra;
         const users = await auth.listUsers({ pageSize });
         expect([users.users.length, users.nextPageToken !== ""]).toEqual([500, true]);
         const apiKeys = await keys.listApiKeys({ pageSize });
         expect([apiKeys.apiKeys.length, apiKeys.nextPageToken !== ""]).toEqual([500, true]);
         const sessions = await mine.listSessions({ pageSize });
         expect([sessions.sessions.length, sessions.nextPageToken !== ""]).toEqual([500, true]);
-      }
-      for (const pageSize of [1001, INT32_MAX]) {
-        const events = await audit.queryAuditEvents({ pageSize, filter: { types: ["test.bulk"] } });
+        const auditSize = extra === 0 ? 1001 : extra;
+        const events = await audit.queryAuditEvents({ pageSize: auditSize, filter: { types: ["test.bulk"] } });
         expect([events.events.length, events.nextPageToken !== ""]).toEqual([1000, true]);
-        const own = await myAudit.listMyAuditEvents({ pageSize });
+        const own = await myAudit.listMyAuditEvents({ pageSize: auditSize });
         expect([own.events.length, own.nextPageToken !== ""]).toEqual([1000, true]);
       }
-      // The next page continues where the clamped one ended.
-      const first = await keys.listApiKeys({ pageSize: INT32_MAX });
-      const second = await keys.listApiKeys({ pageSize: INT32_MAX, pageToken: first.nextPageToken });
-      expect(second.apiKeys).toHaveLength(6);
-      expect(new Set([...first.apiKeys, ...second.apiKeys].map((k) => k.id)).size).toBe(506);
+      if (protocol === "grpc") {
+        // The next page continues where the clamped one ended.
+        const first = await keys.listApiKeys({ pageSize: INT32_MAX });
+        const second = await keys.listApiKeys({ pageSize: INT32_MAX, pageToken: first.nextPageToken });
+        expect(second.apiKeys).toHaveLength(6);
+        expect(new Set([...first.apiKeys, ...second.apiKeys].map((k) => k.id)).size).toBe(506);
+      }
 
       for (const call of [
         () => auth.listUsers({ pageSize: -1 }),
