@@ -176,7 +176,7 @@ export async function createIdentity(deps: {
     },
   };
 
-  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
+  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit, userState: currentState });
   const accountLocks = createAccountLocks({
     users: usersStore,
     locks: createAccountLocksStore(store),

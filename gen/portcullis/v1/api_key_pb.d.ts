@@ -1054,8 +1054,10 @@ export declare const ApiKeyFindingKindSchema: GenEnum<ApiKeyFindingKind>;
  * (a subset of its owner's permissions), optionally to client CIDRs, and to a rate-limit tier.
  *
  * Only a hash of each key is stored. The full key string (`secret`) is returned only by CreateApiKey
- * and RotateApiKey. Users manage their own keys; callers whose role grants user management (admins and
- * owners) may act on other users' keys through the `user_id` and `all_users` fields.
+ * and RotateApiKey. Nobody ever receives or shapes a key that acts as another user: keys are created for
+ * the caller, and only a key's owner rotates or updates it. Callers holding `users.manage` (admins and
+ * owners) may also read other users' keys (through `user_id` and `all_users`, audited) and revoke them,
+ * as far as the role hierarchy allows: an owner revokes anyone's keys, an admin only plain users' keys.
  *
  * @generated from service portcullis.v1.ApiKeyService
  */
@@ -1101,9 +1103,11 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs or metadata; unset fields
-   * are left unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the new
-   * scopes are not a subset of the key's current scopes; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION
-   * for a revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR or tier.
+   * are left unchanged. Only the key's owner may update it. Errors: UNAUTHENTICATED; PERMISSION_DENIED
+   * without `keys.write`, when the new scopes are not a subset of the key's current scopes, or when the
+   * key belongs to another user whom the caller can see through `users.manage` (audited); NOT_FOUND as
+   * for GetApiKey; FAILED_PRECONDITION for a revoked or expired key; INVALID_ARGUMENT for a bad name,
+   * CIDR or tier.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.UpdateApiKey
    */
@@ -1114,9 +1118,11 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * RotateApiKey issues a new key with the same settings and returns its secret once; the old key stays
-   * valid for the grace period, then stops working. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `keys.write`; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION when the key is not ACTIVE (already
-   * rotated, revoked or expired); INVALID_ARGUMENT for a negative grace period or one above 24 hours.
+   * valid for the grace period, then stops working. Only the key's owner may rotate it. Errors:
+   * UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the key belongs to another user
+   * whom the caller can see through `users.manage` (audited); NOT_FOUND as for GetApiKey;
+   * FAILED_PRECONDITION when the key is not ACTIVE (already rotated, revoked or expired);
+   * INVALID_ARGUMENT for a negative grace period or one above 24 hours.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.RotateApiKey
    */
@@ -1127,8 +1133,10 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * RevokeApiKey revokes a key immediately and permanently. Revoking an already revoked key succeeds and
-   * returns the record unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`;
-   * NOT_FOUND as for GetApiKey; INVALID_ARGUMENT for an empty reason.
+   * returns the record unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or
+   * when the key belongs to another user whose role the caller may not manage (an admin revoking an
+   * owner's or another admin's key; audited); NOT_FOUND as for GetApiKey; INVALID_ARGUMENT for an empty
+   * reason.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.RevokeApiKey
    */

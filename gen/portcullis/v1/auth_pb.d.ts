@@ -1609,7 +1609,8 @@ export declare const AuthService: GenService<{
    * RevokeToken revokes one access or refresh token (RFC 7009 style): revoking an unknown, expired or
    * already revoked token succeeds with `revoked` false. Errors: UNAUTHENTICATED without valid
    * credentials; PERMISSION_DENIED when the token belongs to another user and the caller lacks the
-   * `users.manage` permission; INVALID_ARGUMENT for an empty token.
+   * `users.manage` permission, or when that user's role is one the caller may not manage (an admin
+   * revoking an owner's or another admin's token; audited); INVALID_ARGUMENT for an empty token.
    *
    * @generated from rpc portcullis.v1.AuthService.RevokeToken
    */
@@ -1656,8 +1657,10 @@ export declare const AuthService: GenService<{
    * ExchangeApiKey trades an API key for a short-lived access token (JWT) carrying the key's scopes, for
    * clients that prefer bearer tokens. Errors: UNAUTHENTICATED for an unknown key, or with reason
    * CREDENTIAL_EXPIRED / CREDENTIAL_REVOKED for an expired or revoked key; PERMISSION_DENIED when the
-   * caller's IP is outside the key's allowed CIDRs, the key's owner is disabled, or a requested scope is
-   * not on the key; INVALID_ARGUMENT for an empty key or a malformed TTL.
+   * caller's IP is outside the key's allowed CIDRs, the key's owner is disabled, a requested scope is
+   * not on the key, or the call also carries credentials of a user other than the key's owner (a
+   * signed-in caller exchanges only their own keys; audited); INVALID_ARGUMENT for an empty key or a
+   * malformed TTL.
    *
    * @generated from rpc portcullis.v1.AuthService.ExchangeApiKey
    */
@@ -1799,8 +1802,10 @@ export declare const AuthService: GenService<{
   },
   /**
    * RevokeSession ends one session and revokes its tokens. Users may revoke their own sessions; callers
-   * holding `users.manage` may revoke anyone's. Errors: UNAUTHENTICATED; NOT_FOUND for an unknown
-   * session, or another user's session when the caller lacks `users.manage`.
+   * holding `users.manage` may revoke the sessions of users whose role they manage (an owner anyone's,
+   * an admin only plain users'). Errors: UNAUTHENTICATED; NOT_FOUND for an unknown session, or another
+   * user's session when the caller lacks `users.manage`; PERMISSION_DENIED for the session of an owner,
+   * or of another admin, when the caller is an admin (audited).
    *
    * @generated from rpc portcullis.v1.AuthService.RevokeSession
    */

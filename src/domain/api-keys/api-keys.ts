@@ -9,6 +9,7 @@ import { DomainError } from "../errors.ts";
 import type { Principal } from "../principal.ts";
 import type { UserState } from "../revocation/revocation-cache.ts";
 import type { AccessTokenService } from "../tokens/access-tokens.ts";
+import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
 import { combineUsage, statusOf, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
@@ -72,10 +73,14 @@ const ADMIN_ONLY = new Set([...ROLE_PERMISSIONS.owner].filter((p) => !ROLE_PERMI
 const SEVERITY_ORDER = { high: 0, medium: 1, low: 2 } as const;
 
 /**
- * The API-key lifecycle. A user acts on their own keys; `users.manage` extends reads and revocation to
- * everyone's. A key the caller may not see answers NOT_FOUND, exactly like a key that does not exist.
- * Every change is audited before it is reported, and applied to this instance's key cache at once
- * (other instances see it within a poll interval).
+ * The API-key lifecycle. A user acts on their own keys; `users.manage` extends reads (audited) and
+ * revocation to other users' keys, revocation only as far as the role hierarchy allows
+ * (`mayActOnUser`: an admin revokes plain users' keys, never an owner's or another admin's). Nobody ever
+ * receives or shapes a credential that acts as another user: a key is created for its caller only, and
+ * rotated, updated or exchanged (while signed in) by its owner only. A key the caller may not see
+ * answers NOT_FOUND, exactly like a key that does not exist; one they may see but not touch answers
+ * PERMISSION_DENIED, audited. Every change is audited before it is reported, and applied to this
+ * instance's key cache at once (other instances see it within a poll interval).
  */
 export function createApiKeyService(deps: {
   store: ApiKeysStore;
@@ -149,6 +154,31 @@ export function createApiKeyService(deps: {
     if (!state || (state.record.ownerUserId !== ctx.principal.userId && !mayManageOthers(ctx.principal))) {
       throw new DomainError("not_found", "API key not found");
     }
+    return state;
+  };
+
+  /** Refuses with PERMISSION_DENIED, recording the refusal (who, which key, why) first. */
+  const refuse = (ctx: ActionContext, type: string, keyId: string, message: string): never => {
+    deps.audit.record({
+      type,
+      outcome: "denied",
+      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      target: { kind: "api_key", id: keyId },
+      ip: ctx.client.ip,
+      userAgent: ctx.client.userAgent,
+      requestId: ctx.requestId,
+      reason: message,
+    });
+    throw new DomainError("permission_denied", message);
+  };
+
+  /**
+   * The caller's own key, for the operations that shape a credential (rotate, update): NOT_FOUND when
+   * they may not even see it, PERMISSION_DENIED (audited) when they see it through `users.manage`.
+   */
+  const ownKey = async (ctx: ActionContext, keyId: string, type: string, verb: string): Promise<ApiKeyState> => {
+    const state = await visibleKey(ctx, keyId);
+    if (state.record.ownerUserId !== ctx.principal.userId) refuse(ctx, type, keyId, `only a key's owner may ${verb} it`);
     return state;
   };
 
@@ -257,7 +287,7 @@ export function createApiKeyService(deps: {
       keyId: string,
       changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string> },
     ): Promise<ApiKeyView> {
-      const state = await visibleKey(ctx, keyId);
+      const state = await ownKey(ctx, keyId, "api_key.update", "update");
       const status = statusOf(state, now());
       if (status !== "active") throw new DomainError("failed_precondition", `the key is ${status}`);
       const set: ApiKeySettings = {};
@@ -282,7 +312,7 @@ export function createApiKeyService(deps: {
 
     async rotate(ctx: ActionContext, keyId: string, graceMs: number): Promise<{ key: ApiKeyView; secret: string; parentKeyId: string; graceExpiresAt: Date }> {
       if (!Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS) throw new DomainError("invalid_argument", "grace_period must be from 0 to 24 hours");
-      const parent = await visibleKey(ctx, keyId);
+      const parent = await ownKey(ctx, keyId, "api_key.rotate", "rotate");
       const status = statusOf(parent, now());
       if (status !== "active") throw new DomainError("failed_precondition", `only an active key can be rotated; this one is ${status}`);
       const owner = await deps.userState(parent.record.ownerUserId);
@@ -321,6 +351,10 @@ export function createApiKeyService(deps: {
     async revoke(ctx: ActionContext, keyId: string, reasonRaw: string): Promise<ApiKeyView> {
       const reason = checkReason(reasonRaw);
       const state = await visibleKey(ctx, keyId);
+      const ownerUserId = state.record.ownerUserId;
+      if (ownerUserId !== ctx.principal.userId && !mayActOnUser(ctx.principal, { userId: ownerUserId, role: (await deps.userState(ownerUserId))?.role })) {
+        refuse(ctx, "api_key.revoke", keyId, "your role may not revoke this user's keys");
+      }
       if (state.revocation) return (await views([state]))[0]!;
       await revokeStates(ctx, [{ keyId, ownerUserId: state.record.ownerUserId }], reason);
       await auditNow(ctx, "api_key.revoke", keyId, { reason });
@@ -411,9 +445,13 @@ export function createApiKeyService(deps: {
       return { valid: true, key: view(verdict.key.state, undefined), permissions: [...verdict.key.permissions].sort() };
     },
 
-    /** ExchangeApiKey: a valid key for a short-lived access token carrying (some of) its scopes. */
+    /**
+     * ExchangeApiKey: a valid key for a short-lived access token carrying (some of) its scopes. The caller
+     * is usually anonymous; one who is signed in (`client.principal`) may exchange only their own keys,
+     * so that no signed-in caller is handed a token acting as somebody else.
+     */
     async exchange(
-      client: ActionContext["client"] & { requestId: string },
+      client: ActionContext["client"] & { requestId: string; principal?: Principal | undefined },
       input: { apiKey: string; scopes: readonly string[]; ttlMs?: number },
     ): Promise<{ token: string; expiresAt: Date; scopes: string[]; keyId: string }> {
       if (input.apiKey.length === 0) throw new DomainError("invalid_argument", "api_key is required");
@@ -428,6 +466,9 @@ export function createApiKeyService(deps: {
         throw keyRejectionError(verdict.rejection);
       }
       const { state, permissions, ownerRole } = verdict.key;
+      if (client.principal && client.principal.userId !== state.record.ownerUserId) {
+        refuse({ principal: client.principal, client, requestId: client.requestId }, "api_key.exchange", state.record._id, "a signed-in caller may exchange only their own keys");
+      }
       const requested = input.scopes.length > 0 ? [...new Set(input.scopes)] : [...permissions];
       const outside = requested.filter((s) => !permissions.has(s));
       if (outside.length > 0) throw new DomainError("permission_denied", "a requested scope is not granted by this key");

@@ -5,6 +5,7 @@ import { DomainError } from "../errors.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
 import { checkPasswordStrength } from "../passwords/password-policy.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
+import { mayManageRole } from "./role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
 import type { UserPatch, UserRecord, UsersStore } from "./user-record.ts";
 
@@ -59,8 +60,9 @@ export interface UsersService {
   /** Users in id order, a page at a time; a page size above 500 or a malformed token is `invalid_argument`. */
   listUsers(input: ListUsersInput): Promise<UserPage>;
   /**
-   * Changes role, disabled state or email. An admin may change plain users only (and not make them
-   * admins); an owner may change anyone. Nobody changes their own role. The last active owner cannot be
+   * Changes role, disabled state or email. Who may change whom is the role hierarchy
+   * ({@link mayManageRole}): an admin changes plain users only (and does not make them admins); an
+   * owner changes anyone. Nobody changes their own role. The last active owner cannot be
    * demoted or disabled (`failed_precondition`). A concurrent change to the same user is `aborted`.
    * Requiring a fresh MFA for promotions (see {@link isPromotion}) is the caller's job.
    */
@@ -162,8 +164,9 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       // 1. The role must exist and be within what the actor may grant.
       if (!isRole(input.role)) throw new DomainError("invalid_argument", "role must be user, admin or owner");
       if (!roleAtLeast(actor.role, "admin")) deny("user.create", actor, "only admins and owners create users");
-      if (!roleAtLeast(actor.role, input.role)) deny("user.create", actor, "you cannot grant a role above your own");
-      if (input.role !== "user" && actor.role !== "owner") deny("user.create", actor, "only an owner creates admins and owners");
+      if (!mayManageRole(actor.role, input.role)) {
+        deny("user.create", actor, roleAtLeast(actor.role, input.role) ? "only an owner creates admins and owners" : "you cannot grant a role above your own");
+      }
 
       // 2. Validate, hash, store; then the audit record, which must be durable before we report success.
       const user = await insertNew(input);
@@ -207,10 +210,8 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
 
       // 2. Who may change whom.
       if (role !== before.role && before._id === actor.userId) deny("user.update", actor, "you cannot change your own role", id);
-      if (actor.role !== "owner") {
-        if (before.role !== "user") deny("user.update", actor, "only an owner changes admins and owners", id);
-        if (role !== "user") deny("user.update", actor, "only an owner grants the admin or owner role", id);
-      }
+      if (!mayManageRole(actor.role, before.role)) deny("user.update", actor, "only an owner changes admins and owners", id);
+      if (!mayManageRole(actor.role, role)) deny("user.update", actor, "only an owner grants the admin or owner role", id);
 
       // 3. Never leave the gateway without an active owner.
       const losesOwner = before.role === "owner" && !before.disabled && (role !== "owner" || disabled);
