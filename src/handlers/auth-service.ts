@@ -273,7 +273,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async emergencyRevoke(req, ctx) {
       const result = await deps.emergencyRevoke(actionContext(ctx), req.reason);
-      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked) };
+      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked), auditEventId: result.auditEventId };
     },
   };
 }

@@ -1429,7 +1429,8 @@ export declare type EmergencyRevokeResponse = Message<"portcullis.v1.EmergencyRe
   apiKeysRevoked: bigint;
 
   /**
-   * The id of the audit event recording the action.
+   * The id of the `system.emergency_revoke` audit event recording the action (AuditEvent.id, as
+   * QueryAuditEvents returns it); always set, since the event is written before the response.
    *
    * @generated from field: string audit_event_id = 3;
    */
