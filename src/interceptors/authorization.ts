@@ -13,8 +13,10 @@ export interface FreshMfaVerifier {
 export const rejectAllMfaCodes: FreshMfaVerifier = { verify: () => Promise.resolve(false) };
 
 /**
- * Enforces the access rule each method declares in the proto. Fail closed: a method without a usable
- * rule is denied to everyone. Resource-level checks ("is this key yours?") belong to the domain.
+ * Enforces the access rule each method declares in the proto: audience and permission, session-only
+ * (program credentials — API keys and tokens exchanged for them — refused on account and session
+ * management), then fresh MFA. Fail closed: a method without a usable rule is denied to everyone.
+ * Resource-level checks ("is this key yours?") belong to the domain.
  */
 export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Interceptor {
   return (next) => async (req) => {
@@ -27,6 +29,10 @@ export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Inte
     if (principal === undefined) throw new DomainError("unauthenticated", "credentials required");
     if (rule.audience === "permission" && !principal.permissions.has(rule.permission)) {
       throw new DomainError("permission_denied", `permission ${rule.permission} required`);
+    }
+    // Before fresh MFA: a program credential must not even get to try a code here.
+    if (rule.sessionOnly && principal.kind === "api_key" && !(rule.programPermission !== undefined && principal.permissions.has(rule.programPermission))) {
+      throw new DomainError("permission_denied", "this method needs a person's session: API keys and tokens exchanged for them may not call it");
     }
     if (rule.freshMfa) {
       const code = req.header.get("x-mfa-code") ?? (req.stream ? undefined : mfaCodeField(req.message));

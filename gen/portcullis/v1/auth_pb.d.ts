@@ -1596,8 +1596,9 @@ export declare const AuthService: GenService<{
   },
   /**
    * Logout ends the caller's current session, or all of the caller's sessions, revoking their refresh
-   * and access tokens. Errors: UNAUTHENTICATED without valid credentials; FAILED_PRECONDITION when the
-   * scope is LOGOUT_SCOPE_CURRENT_SESSION and the caller authenticated with an API key (no session).
+   * and access tokens. Only a person's session may log out: program credentials cannot end their owner's
+   * sessions. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED for an API key or a
+   * token from ExchangeApiKey (the rule is session_only).
    *
    * @generated from rpc portcullis.v1.AuthService.Logout
    */
@@ -1727,8 +1728,8 @@ export declare const AuthService: GenService<{
   /**
    * ChangePassword changes the caller's own password and, unless asked not to, ends the caller's other
    * sessions. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when
-   * `current_password` is wrong; INVALID_ARGUMENT when the new password fails the password policy;
-   * FAILED_PRECONDITION when the caller authenticated with an API key.
+   * `current_password` is wrong, or for an API key or a token from ExchangeApiKey (the rule is
+   * session_only); INVALID_ARGUMENT when the new password fails the password policy.
    *
    * @generated from rpc portcullis.v1.AuthService.ChangePassword
    */
@@ -1740,8 +1741,8 @@ export declare const AuthService: GenService<{
   /**
    * BeginMfaEnrollment starts TOTP enrollment for the caller: it returns a new secret, which becomes
    * active only after ConfirmMfaEnrollment. Calling it again replaces a pending enrollment. Errors:
-   * UNAUTHENTICATED; FAILED_PRECONDITION when MFA is already enabled or the caller authenticated with an
-   * API key.
+   * UNAUTHENTICATED; FAILED_PRECONDITION when MFA is already enabled; PERMISSION_DENIED for an API key
+   * or a token from ExchangeApiKey (the rule is session_only).
    *
    * @generated from rpc portcullis.v1.AuthService.BeginMfaEnrollment
    */
@@ -1753,8 +1754,9 @@ export declare const AuthService: GenService<{
   /**
    * ConfirmMfaEnrollment completes enrollment with a code from the new secret, enables MFA and returns
    * ten single-use backup codes, shown only this once. Errors: UNAUTHENTICATED; FAILED_PRECONDITION
-   * when there is no pending (or an expired) enrollment, MFA is already enabled, or the caller
-   * authenticated with an API key; INVALID_ARGUMENT when the code is wrong.
+   * when there is no pending (or an expired) enrollment or MFA is already enabled; PERMISSION_DENIED for
+   * an API key or a token from ExchangeApiKey (the rule is session_only); INVALID_ARGUMENT when the code
+   * is wrong.
    *
    * @generated from rpc portcullis.v1.AuthService.ConfirmMfaEnrollment
    */
@@ -1765,7 +1767,8 @@ export declare const AuthService: GenService<{
   },
   /**
    * DisableMfa turns MFA off for the caller and discards the secret and backup codes. Errors:
-   * UNAUTHENTICATED; PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid `mfa_code`;
+   * UNAUTHENTICATED; PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid `mfa_code`, or for
+   * an API key or a token from ExchangeApiKey (the rule is session_only);
    * FAILED_PRECONDITION when MFA is not enabled, or when server policy requires MFA for the caller's
    * role.
    *
@@ -1779,7 +1782,8 @@ export declare const AuthService: GenService<{
   /**
    * RegenerateBackupCodes replaces the caller's backup codes with ten new ones, returned only this once;
    * the old codes stop working. Errors: UNAUTHENTICATED; PERMISSION_DENIED with reason
-   * FRESH_MFA_REQUIRED without a valid `mfa_code`; FAILED_PRECONDITION when MFA is not enabled.
+   * FRESH_MFA_REQUIRED without a valid `mfa_code`, or for an API key or a token from ExchangeApiKey (the
+   * rule is session_only); FAILED_PRECONDITION when MFA is not enabled.
    *
    * @generated from rpc portcullis.v1.AuthService.RegenerateBackupCodes
    */
@@ -1791,7 +1795,8 @@ export declare const AuthService: GenService<{
   /**
    * ListSessions lists the caller's active sessions, newest first; callers holding `users.manage` may
    * pass another user's id. Errors: UNAUTHENTICATED; PERMISSION_DENIED when `user_id` names another user
-   * and the caller lacks `users.manage`; NOT_FOUND for an unknown user; INVALID_ARGUMENT for a bad page
+   * and the caller lacks `users.manage`, or for an API key or a token from ExchangeApiKey (the rule is
+   * session_only); NOT_FOUND for an unknown user; INVALID_ARGUMENT for a bad page
    * token.
    *
    * @generated from rpc portcullis.v1.AuthService.ListSessions
@@ -1806,7 +1811,8 @@ export declare const AuthService: GenService<{
    * holding `users.manage` may revoke the sessions of users whose role they manage (an owner anyone's,
    * an admin only plain users'). Errors: UNAUTHENTICATED; NOT_FOUND for an unknown session, or another
    * user's session when the caller lacks `users.manage`; PERMISSION_DENIED for the session of an owner,
-   * or of another admin, when the caller is an admin (audited).
+   * or of another admin, when the caller is an admin (audited), or for an API key or a token from
+   * ExchangeApiKey (the rule is session_only).
    *
    * @generated from rpc portcullis.v1.AuthService.RevokeSession
    */
@@ -1819,8 +1825,8 @@ export declare const AuthService: GenService<{
    * EmergencyRevoke is the break-glass action: it revokes every session and every API key of every user,
    * except the caller's current session, and records the reason in the audit log. Errors:
    * UNAUTHENTICATED; PERMISSION_DENIED without `system.emergency` (owners only), or with reason
-   * FRESH_MFA_REQUIRED without a valid `mfa_code`; INVALID_ARGUMENT for an empty reason;
-   * FAILED_PRECONDITION when the caller authenticated with an API key.
+   * FRESH_MFA_REQUIRED without a valid `mfa_code`, or for an API key or a token from ExchangeApiKey (the
+   * rule is session_only); INVALID_ARGUMENT for an empty reason.
    *
    * @generated from rpc portcullis.v1.AuthService.EmergencyRevoke
    */
