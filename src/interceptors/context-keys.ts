@@ -9,3 +9,9 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 /** The client's address and user agent, set by the transport. */
 export const clientKey = createContextKey<ClientInfo>({ ip: "", userAgent: "" }, { description: "client" });
+
+/**
+ * How many credential header fields (`authorization`, `x-api-key`) the request carried as received,
+ * before the HTTP layer dropped or merged duplicates; set by the transport. More than one is ambiguous.
+ */
+export const credentialHeaderCountKey = createContextKey<number>(0, { description: "credential header count" });
