@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import type { RateLimitTier } from "../domain/api-keys/api-key-record.ts";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
 import { ACTIONS_FOR_KIND, RESPONSE_ACTIONS, type ResponseActionName } from "../domain/audit/auto-response.ts";
 import { FINDING_KINDS, type FindingKind, type Severity } from "../domain/audit/suspicious-activity.ts";
@@ -48,6 +49,8 @@ export interface Config {
     readonly maxTtlMs: number;
     readonly allowNoExpiry: boolean;
     readonly maxPerUser: number;
+    /** The highest tier a caller without `users.manage` may give their own keys. */
+    readonly selfServiceTier: RateLimitTier;
   };
   /** argon2id cost; raising it re-hashes each password transparently at its next login. */
   readonly passwordHash: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
@@ -123,6 +126,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_API_KEY_MAX_TTL_DAYS", default: "365", description: "Longest lifetime a key may be given." },
   { name: "PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", default: "false", description: "Whether keys that never expire may be created (discouraged)." },
   { name: "PORTCULLIS_API_KEY_MAX_PER_USER", default: "100", description: "Most active keys one user may hold." },
+  { name: "PORTCULLIS_API_KEY_SELF_SERVICE_TIER", default: "standard", description: "Highest rate-limit tier (basic, standard or premium) a caller without `users.manage` may give their own keys; a higher one is PERMISSION_DENIED." },
   { name: "PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", default: "19456", description: "argon2id memory cost (at least 19456, OWASP's minimum)." },
   { name: "PORTCULLIS_PASSWORD_HASH_TIME_COST", default: "2", description: "argon2id iterations (at least 2)." },
   { name: "PORTCULLIS_RATE_LIMIT_DEFAULT", default: "600", description: "Requests per minute per principal for ordinary calls." },
@@ -240,6 +244,7 @@ function parseApiKeyPolicy(get: (name: string) => string | undefined): Config["a
     maxTtlMs,
     allowNoExpiry: parseBoolean("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", get("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY"), false),
     maxPerUser: parseInteger("PORTCULLIS_API_KEY_MAX_PER_USER", get("PORTCULLIS_API_KEY_MAX_PER_USER"), 100, 1, 100_000),
+    selfServiceTier: parseEnum("PORTCULLIS_API_KEY_SELF_SERVICE_TIER", get("PORTCULLIS_API_KEY_SELF_SERVICE_TIER") ?? "standard", ["basic", "standard", "premium"] as const),
   };
 }
 

@@ -983,7 +983,8 @@ export enum RateLimitTier {
   STANDARD = 2,
 
   /**
-   * An increased budget; server policy may restrict who can assign it.
+   * An increased budget. Only callers holding `users.manage` may assign it, unless the server's
+   * self-service tier (PORTCULLIS_API_KEY_SELF_SERVICE_TIER) is raised to premium.
    *
    * @generated from enum value: RATE_LIMIT_TIER_PREMIUM = 3;
    */
@@ -1064,7 +1065,9 @@ export declare const ApiKeyFindingKindSchema: GenEnum<ApiKeyFindingKind>;
 export declare const ApiKeyService: GenService<{
   /**
    * CreateApiKey creates a key for the caller and returns its secret once. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `keys.write`, or when a scope is not among the caller's own permissions;
+   * PERMISSION_DENIED without `keys.write`, when a scope is not among the caller's own permissions, or
+   * when `rate_limit_tier` is above the server's self-service tier (RATE_LIMIT_TIER_STANDARD unless
+   * configured otherwise) and the caller lacks `users.manage`;
    * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, an expiry that
    * is not positive or exceeds the server maximum, or `no_expiry` together with `expires_in`;
    * FAILED_PRECONDITION when `no_expiry` is not allowed by server policy or the caller has reached the
@@ -1104,8 +1107,10 @@ export declare const ApiKeyService: GenService<{
   /**
    * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs or metadata; unset fields
    * are left unchanged. Only the key's owner may update it. Errors: UNAUTHENTICATED; PERMISSION_DENIED
-   * without `keys.write`, when the new scopes are not a subset of the key's current scopes, or when the
-   * key belongs to another user whom the caller can see through `users.manage` (audited); NOT_FOUND as
+   * without `keys.write`, when the new scopes are not a subset of the key's current scopes, when a new
+   * `rate_limit_tier` is above the self-service tier and the caller lacks `users.manage` (as for
+   * CreateApiKey), or when the key belongs to another user whom the caller can see through
+   * `users.manage` (audited); NOT_FOUND as
    * for GetApiKey; FAILED_PRECONDITION for a revoked or expired key; INVALID_ARGUMENT for a bad name,
    * CIDR or tier.
    *

@@ -12,7 +12,7 @@ import type { AccessTokenService } from "../tokens/access-tokens.ts";
 import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
-import { combineUsage, statusOf, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
+import { combineUsage, statusOf, TIER_RATE_SCALE, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
 import type { ApiKeyVerifier } from "./api-key-verifier.ts";
 import { normaliseCidrs } from "./client-networks.ts";
 import { displayPrefix, generateApiKey, hashSecret } from "./key-format.ts";
@@ -24,6 +24,8 @@ export interface ApiKeyPolicy {
   readonly maxTtlMs: number;
   readonly allowNoExpiry: boolean;
   readonly maxPerUser: number;
+  /** The highest tier a caller without `users.manage` may give their own keys (a larger budget is a privilege). */
+  readonly selfServiceTier: RateLimitTier;
 }
 
 /** A key as callers see it: settings, derived status and usage — never the secret or its hash. */
@@ -182,6 +184,14 @@ export function createApiKeyService(deps: {
     return state;
   };
 
+  /** A tier the caller may assign: up to the self-service tier, anything with `users.manage`. */
+  const checkTier = (ctx: ActionContext, tier: RateLimitTier): RateLimitTier => {
+    if (TIER_RATE_SCALE[tier] > TIER_RATE_SCALE[policy.selfServiceTier] && !mayManageOthers(ctx.principal)) {
+      throw new DomainError("permission_denied", `the ${tier} rate-limit tier needs users.manage`);
+    }
+    return tier;
+  };
+
   const ownerScope = (ctx: ActionContext, selection: OwnerSelection, what: string): KeyOwnerScope => {
     if (selection.allUsers || (selection.userId && selection.userId !== ctx.principal.userId)) {
       if (!mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", `${what} of other users needs users.manage`);
@@ -234,7 +244,7 @@ export function createApiKeyService(deps: {
       const scopes = checkScopes(input.scopes, ctx.principal.permissions);
       const allowedCidrs = normaliseCidrs(input.allowedCidrs);
       const metadata = checkMetadata(input.metadata);
-      const tier = input.tier ?? "standard";
+      const tier = checkTier(ctx, input.tier ?? "standard");
       const at = now();
       const expiresAt = lifetime(input, at);
       const ownerUserId = ctx.principal.userId;
@@ -296,7 +306,7 @@ export function createApiKeyService(deps: {
         const scopes = checkScopes(changes.scopes, new Set(state.record.scopes), "scopes can only be narrowed: each must be one of the key's current scopes");
         set.scopes = scopes;
       }
-      if (changes.tier !== undefined) set.tier = changes.tier;
+      if (changes.tier !== undefined && changes.tier !== state.record.tier) set.tier = checkTier(ctx, changes.tier);
       if (changes.allowedCidrs !== undefined) set.allowedCidrs = normaliseCidrs(changes.allowedCidrs);
       if (changes.metadata !== undefined) set.metadata = checkMetadata(changes.metadata);
       if (Object.keys(set).length === 0) return (await views([state]))[0]!;
