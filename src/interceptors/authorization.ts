@@ -1,12 +1,17 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { accessRuleOf } from "../access/access-rules.ts";
 import { DomainError } from "../domain/errors.ts";
-import type { Principal } from "../domain/principal.ts";
-import { principalKey } from "./context-keys.ts";
+import type { ClientInfo, Principal } from "../domain/principal.ts";
+import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
 
 /** Checks a fresh TOTP or backup code for a principal; consumes it so it cannot be replayed. */
 export interface FreshMfaVerifier {
-  verify(principal: Principal, code: string): Promise<boolean>;
+  /**
+   * Whether `code` is a valid fresh code of the principal's user. `call` says where the attempt comes
+   * from, for the audit record and the login lock; while that lock is on the verifier throws
+   * DomainError("resource_exhausted", reason "locked") without checking the code.
+   */
+  verify(principal: Principal, code: string, call: { client: ClientInfo; requestId: string }): Promise<boolean>;
 }
 
 /** The verifier of a gateway with no MFA wired in: no code is accepted, so fresh-MFA methods are denied. */
@@ -36,7 +41,7 @@ export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Inte
     }
     if (rule.freshMfa) {
       const code = req.header.get("x-mfa-code") ?? (req.stream ? undefined : mfaCodeField(req.message));
-      if (!code || !(await freshMfa.verify(principal, code))) {
+      if (!code || !(await freshMfa.verify(principal, code, { client: req.contextValues.get(clientKey), requestId: req.contextValues.get(requestIdKey) }))) {
         throw new DomainError("permission_denied", "a fresh MFA code is required", { reason: "fresh_mfa_required" });
       }
     }

@@ -1675,7 +1675,8 @@ export declare const AuthService: GenService<{
    * CreateUser creates a user account. Creating an admin or owner needs a fresh MFA code of the caller
    * in the `x-mfa-code` header. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `users.manage`, when
    * assigning a role above the caller's own (only owners create admins and owners), or with reason
-   * FRESH_MFA_REQUIRED when creating an admin or owner without a valid code;
+   * FRESH_MFA_REQUIRED when creating an admin or owner without a valid code (a wrong code counts toward
+   * the caller's login lock; RESOURCE_EXHAUSTED with reason LOCKED while it is on);
    * ALREADY_EXISTS for a taken username or email; INVALID_ARGUMENT for a malformed username or email, a
    * password that fails the password policy, or ROLE_UNSPECIFIED.
    *
@@ -1714,7 +1715,8 @@ export declare const AuthService: GenService<{
    * Disabling a user revokes their sessions. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
    * `users.manage`, when changing an account whose role is above the caller's or granting a role above
    * the caller's own, or with reason FRESH_MFA_REQUIRED when promoting to ROLE_ADMIN or ROLE_OWNER
-   * without a valid `mfa_code`; NOT_FOUND for an unknown user; FAILED_PRECONDITION when the change would
+   * without a valid `mfa_code` (a wrong code counts toward the caller's login lock; RESOURCE_EXHAUSTED
+   * with reason LOCKED while it is on); NOT_FOUND for an unknown user; FAILED_PRECONDITION when the change would
    * leave no enabled owner or would disable the caller; ALREADY_EXISTS for a taken email;
    * INVALID_ARGUMENT for a malformed email.
    *
@@ -1727,7 +1729,9 @@ export declare const AuthService: GenService<{
   },
   /**
    * ChangePassword changes the caller's own password and, unless asked not to, ends the caller's other
-   * sessions. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when
+   * sessions. A wrong `current_password` counts as a failed sign-in (toward the same lock as Login).
+   * Errors: RESOURCE_EXHAUSTED with reason LOCKED, without checking the password, while the caller's
+   * login lock is on; UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when
    * `current_password` is wrong, or for an API key or a token from ExchangeApiKey (the rule is
    * session_only); INVALID_ARGUMENT when the new password fails the password policy.
    *
@@ -1767,7 +1771,8 @@ export declare const AuthService: GenService<{
   },
   /**
    * DisableMfa turns MFA off for the caller and discards the secret and backup codes. Errors:
-   * UNAUTHENTICATED; PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid `mfa_code`, or for
+   * UNAUTHENTICATED; RESOURCE_EXHAUSTED with reason LOCKED while the caller's login lock is on (wrong
+   * `mfa_code`s count toward it); PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid `mfa_code`, or for
    * an API key or a token from ExchangeApiKey (the rule is session_only);
    * FAILED_PRECONDITION when MFA is not enabled, or when server policy requires MFA for the caller's
    * role.
@@ -1781,7 +1786,8 @@ export declare const AuthService: GenService<{
   },
   /**
    * RegenerateBackupCodes replaces the caller's backup codes with ten new ones, returned only this once;
-   * the old codes stop working. Errors: UNAUTHENTICATED; PERMISSION_DENIED with reason
+   * the old codes stop working. Errors: UNAUTHENTICATED; RESOURCE_EXHAUSTED with reason LOCKED while the
+   * caller's login lock is on (wrong `mfa_code`s count toward it); PERMISSION_DENIED with reason
    * FRESH_MFA_REQUIRED without a valid `mfa_code`, or for an API key or a token from ExchangeApiKey (the
    * rule is session_only); FAILED_PRECONDITION when MFA is not enabled.
    *
@@ -1826,7 +1832,8 @@ export declare const AuthService: GenService<{
    * except the caller's current session, and records the reason in the audit log. Errors:
    * UNAUTHENTICATED; PERMISSION_DENIED without `system.emergency` (owners only), or with reason
    * FRESH_MFA_REQUIRED without a valid `mfa_code`, or for an API key or a token from ExchangeApiKey (the
-   * rule is session_only); INVALID_ARGUMENT for an empty reason.
+   * rule is session_only); RESOURCE_EXHAUSTED with reason LOCKED while the caller's login lock is on
+   * (wrong `mfa_code`s count toward it); INVALID_ARGUMENT for an empty reason.
    *
    * @generated from rpc portcullis.v1.AuthService.EmergencyRevoke
    */

@@ -36,7 +36,9 @@ export declare type AccessRule = Message<"portcullis.v1.AccessRule"> & {
 
   /**
    * Whether the call must also carry a fresh TOTP or backup code, in the request or in the `x-mfa-code`
-   * header.
+   * header (PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid one). A wrong code counts
+   * as a failed sign-in of the caller's user and address, toward the same lock as Login; while that lock
+   * is on, the call fails with RESOURCE_EXHAUSTED, reason LOCKED, without the code being checked.
    *
    * @generated from field: bool fresh_mfa = 3;
    */

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { ROLE_ORDER, roleAtLeast, type Role } from "../../access/permissions.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
+import type { StepUpAttempts } from "../auth/step-up-attempts.ts";
 import { DomainError } from "../errors.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
+import type { ClientInfo } from "../principal.ts";
 import { checkPasswordStrength } from "../passwords/password-policy.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
 import { mayManageRole } from "./role-hierarchy.ts";
@@ -67,8 +69,13 @@ export interface UsersService {
    * Requiring a fresh MFA for promotions (see {@link isPromotion}) is the caller's job.
    */
   updateUser(actor: UserActor, id: string, input: UpdateUserInput): Promise<UserRecord>;
-  /** Wrong `current` is `permission_denied`; `next` must pass the policy and differ from `current`. */
-  changePassword(userId: string, current: string, next: string): Promise<void>;
+  /**
+   * Wrong `current` is `permission_denied`; `next` must pass the policy and differ from `current`. With
+   * `call` (the RPC's client and request id) and step-up attempts wired in, the check runs under the
+   * user's login lock: `resource_exhausted` (reason locked) while it is on, and a wrong `current`
+   * counts as a failed sign-in.
+   */
+  changePassword(userId: string, current: string, next: string, call?: { client: ClientInfo; requestId: string }): Promise<void>;
   /**
    * Checks a username and password. Unknown user, disabled user and wrong password all give undefined
    * after the same amount of work, so neither the answer nor its timing reveals which it was. On success
@@ -88,6 +95,8 @@ export interface UsersServiceDeps {
   usersStore: UsersStore;
   hasher: PasswordHasher;
   audit: AuditRecorder;
+  /** Puts ChangePassword's current-password check under the login lock (see {@link StepUpAttempts}). */
+  stepUp?: StepUpAttempts;
   now?: () => Date;
 }
 
@@ -249,11 +258,19 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       return after;
     },
 
-    async changePassword(userId, current, next) {
+    async changePassword(userId, current, next, call) {
       const user = await requireUser(userId);
-      const verified = await hasher.verify(user.passwordHash, typeof current === "string" ? current : "");
-      if (!verified.ok) {
-        audit.record({ type: "user.password_change", outcome: "failure", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId }, reason: "current password is incorrect" });
+      const check = async () => ((await hasher.verify(user.passwordHash, typeof current === "string" ? current : "")).ok ? true : undefined);
+      const verified = deps.stepUp && call ? await deps.stepUp.attempt({ userId, usernameKey: user.usernameKey, ...call }, "user.password_change", check) : await check();
+      if (!verified) {
+        audit.record({
+          type: "user.password_change",
+          outcome: "failure",
+          actor: { kind: "user", id: userId },
+          target: { kind: "user", id: userId },
+          ...(call ? { ip: call.client.ip, userAgent: call.client.userAgent, requestId: call.requestId } : {}),
+          reason: "current password is incorrect",
+        });
         throw new DomainError("permission_denied", "current password is incorrect");
       }
       const password = requirePolicy(next, [user.username, user.email]);
