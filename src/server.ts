@@ -53,6 +53,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     authenticator: deps.authenticator ?? rejectAllCredentials,
     freshMfa: deps.freshMfa ?? rejectAllMfaCodes,
     rateLimiter: createRateLimiter(config.rateLimits),
+    failedAuthentications: createRateLimiter({ failed_authentication: config.failedAuthenticationsPerMinute }),
     ...(deps.audit ? { audit: deps.audit } : {}),
   });
   const rpcHandler = connectNodeAdapter({

@@ -34,6 +34,8 @@ export interface Config {
   /** Browser origins allowed to call the API through CORS (Connect-Web, gRPC-Web). */
   readonly corsOrigins: readonly string[];
   readonly rateLimits: RateLimits;
+  /** Failed authentications one client address (IPv6: /64) may make per minute before it is refused. */
+  readonly failedAuthenticationsPerMinute: number;
   readonly tokens: {
     readonly issuer: string;
     readonly audience: string;
@@ -134,6 +136,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_RATE_LIMIT_EXPENSIVE", default: "60", description: "Requests per minute per principal for LLM, speech and export calls." },
   { name: "PORTCULLIS_RATE_LIMIT_ADMIN", default: "120", description: "Requests per minute per principal for administrative calls." },
   { name: "PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", default: "6000", description: "Requests per minute per principal or IP for health, reflection and JWKS." },
+  { name: "PORTCULLIS_RATE_LIMIT_FAILED_AUTH", default: "60", description: "Failed authentications (bad token, key, password or refresh token) per minute per client IP (IPv6: per /64); past it, calls from that address that present credentials are refused with RESOURCE_EXHAUSTED before any database work." },
   { name: "PORTCULLIS_AUDIT_RETENTION_DAYS", default: "365", description: "Audit events older than this are deleted (oldest first, behind a signed retention checkpoint)." },
   { name: "PORTCULLIS_AUDIT_HEAD_SIGN_INTERVAL_SECONDS", default: "60", description: "How often the audit chain head is signed with the JWT signing key (also signed on every VerifyAuditChain and export)." },
   { name: "PORTCULLIS_AUDIT_WATCH_HEARTBEAT_SECONDS", default: "15", description: "Heartbeat period of an idle WatchAuditEvents stream (1-30)." },
@@ -189,6 +192,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       admin: parseInteger("PORTCULLIS_RATE_LIMIT_ADMIN", get("PORTCULLIS_RATE_LIMIT_ADMIN"), 120, 1, 10_000_000),
       infrastructure: parseInteger("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", get("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE"), 6000, 1, 10_000_000),
     }),
+    failedAuthenticationsPerMinute: parseInteger("PORTCULLIS_RATE_LIMIT_FAILED_AUTH", get("PORTCULLIS_RATE_LIMIT_FAILED_AUTH"), 60, 1, 10_000_000),
     tokens: Object.freeze({
       issuer: parseText("PORTCULLIS_JWT_ISSUER", get("PORTCULLIS_JWT_ISSUER") ?? "portcullis"),
       audience: parseText("PORTCULLIS_JWT_AUDIENCE", get("PORTCULLIS_JWT_AUDIENCE") ?? "portcullis"),
