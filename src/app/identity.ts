@@ -94,6 +94,7 @@ export async function createIdentity(deps: {
   const throttle = createLoginThrottle({ store: createLoginThrottleStore(store) });
   const stepUp = createStepUpAttempts({ throttle, audit });
   const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit, stepUp });
+  await users.backfillIdentifierClaims();
 
   const signingKeys = await openSigningKeySet({ store, keyring, config });
   const accessTokens = createAccessTokenService({

@@ -1677,7 +1677,9 @@ export declare const AuthService: GenService<{
    * assigning a role above the caller's own (only owners create admins and owners), or with reason
    * FRESH_MFA_REQUIRED when creating an admin or owner without a valid code (a wrong code counts toward
    * the caller's login lock; RESOURCE_EXHAUSTED with reason LOCKED while it is on);
-   * ALREADY_EXISTS for a taken username or email; INVALID_ARGUMENT for a malformed username or email, a
+   * ALREADY_EXISTS for a taken username, a username that looks like a taken one (same Unicode UTS #39
+   * confusable skeleton, case aside: "оwner" with a Cyrillic о beside "owner"), or an email another user
+   * has (case aside); INVALID_ARGUMENT for a malformed username or email, a
    * password that fails the password policy, or ROLE_UNSPECIFIED.
    *
    * @generated from rpc portcullis.v1.AuthService.CreateUser
@@ -1717,7 +1719,8 @@ export declare const AuthService: GenService<{
    * the caller's own, or with reason FRESH_MFA_REQUIRED when promoting to ROLE_ADMIN or ROLE_OWNER
    * without a valid `mfa_code` (a wrong code counts toward the caller's login lock; RESOURCE_EXHAUSTED
    * with reason LOCKED while it is on); NOT_FOUND for an unknown user; FAILED_PRECONDITION when the change would
-   * leave no enabled owner or would disable the caller; ALREADY_EXISTS for a taken email;
+   * leave no enabled owner or would disable the caller; ALREADY_EXISTS for an email another user has
+   * (case aside);
    * INVALID_ARGUMENT for a malformed email.
    *
    * @generated from rpc portcullis.v1.AuthService.UpdateUser

@@ -6,6 +6,7 @@ import { DomainError } from "../errors.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
 import type { ClientInfo } from "../principal.ts";
 import { checkPasswordStrength } from "../passwords/password-policy.ts";
+import { createIdentifierClaims, emailClaim, usernameClaim } from "./identifier-claims.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
 import { mayManageRole } from "./role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
@@ -54,7 +55,10 @@ export interface UsersService {
   /**
    * Creates a user. Only admins and owners create users; nobody grants a role above their own and only
    * an owner creates admins and owners (else `permission_denied`). The password must pass
-   * `checkPasswordStrength` (`invalid_argument` with the reason); a taken username is `already_exists`.
+   * `checkPasswordStrength` (`invalid_argument` with the reason). A username that is taken, or that looks
+   * like a taken one (same UTS #39 confusable skeleton, case aside), and an e-mail address another user
+   * has (case aside) are `already_exists`: decided by identifier claims, so of concurrent creates
+   * exactly one gets an identifier.
    */
   createUser(actor: UserActor, input: CreateUserInput): Promise<UserRecord>;
   /** `not_found` for an unknown id. */
@@ -65,7 +69,8 @@ export interface UsersService {
    * Changes role, disabled state or email. Who may change whom is the role hierarchy
    * ({@link mayManageRole}): an admin changes plain users only (and does not make them admins); an
    * owner changes anyone. Nobody changes their own role. The last active owner cannot be
-   * demoted or disabled (`failed_precondition`). A concurrent change to the same user is `aborted`.
+   * demoted or disabled (`failed_precondition`). A concurrent change to the same user is `aborted`. An
+   * e-mail address another user has is `already_exists` (claimed atomically, as on create).
    * Requiring a fresh MFA for promotions (see {@link isPromotion}) is the caller's job.
    */
   updateUser(actor: UserActor, id: string, input: UpdateUserInput): Promise<UserRecord>;
@@ -89,6 +94,11 @@ export interface UsersService {
    * Two bootstraps racing could both succeed; this runs from the admin CLI, by one operator.
    */
   bootstrapOwner(input: { username: string; password: string; email?: string }): Promise<UserRecord>;
+  /**
+   * Claims the usernames and e-mail addresses of users created before identifier claims existed, once
+   * per database (at start); resolves with how many users it went through.
+   */
+  backfillIdentifierClaims(): Promise<number>;
 }
 
 export interface UsersServiceDeps {
@@ -116,6 +126,7 @@ const BOOTSTRAP_CLAIM_STALE_MS = 5 * 60_000;
 export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { usersStore, hasher, audit } = deps;
   const now = deps.now ?? (() => new Date());
+  const claims = createIdentifierClaims({ usersStore, now });
 
   function requirePolicy(password: unknown, userInputs: Array<string | undefined>): string {
     if (typeof password !== "string") throw new DomainError("invalid_argument", "password is required");
@@ -140,13 +151,25 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     const name = normalizeUsername(input.username);
     const email = normalizeEmail(input.email);
     const password = requirePolicy(input.password, [name.display, email]);
+    // Claim the identifiers before the slow hash: a concurrent create of the same name or address fails now.
+    const identifiers = [usernameClaim(name.display), ...(email !== undefined ? [emailClaim(email)] : [])];
+    await claims.claim(id, identifiers);
+    try {
+      return await storeNew(id, name, email, input.role, password);
+    } catch (err) {
+      await claims.release(id, identifiers);
+      throw err;
+    }
+  }
+
+  async function storeNew(id: string, name: { display: string; key: string }, email: string | undefined, role: Role, password: string): Promise<UserRecord> {
     const at = now();
     const user: UserRecord = {
       _id: id,
       username: name.display,
       usernameKey: name.key,
       ...(email !== undefined ? { email } : {}),
-      role: input.role,
+      role,
       disabled: false,
       passwordHash: await hasher.hash(password),
       createdAt: at,
@@ -235,8 +258,14 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
         ...(input.disabled !== undefined ? { disabled } : {}),
         ...(email !== undefined ? { email } : {}),
       };
+      const newAddress = typeof email === "string" && email.toLowerCase() !== before.email?.toLowerCase() ? [emailClaim(email)] : [];
+      await claims.claim(id, newAddress);
       const after = await usersStore.update(id, patch, { role: before.role, disabled: before.disabled });
-      if (!after) throw new DomainError("aborted", "the user was changed concurrently; try again");
+      if (!after) {
+        await claims.release(id, newAddress);
+        throw new DomainError("aborted", "the user was changed concurrently; try again");
+      }
+      if (before.email !== undefined && before.email.toLowerCase() !== after.email?.toLowerCase()) await claims.release(id, [emailClaim(before.email)]);
       if (losesOwner && (await usersStore.countActiveOwners()) === 0) {
         await usersStore.update(id, { role: before.role, disabled: before.disabled });
         throw new DomainError("failed_precondition", "the last active owner cannot be demoted or disabled");
@@ -305,6 +334,8 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     async touchLastLogin(userId) {
       await usersStore.touchLastLogin(userId, now());
     },
+
+    backfillIdentifierClaims: () => claims.backfill(),
 
     async bootstrapOwner(input) {
       if (await usersStore.anyOwnerExists()) throw new DomainError("failed_precondition", "an owner already exists");
