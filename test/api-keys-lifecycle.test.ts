@@ -213,10 +213,10 @@ describe("API key lifecycle", () => {
   });
 
   it("verifies keys for other services (keys.verify) without counting it as use", async () => {
-    const { apiKey, secret } = await keysAs("user-uma").createApiKey({ name: "verify-me", scopes: ["ai.query", "ai.status"], rateLimitTier: RateLimitTier.PREMIUM });
+    const { apiKey, secret } = await keysAs("user-uma").createApiKey({ name: "verify-me", scopes: ["ai.query", "ai.status"], rateLimitTier: RateLimitTier.BASIC });
     expect(await codeOf(keysAs("user-uma").verifyApiKey({ apiKey: secret }))).toBe(Code.PermissionDenied);
     const verified = await keysAs("admin-ada").verifyApiKey({ apiKey: secret, clientIp: "203.0.113.7" });
-    expect(verified).toMatchObject({ valid: true, keyId: apiKey!.id, ownerUserId: ids["user-uma"], scopes: ["ai.query", "ai.status"], rateLimitTier: RateLimitTier.PREMIUM, status: ApiKeyStatus.ACTIVE });
+    expect(verified).toMatchObject({ valid: true, keyId: apiKey!.id, ownerUserId: ids["user-uma"], scopes: ["ai.query", "ai.status"], rateLimitTier: RateLimitTier.BASIC, status: ApiKeyStatus.ACTIVE });
     expect((await keysAs("admin-ada").verifyApiKey({ apiKey: secret.slice(0, -1) + (secret.endsWith("a") ? "b" : "a") })).valid).toBe(false);
     expect((await keysAs("admin-ada").verifyApiKey({ apiKey: "sk_garbage" })).valid).toBe(false);
     expect(await codeOf(keysAs("admin-ada").verifyApiKey({ apiKey: "" }))).toBe(Code.InvalidArgument);

@@ -8,6 +8,7 @@ import { createLoginService } from "../domain/auth/login.ts";
 import { createLoginThrottle } from "../domain/auth/login-throttle.ts";
 import { createMfaActions } from "../domain/auth/mfa-actions.ts";
 import { createSessionActions } from "../domain/auth/session-actions.ts";
+import { createStepUpAttempts } from "../domain/auth/step-up-attempts.ts";
 import { createTokenAuthenticator } from "../domain/auth/token-authenticator.ts";
 import { createSecretBox } from "../domain/crypto/secret-box.ts";
 import { deriveBackupCodeKey } from "../domain/mfa/backup-codes.ts";
@@ -91,7 +92,11 @@ export async function createIdentity(deps: {
 }): Promise<Identity> {
   const { store, keyring, config, audit, logger } = deps;
   const usersStore = createUsersStore(store);
-  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
+  // One lock for password guesses at login and for secrets re-proved in a session (fresh MFA, ChangePassword).
+  const throttle = createLoginThrottle({ store: createLoginThrottleStore(store) });
+  const stepUp = createStepUpAttempts({ throttle, audit });
+  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit, stepUp });
+  await users.backfillIdentifierClaims();
   const userNames = createUserNames({ load: async (userId) => (await usersStore.findById(userId))?.username });
 
   const signingKeys = await openSigningKeySet({ store, keyring, config });
@@ -164,7 +169,7 @@ export async function createIdentity(deps: {
 
   const login = createLoginService({
     users,
-    throttle: createLoginThrottle({ store: createLoginThrottleStore(store) }),
+    throttle,
     mfa,
     sessions,
     accessTokens,
@@ -177,12 +182,15 @@ export async function createIdentity(deps: {
   });
 
   const freshMfa: FreshMfaVerifier = {
-    async verify(principal, code) {
-      return (await mfaActions.verifyFresh(principal.userId, code, { actor: auditActorOf(principal) })) !== undefined;
+    async verify(principal, code, call) {
+      const user = await usersStore.findById(principal.userId);
+      if (!user) return false;
+      const caller = { userId: user._id, usernameKey: user.usernameKey, username: user.username, ...call };
+      return (await stepUp.attempt(caller, "mfa.verify", () => mfaActions.verifyFresh(user._id, code, { ...call, actor: auditActorOf(principal) }))) !== undefined;
     },
   };
 
-  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
+  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit, userState: currentState });
   const accountLocks = createAccountLocks({
     users: usersStore,
     locks: createAccountLocksStore(store),

@@ -82,8 +82,8 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     current: session.id === current,
   });
   // Granting admin or owner is as sensitive as the operations whose access rule says fresh_mfa.
-  const requireFreshMfa = async (principal: Principal, code: string) => {
-    if (code === "" || !(await deps.freshMfa.verify(principal, code))) {
+  const requireFreshMfa = async (action: ActionContext, code: string) => {
+    if (code === "" || !(await deps.freshMfa.verify(action.principal, code, action))) {
       throw new DomainError("permission_denied", "granting admin or owner needs a fresh MFA code", { reason: "fresh_mfa_required" });
     }
   };
@@ -192,9 +192,10 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async createUser(req, ctx) {
-      const { principal } = actionContext(ctx);
+      const action = actionContext(ctx);
+      const { principal } = action;
       const role = roleFromProto(req.role);
-      if (role !== "user") await requireFreshMfa(principal, ctx.requestHeader.get("x-mfa-code") ?? "");
+      if (role !== "user") await requireFreshMfa(action, ctx.requestHeader.get("x-mfa-code") ?? "");
       const user = await deps.users.createUser(
         principal,
         { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) },
@@ -225,7 +226,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       const before = await deps.users.getUser(req.userId);
       // Promotions to admin or owner need a fresh code from the caller, whoever is promoted.
       if (role !== undefined && isPromotion(before.role, role) && role !== "user") {
-        await requireFreshMfa(principal, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
+        await requireFreshMfa(action, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
       }
       if (req.disabled === true && req.userId === principal.userId) throw new DomainError("failed_precondition", "you cannot disable yourself");
       const user = await deps.users.updateUser(
@@ -239,9 +240,10 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async changePassword(req, ctx) {
-      const { principal } = actionContext(ctx);
+      const action = actionContext(ctx);
+      const { principal } = action;
       const sessionId = userSession(principal);
-      await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword);
+      await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword, action);
       const sessionsRevoked = req.keepOtherSessions ? 0 : await deps.sessions.revokeUserSessions(principal.userId, "password_changed", sessionId);
       return { sessionsRevoked };
     },
@@ -286,7 +288,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async emergencyRevoke(req, ctx) {
       const result = await deps.emergencyRevoke(actionContext(ctx), req.reason);
-      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked) };
+      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked), auditEventId: result.auditEventId };
     },
   };
 }

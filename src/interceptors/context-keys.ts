@@ -17,3 +17,9 @@ export const clientKey = createContextKey<ClientInfo>({ ip: "", userAgent: "" },
  * an empty token): it is a secret, never logged or returned.
  */
 export const credentialKey = createContextKey<Credential | undefined>(undefined, { description: "credential" });
+
+/**
+ * How many credential header fields (`authorization`, `x-api-key`) the request carried as received,
+ * before the HTTP layer dropped or merged duplicates; set by the transport. More than one is ambiguous.
+ */
+export const credentialHeaderCountKey = createContextKey<number>(0, { description: "credential header count" });

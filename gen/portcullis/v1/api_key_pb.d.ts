@@ -985,7 +985,8 @@ export enum RateLimitTier {
   STANDARD = 2,
 
   /**
-   * An increased budget; server policy may restrict who can assign it.
+   * An increased budget. Only callers holding `users.manage` may assign it, unless the server's
+   * self-service tier (PORTCULLIS_API_KEY_SELF_SERVICE_TIER) is raised to premium.
    *
    * @generated from enum value: RATE_LIMIT_TIER_PREMIUM = 3;
    */
@@ -1056,15 +1057,19 @@ export declare const ApiKeyFindingKindSchema: GenEnum<ApiKeyFindingKind>;
  * (a subset of its owner's permissions), optionally to client CIDRs, and to a rate-limit tier.
  *
  * Only a hash of each key is stored. The full key string (`secret`) is returned only by CreateApiKey
- * and RotateApiKey. Users manage their own keys; callers whose role grants user management (admins and
- * owners) may act on other users' keys through the `user_id` and `all_users` fields.
+ * and RotateApiKey. Nobody ever receives or shapes a key that acts as another user: keys are created for
+ * the caller, and only a key's owner rotates or updates it. Callers holding `users.manage` (admins and
+ * owners) may also read other users' keys (through `user_id` and `all_users`, audited) and revoke them,
+ * as far as the role hierarchy allows: an owner revokes anyone's keys, an admin only plain users' keys.
  *
  * @generated from service portcullis.v1.ApiKeyService
  */
 export declare const ApiKeyService: GenService<{
   /**
    * CreateApiKey creates a key for the caller and returns its secret once. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `keys.write`, or when a scope is not among the caller's own permissions;
+   * PERMISSION_DENIED without `keys.write`, when a scope is not among the caller's own permissions, or
+   * when `rate_limit_tier` is above the server's self-service tier (RATE_LIMIT_TIER_STANDARD unless
+   * configured otherwise) and the caller lacks `users.manage`;
    * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, metadata outside
    * the rules of `metadata`, an expiry that is not positive or exceeds the server maximum, or `no_expiry`
    * together with `expires_in`;
@@ -1105,9 +1110,12 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs or metadata; unset fields
-   * are left unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the new
-   * scopes are not a subset of the key's current scopes; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION
-   * for a revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR, tier or metadata.
+   * are left unchanged. Only the key's owner may update it. Errors: UNAUTHENTICATED; PERMISSION_DENIED
+   * without `keys.write`, when the new scopes are not a subset of the key's current scopes, when a new
+   * `rate_limit_tier` is above the self-service tier and the caller lacks `users.manage` (as for
+   * CreateApiKey), or when the key belongs to another user whom the caller can see through
+   * `users.manage` (audited); NOT_FOUND as for GetApiKey; FAILED_PRECONDITION for a revoked or expired
+   * key; INVALID_ARGUMENT for a bad name, CIDR, tier or metadata.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.UpdateApiKey
    */
@@ -1118,9 +1126,11 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * RotateApiKey issues a new key with the same settings and returns its secret once; the old key stays
-   * valid for the grace period, then stops working. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `keys.write`; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION when the key is not ACTIVE (already
-   * rotated, revoked or expired); INVALID_ARGUMENT for a negative grace period or one above 24 hours.
+   * valid for the grace period, then stops working. Only the key's owner may rotate it. Errors:
+   * UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the key belongs to another user
+   * whom the caller can see through `users.manage` (audited); NOT_FOUND as for GetApiKey;
+   * FAILED_PRECONDITION when the key is not ACTIVE (already rotated, revoked or expired);
+   * INVALID_ARGUMENT for a negative grace period or one above 24 hours.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.RotateApiKey
    */
@@ -1131,8 +1141,10 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * RevokeApiKey revokes a key immediately and permanently. Revoking an already revoked key succeeds and
-   * returns the record unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`;
-   * NOT_FOUND as for GetApiKey; INVALID_ARGUMENT for an empty reason.
+   * returns the record unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or
+   * when the key belongs to another user whose role the caller may not manage (an admin revoking an
+   * owner's or another admin's key; audited); NOT_FOUND as for GetApiKey; INVALID_ARGUMENT for an empty
+   * reason.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.RevokeApiKey
    */

@@ -2,9 +2,10 @@ import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
-import type { RevocationCache } from "../revocation/revocation-cache.ts";
+import type { RevocationCache, UserState } from "../revocation/revocation-cache.ts";
 import type { SessionRecord, SessionService } from "../sessions/sessions.ts";
 import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
+import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../users/user-paging.ts";
 
 /** Who asks and from where: the audit trail of every action below. */
@@ -33,14 +34,18 @@ export interface SessionActionsDeps {
   readonly accessTokens: AccessTokenService;
   readonly revocations: RevocationCache;
   readonly audit: AuditRecorder;
+  /** A user's current role (and disabled flag), for the role hierarchy of revoking others' sessions. */
+  readonly userState: (userId: string) => Promise<UserState | undefined>;
 }
 
 const REFRESH_PREFIX = "rt_";
 
 /**
  * Logout, token revocation and introspection, and session management. A user acts on their own
- * sessions; `users.manage` extends that to everyone's. Another user's session answers NOT_FOUND to
- * those who may not see it, so existence does not leak.
+ * sessions; `users.manage` extends reads to everyone's and revocation as far as the role hierarchy
+ * allows (`mayActOnUser`: an admin ends plain users' sessions, never an owner's or another admin's;
+ * refused with PERMISSION_DENIED, audited). Another user's session answers NOT_FOUND to those who may
+ * not see it, so existence does not leak.
  */
 export function createSessionActions(deps: SessionActionsDeps) {
   const mayManageOthers = (principal: Principal) => principal.permissions.has("users.manage");
@@ -90,6 +95,14 @@ export function createSessionActions(deps: SessionActionsDeps) {
     return { active: true, type: "access", userId: claims.sub, sessionId, claims, expiresAt: new Date(claims.exp * 1000), issuedAt: new Date(claims.iat * 1000) };
   };
 
+  /** Refuses revoking another user's session when the role hierarchy says no; audited first. */
+  const requireMayRevoke = async (ctx: ActionContext, type: string, owner: string, sessionId: string): Promise<void> => {
+    if (mayActOnUser(ctx.principal, { userId: owner, role: owner === ctx.principal.userId ? ctx.principal.role : (await deps.userState(owner))?.role })) return;
+    const message = "your role may not revoke this user's sessions";
+    deps.audit.record({ type, outcome: "denied", actor: auditActorOf(ctx.principal), target: { kind: "session", id: sessionId }, ip: ctx.client.ip, userAgent: ctx.client.userAgent, requestId: ctx.requestId, reason: message });
+    throw new DomainError("permission_denied", message);
+  };
+
   const requireSession = (ctx: ActionContext): string => {
     if (ctx.principal.sessionId === undefined) throw new DomainError("failed_precondition", "API keys have no session");
     return ctx.principal.sessionId;
@@ -121,6 +134,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       if (info.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal)) {
         throw new DomainError("permission_denied", "the token belongs to another user");
       }
+      await requireMayRevoke(ctx, "auth.token_revoke", info.userId, info.sessionId);
       if (info.claims?.amr === "api_key") {
         const revoked = await deps.sessions.revokeStandalone(info.claims.sid, info.userId, "token_revoked", info.expiresAt);
         deps.revocations.noteSessionRevoked(info.claims.sid);
@@ -166,6 +180,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       if (!session || (session.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal))) {
         throw new DomainError("not_found", "no such session");
       }
+      await requireMayRevoke(ctx, "auth.session_revoke", session.userId, session.id);
       const revoked = await revokeOne(session.id, "session_revoked");
       await audit(ctx, "auth.session_revoke", { kind: "session", id: session.id }, { owner: session.userId });
       return revoked;
