@@ -27,7 +27,7 @@ export async function receive(stream: AsyncIterable<SynthesizeResponse>): Promis
     else if (message.payload.case === "chunk") chunks.push(message.payload.value);
     else if (message.payload.case === "end") end = message.payload.value;
   }
-  if (!header || !end) throw new Error(`incomplete stream: ${order.join(",")}`);
+  if (!header || !end) throw new Error(`incomplete stream: ${order.length} messages, header ${header ? "present" : "missing"}, end ${end ? "present" : "missing"}`);
   return { header, chunks, end, order, audio: Buffer.concat(chunks.map((c) => c.data)) };
 }
 

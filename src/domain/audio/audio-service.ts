@@ -6,7 +6,7 @@ import type { EngineHealth, EngineVoice, SpeechEngine } from "./speech-engine.ts
 import { openSpeechStream, type SpeechEvent, type SpeechStream, type SpeechStreamHeader } from "./speech-stream.ts";
 import { splitSentences } from "./speech-text.ts";
 import { planStream, planText, type StreamPlan, type SynthesisInput } from "./synthesis-options.ts";
-import { createStreamSlots } from "./stream-slots.ts";
+import { createStreamSlots, type OpenStreamStats } from "./stream-slots.ts";
 
 /** What Synthesize streams: the header first, then the speech stream's chunks and end. */
 export type SynthesisEvent = { readonly kind: "header"; readonly header: SpeechStreamHeader; readonly estimatedDurationMs: number } | SpeechEvent;
@@ -26,8 +26,8 @@ export interface AudioService {
    */
   openStream(caller: RequestContext, options: Omit<SynthesisInput, "text">, signal: AbortSignal): Promise<{ stream: SpeechStream; plan: StreamPlan; release: () => void }>;
   engineHealth(): EngineHealth;
-  /** Streams open now. */
-  openStreams(): number;
+  /** The streams open now: whose, and how much audio each holds for its reader and has produced. */
+  openStreams(): OpenStreamStats[];
 }
 
 // A stand-in for the duration before synthesis: eSpeak speaks about 63 ms per character at rate 1.0.
@@ -39,11 +39,13 @@ export function createAudioService(deps: { engine: SpeechEngine; audit: AuditRec
 
   const openStream: AudioService["openStream"] = async (caller, options, signal) => {
     const plan = await planStream(deps.engine, options);
-    const release = slots.acquire(caller.principal);
+    const slot = slots.acquire(caller.principal);
     try {
-      return { stream: await openSpeechStream(deps.engine, plan, signal), plan, release };
+      const stream = await openSpeechStream(deps.engine, plan, signal);
+      slot.track(() => stream.stats());
+      return { stream, plan, release: slot.release };
     } catch (error) {
-      release();
+      slot.release();
       throw error;
     }
   };
@@ -113,6 +115,6 @@ export function createAudioService(deps: { engine: SpeechEngine; audit: AuditRec
 
     openStream,
     engineHealth: () => deps.engine.health(),
-    openStreams: () => slots.total(),
+    openStreams: () => slots.snapshot(),
   };
 }
