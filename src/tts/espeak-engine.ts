@@ -11,6 +11,8 @@ export interface EspeakEngineOptions {
   readonly processes: number;
   readonly onLog: (level: "info" | "warn", message: string, details?: Record<string, unknown>) => void;
   readonly startTimeoutMs?: number;
+  /** The engine process's entry module; tests point it at a broken one. */
+  readonly entry?: URL;
 }
 
 /** The eSpeak engine plus what its owner needs: warm-up, shutdown, and a view of its processes. */
@@ -45,7 +47,7 @@ export function createEspeakEngine(options: EspeakEngineOptions): EspeakEngine {
 
   const spawn = (index: number): EngineProcessHandle => {
     const handle = spawnEngineProcess({
-      entry: ENTRY,
+      entry: options.entry ?? ENTRY,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
       onExit: ({ code, signal, wasReady }) => {
         if (slots[index] === handle) slots[index] = undefined;

@@ -26,8 +26,8 @@ export function opusBitrate(sampleRateHz: number): number {
 
 /**
  * Ogg Opus (RFC 7845): OpusHead and OpusTags pages first, then 20 ms Opus packets in pages whose granule
- * positions count 48 kHz samples from the stream's start plus the encoder's pre-skip. The last page
- * carries the end-of-stream flag and the exact end position, so a decoder trims the final frame's padding.
+ * positions count the 48 kHz samples a decoder has produced (the encoder's pre-skip included). The last
+ * page carries the end-of-stream flag and the exact end position, so a decoder trims the padding.
  */
 export function createOggOpusEncoder(options: { sampleRateHz: number; serial: number }): StreamEncoder {
   const rate = options.sampleRateHz;
@@ -45,6 +45,7 @@ export function createOggOpusEncoder(options: { sampleRateHz: number; serial: nu
   let encodedSamples = 0; // input samples consumed into packets, at the stream's rate
   let totalSamples = 0; // input samples received
   let headersSent = false;
+  const end = () => preSkip + Math.round(totalSamples * scale);
 
   const headers = (): Uint8Array[] => {
     const head = new Uint8Array(19);
@@ -69,8 +70,10 @@ export function createOggOpusEncoder(options: { sampleRateHz: number; serial: nu
   const encodeFrame = (samples: Int16Array): Uint8Array[] => {
     const packet = encoder.encode(new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength));
     encodedSamples += frame;
-    // Copy: the encoder may reuse its output buffer for the next packet.
-    return pages.add(packet.slice(), BigInt(preSkip + Math.round(Math.min(encodedSamples, totalSamples) * scale)));
+    // A granule position counts decoded samples at 48 kHz, pre-skip included, so it may not pass the
+    // last real sample (pre-skip + input): a decoder trims the padding of the final frames with it.
+    // Copy the packet: the encoder may reuse its output buffer.
+    return pages.add(packet.slice(), BigInt(Math.min(Math.round(encodedSamples * scale), end())));
   };
 
   return {
@@ -101,11 +104,14 @@ export function createOggOpusEncoder(options: { sampleRateHz: number; serial: nu
     finish() {
       const out: Uint8Array[] = headersSent ? [] : headers();
       headersSent = true;
-      // The end-of-stream page must end a packet, so a last frame always goes out: the rest of the
-      // pending samples padded with silence (or silence alone), which the final granule trims away.
-      pending.fill(0, pendingLength);
-      pendingLength = 0;
-      out.push(...encodeFrame(pending));
+      // The decoder's output lags the input by the pre-skip, so frames of silence follow until the last
+      // real sample is decodable; the final granule trims them away. At least one frame goes out, so
+      // the end-of-stream page ends a packet.
+      do {
+        pending.fill(0, pendingLength);
+        pendingLength = 0;
+        out.push(...encodeFrame(pending));
+      } while (Math.round(encodedSamples * scale) < end());
       out.push(...pages.flush(true));
       return concatBytes(out);
     },

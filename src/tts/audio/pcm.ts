@@ -27,22 +27,26 @@ export function float32ToInt16(samples: Float32Array): Int16Array {
   return out;
 }
 
-const MULAW_BIAS = 0x84;
-const MULAW_CLIP = 32635;
+const MULAW_SEGMENT_ENDS = [0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff];
 
-/** ITU-T G.711 mu-law: one byte per sample, the classic segment/mantissa encoding with bias 0x84. */
+/**
+ * ITU-T G.711 mu-law, one byte per sample: the reference algorithm (Sun's g711.c, as in Python's
+ * audioop and sox) on the top 14 bits, with bias 33 and clipping at 8159.
+ */
 export function int16ToMulaw(samples: Int16Array): Uint8Array {
   const out = new Uint8Array(samples.length);
   for (let i = 0; i < samples.length; i++) {
-    let sample = samples[i]!;
-    const sign = sample < 0 ? 0x80 : 0;
-    if (sign) sample = -sample;
-    if (sample > MULAW_CLIP) sample = MULAW_CLIP;
-    sample += MULAW_BIAS;
-    let exponent = 7;
-    for (let mask = 0x4000; (sample & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
-    const mantissa = (sample >> (exponent + 3)) & 0x0f;
-    out[i] = ~(sign | (exponent << 4) | mantissa) & 0xff;
+    let value = samples[i]! >> 2;
+    let mask = 0xff;
+    if (value < 0) {
+      value = -value;
+      mask = 0x7f;
+    }
+    if (value > 8159) value = 8159;
+    value += 0x21;
+    let segment = 0;
+    while (segment < 8 && value > MULAW_SEGMENT_ENDS[segment]!) segment++;
+    out[i] = (segment >= 8 ? 0x7f : (segment << 4) | ((value >> (segment + 1)) & 0x0f)) ^ mask;
   }
   return out;
 }
