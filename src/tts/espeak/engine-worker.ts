@@ -23,7 +23,7 @@ const sessions = new Map<number, StreamEncoder>();
 let currentVoice = "";
 // Batch small engine callbacks into pieces of this size, except the first piece of a job, which goes out
 // at once: it is the stream's time to first audio.
-const PIECE_BYTES = 8 * 1024;
+const PIECE_BYTES = 32 * 1024;
 
 const send = (message: FromEngine) => {
   // Hand audio bytes over without a copy when they own their whole buffer.
