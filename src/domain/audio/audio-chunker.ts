@@ -40,15 +40,24 @@ export function createAudioChunker(options: { encoding: AudioEncoding; sampleRat
   };
 
   const cut = (size: number): AudioChunk => {
-    const data = new Uint8Array(size);
-    let filled = 0;
-    while (filled < size) {
-      const head = buffered[0]!;
-      const take = Math.min(head.length, size - filled);
-      data.set(head.subarray(0, take), filled);
-      filled += take;
-      if (take === head.length) buffered.shift();
-      else buffered[0] = head.subarray(take);
+    let data: Uint8Array;
+    const first = buffered[0]!;
+    if (first.length >= size) {
+      // Within one piece: a view, no copy (pieces are never written to after they arrive).
+      data = first.subarray(0, size);
+      if (first.length === size) buffered.shift();
+      else buffered[0] = first.subarray(size);
+    } else {
+      data = new Uint8Array(size);
+      let filled = 0;
+      while (filled < size) {
+        const head = buffered[0]!;
+        const take = Math.min(head.length, size - filled);
+        data.set(head.subarray(0, take), filled);
+        filled += take;
+        if (take === head.length) buffered.shift();
+        else buffered[0] = head.subarray(take);
+      }
     }
     bufferedBytes -= size;
     const chunk = { data, sequence: sequence++, offsetBytes: emittedBytes, startMs: msAt(emittedBytes) };

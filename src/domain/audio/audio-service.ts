@@ -25,7 +25,8 @@ export interface AudioService {
    * Converse uses to speak an AI answer sentence by sentence (see SpeechStream).
    */
   openStream(caller: RequestContext, options: Omit<SynthesisInput, "text">, signal: AbortSignal): Promise<{ stream: SpeechStream; plan: StreamPlan; release: () => void }>;
-  engineHealth(): EngineHealth;
+  /** The TTS engine's name and health, for AiService.GetStatus's tts_engine. */
+  engineStatus(): { readonly name: string; readonly health: EngineHealth };
   /** The streams open now: whose, and how much audio each holds for its reader and has produced. */
   openStreams(): OpenStreamStats[];
 }
@@ -114,7 +115,7 @@ export function createAudioService(deps: { engine: SpeechEngine; audit: AuditRec
     },
 
     openStream,
-    engineHealth: () => deps.engine.health(),
+    engineStatus: () => ({ name: deps.engine.name, health: deps.engine.health() }),
     openStreams: () => slots.snapshot(),
   };
 }
