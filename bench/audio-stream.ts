@@ -23,6 +23,11 @@ const SLOW_SECONDS = Number(process.env["BENCH_AUDIO_SLOW_SECONDS"] ?? 60);
 
 const rssKiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
 const MIB = 1024 * 1024;
+/** CPU time a process has used, in ms (clock ticks of 10 ms). */
+const cpuMs = async (pid: number) => {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
 const ms = (values: number[]) => `${quantile(values, 0.5).toFixed(1)} / ${quantile(values, 0.99).toFixed(1)}`;
 
 /** A gateway process under test: its AudioStreamService client, the owner's auth headers, its pid. */
@@ -30,6 +35,7 @@ interface Gateway {
   readonly audio: Client<typeof AudioStreamService>;
   readonly headers: Record<string, string>;
   readonly pid: number;
+  readonly baseUrl: string;
   /** The gateway's live memory after a full garbage collection (heap used plus buffers), in bytes. */
   liveBytes(): Promise<number>;
 }
@@ -71,7 +77,7 @@ async function withGateway<T>(name: string, run: (gateway: Gateway) => Promise<T
     // slower until the JIT has seen it, so a long text first.
     for await (const _ of audio.synthesize({ text: LONG_TEXT }, { headers }));
     for (let i = 0; i < 20; i++) for await (const _ of audio.synthesize({ text: ONE_SENTENCE }, { headers }));
-    return await run({ audio, headers, pid: gateway.child.pid!, liveBytes });
+    return await run({ audio, headers, pid: gateway.child.pid!, baseUrl: `http://127.0.0.1:${gateway.port}`, liveBytes });
   } finally {
     await gateway.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -85,7 +91,7 @@ export async function benchAudioStream(): Promise<Record<string, string>> {
   return { ...speed, ...memory, ...slow };
 }
 
-async function benchSpeed({ audio, headers }: Gateway): Promise<Record<string, string>> {
+async function benchSpeed({ audio, headers, baseUrl, pid }: Gateway): Promise<Record<string, string>> {
   const engine = createEspeakEngine({ processes: 1, onLog: () => undefined });
   try {
     /** Milliseconds from the call to its first chunk; reads the stream to its end. */
@@ -96,12 +102,15 @@ async function benchSpeed({ audio, headers }: Gateway): Promise<Record<string, s
       return first;
     };
     /** Audio bytes per second through the gateway, reading as fast as it can. */
-    const throughGateway = async (text: string, format: AudioFormat) => {
+    const throughGateway = async (client: Client<typeof AudioStreamService>) => {
       const started = performance.now();
       let bytes = 0;
-      for await (const m of audio.synthesize({ text, format, chunking: { case: "chunkSizeBytes", value: 65536 } }, { headers })) if (m.payload.case === "chunk") bytes += m.payload.value.data.length;
+      for await (const m of client.synthesize({ text: LONG_TEXT, format: AudioFormat.PCM_S16LE, chunking: { case: "chunkSizeBytes", value: 65536 } }, { headers })) if (m.payload.case === "chunk") bytes += m.payload.value.data.length;
       return bytes / ((performance.now() - started) / 1000);
     };
+    // Node's HTTP/2 client keeps the default 64 KiB stream window, so a bulk download waits a round trip
+    // per 64 KiB; gRPC clients such as grpc-go grow theirs. Both are measured.
+    const wide = createClient(AudioStreamService, createGrpcTransport({ baseUrl, nodeOptions: { settings: { initialWindowSize: 4 * 1024 * 1024 } } }));
 
     await engine.warmUp();
 
@@ -130,12 +139,29 @@ async function benchSpeed({ audio, headers }: Gateway): Promise<Record<string, s
     };
     // Interleaved rounds after a warm-up of each, so the machine's noise falls on both alike.
     await alone();
-    await throughGateway(LONG_TEXT, AudioFormat.PCM_S16LE);
+    await throughGateway(wide);
     const engineRuns: Array<{ bytesPerSecond: number; realTime: number }> = [];
     const gatewayRuns: number[] = [];
+    const defaultWindowRuns: number[] = [];
+    // CPU per megabyte, which the machine's other load does not distort: the gateway process's own
+    // (the engine processes are its children, counted apart) and the engine process's.
+    const enginePid = engine.processes()[0]!.pid!;
+    let engineCpu = 0;
+    let gatewayCpu = 0;
+    let engineBytes = 0;
+    let gatewayBytes = 0;
     for (let round = 0; round < 5; round++) {
+      let before = await cpuMs(enginePid);
+      let started = performance.now();
       engineRuns.push(await alone());
-      gatewayRuns.push(await throughGateway(LONG_TEXT, AudioFormat.PCM_S16LE));
+      engineCpu += (await cpuMs(enginePid)) - before;
+      engineBytes += engineRuns.at(-1)!.bytesPerSecond * ((performance.now() - started) / 1000);
+      before = await cpuMs(pid);
+      started = performance.now();
+      gatewayRuns.push(await throughGateway(wide));
+      gatewayCpu += (await cpuMs(pid)) - before;
+      gatewayBytes += gatewayRuns.at(-1)! * ((performance.now() - started) / 1000);
+      defaultWindowRuns.push(await throughGateway(audio));
     }
     const engineBps = quantile(engineRuns.map((r) => r.bytesPerSecond), 0.5);
     const gatewayBps = quantile(gatewayRuns, 0.5);
@@ -145,8 +171,10 @@ async function benchSpeed({ audio, headers }: Gateway): Promise<Record<string, s
       "time to first chunk, 8 concurrent streams, p50 / p99 ms": `${ms(concurrent)} (${concurrent.length} calls)`,
       "engine real-time factor (pool alone, PCM 22.05 kHz)": `${engineRuns.map((r) => r.realTime.toFixed(0)).join(", ")} × real time, median ${quantile(engineRuns.map((r) => r.realTime), 0.5).toFixed(0)} (goal ≥ 100×)`,
       "audio bytes/s: engine alone": engineRuns.map((r) => (r.bytesPerSecond / 1e6).toFixed(2)).join(", ") + " MB/s",
-      "audio bytes/s: through the gateway (gRPC)": gatewayRuns.map((v) => (v / 1e6).toFixed(2)).join(", ") + " MB/s",
+      "audio bytes/s: through the gateway (gRPC, 4 MiB window)": gatewayRuns.map((v) => (v / 1e6).toFixed(2)).join(", ") + " MB/s",
       "gateway ÷ engine alone (medians)": `${(gatewayBps / engineBps).toFixed(2)} (goal ≥ 0.9)`,
+      "CPU per MB of audio: gateway process / engine process": `${(gatewayCpu / (gatewayBytes / 1e6)).toFixed(0)} / ${(engineCpu / (engineBytes / 1e6)).toFixed(0)} ms`,
+      "audio bytes/s: through the gateway (Node's 64 KiB window)": `${defaultWindowRuns.map((v) => (v / 1e6).toFixed(2)).join(", ")} MB/s: ÷ engine ${(quantile(defaultWindowRuns, 0.5) / engineBps).toFixed(2)}`,
     };
   } finally {
     await engine.stop();

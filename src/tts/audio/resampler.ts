@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { float32ToInt16, int16ToFloat32 } from "./pcm.ts";
+import { concatArrays } from "./stream-encoder.ts";
 
 interface Src {
   full(data: Float32Array): Float32Array;
@@ -60,14 +61,7 @@ export async function createResampler(inRate: number): Promise<Resampler> {
         outCount += keep.length;
         parts.push(keep);
       }
-      const total = parts.reduce((n, p) => n + p.length, 0);
-      const tail = new Int16Array(total);
-      let offset = 0;
-      for (const p of parts) {
-        tail.set(p, offset);
-        offset += p.length;
-      }
-      return tail;
+      return concatArrays(parts, (n) => new Int16Array(n));
     },
   };
 }

@@ -12,16 +12,19 @@ export interface StreamEncoder {
   release(): void;
 }
 
-/** Joins byte arrays into one (the common case of zero or one part costs no copy). */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 0) return new Uint8Array(0);
+/** Joins typed arrays into one (zero or one part costs no copy). */
+export function concatArrays<T extends Uint8Array | Int16Array>(parts: readonly T[], create: (length: number) => T): T {
   if (parts.length === 1) return parts[0]!;
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
+  const out = create(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {
     out.set(p, offset);
     offset += p.length;
   }
   return out;
+}
+
+/** Joins byte arrays into one. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  return concatArrays(parts, (n) => new Uint8Array(n));
 }

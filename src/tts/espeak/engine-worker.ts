@@ -8,7 +8,7 @@ import { createMp3EncoderPool } from "../audio/mp3-encoder.ts";
 import { createOggOpusEncoder } from "../audio/opus-encoder.ts";
 import { createMulawEncoder, createPcmEncoder } from "../audio/pcm-encoders.ts";
 import { createResampler } from "../audio/resampler.ts";
-import type { StreamEncoder } from "../audio/stream-encoder.ts";
+import { concatBytes, type StreamEncoder } from "../audio/stream-encoder.ts";
 import { STANDARD_SAMPLE_RATES, type EngineJob, type FromEngine } from "../engine-protocol.ts";
 import { espeakSafeText, espeakVoices, wordsPerMinute } from "./espeak-voices.ts";
 
@@ -70,7 +70,7 @@ function speak(job: number, encoder: StreamEncoder, spec: SessionSpec, text: str
   let sent = false;
   const flush = () => {
     if (bytes === 0 && samples === 0) return;
-    const data = parts.length === 1 ? parts[0]! : joined(parts, bytes);
+    const data = concatBytes(parts);
     send({ type: "audio", job, data, samples });
     parts = [];
     bytes = 0;
@@ -99,16 +99,6 @@ function speak(job: number, encoder: StreamEncoder, spec: SessionSpec, text: str
   add(resampler.end());
   flush();
   return true;
-}
-
-function joined(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
 
 async function run(job: EngineJob): Promise<void> {
