@@ -84,6 +84,7 @@ async function run(config: Config, logger: Logger): Promise<void> {
     config,
   );
   const address = await server.listen();
+  gateway.audio.warmUp();
   audit.record({ type: "system.start", outcome: "success", actor: { kind: "system" } });
   logger.info({ host: address.host, port: address.port, tls: config.tls !== undefined }, `listening on ${address.host}:${address.port}`);
 

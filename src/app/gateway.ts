@@ -13,6 +13,7 @@ import type { Store } from "../store/mongo-store.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
 import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.ts";
+import { createAudioCapability, type AudioCapability } from "./audio.ts";
 import { createAuditCapability, type AuditCapability } from "./audit.ts";
 import { createIdentity, type Identity } from "./identity.ts";
 
@@ -22,6 +23,7 @@ export interface Gateway {
   readonly auditService: AuditCapability;
   readonly identity: Identity;
   readonly apiKeys: ApiKeys;
+  readonly audio: AudioCapability;
   /** The server's view of the capabilities: authentication, fresh MFA, the service implementations, JWKS. */
   readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
   /** Stops background work (pollers, sweepers) and writes every queued audit event. */
@@ -64,11 +66,13 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     await keys.stop().catch(() => undefined);
     throw error;
   }
+  const audio = createAudioCapability({ config, audit, logger });
   return {
     audit,
     auditService,
     identity,
     apiKeys: keys,
+    audio,
     serverDeps: {
       authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: keys.authenticator, isApiKey: keys.isApiKey }),
       freshMfa: identity.freshMfa,
@@ -76,11 +80,13 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
         auth: { ...identity.authHandlers, ...createExchangeApiKeyHandler(keys.service) },
         apiKey: createApiKeyHandlers(keys.service),
         audit: auditService.handlers,
+        audioStream: audio.handlers,
       },
       jwks: () => identity.signingKeys.jwks(),
       audit,
     },
     async stop() {
+      await audio.stop();
       auditService.stop();
       identity.stop();
       await keys.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed"));

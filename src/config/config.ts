@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import type { RateLimitTier } from "../domain/api-keys/api-key-record.ts";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
@@ -59,6 +60,8 @@ export interface Config {
   /** Deployment-supplied key material (32 bytes each); when absent the key file's generated keys are used. */
   readonly suppliedKeys: { readonly encryptionKey: Buffer | undefined; readonly apiKeyPepper: Buffer | undefined };
   readonly audit: AuditConfig;
+  /** Speech: engine processes (they bound the CPU synthesis takes) and open streams per caller. */
+  readonly audio: { readonly engineProcesses: number; readonly maxStreamsPerPrincipal: number };
 }
 
 /** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
@@ -149,6 +152,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_MIN_SEVERITY", default: "critical", description: "Only findings at or above this severity (low, medium, high, critical) trigger an automatic response." },
   { name: "PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES", default: "15", description: "How long lock_account locks an account (its sessions are revoked at once)." },
   { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", default: "30", description: "How often findings of the last 24 hours are evaluated against the automatic response rules." },
+  { name: "PORTCULLIS_TTS_ENGINE_PROCESSES", default: "cores − 1 (at least 1, at most 4)", description: "Speech engine (eSpeak NG) processes: each synthesises one sentence at a time, so this bounds the CPU speech can take. Started on first use." },
+  { name: "PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", default: "4", description: "Audio streams one user or API key may have open at once; more are refused with RESOURCE_EXHAUSTED." },
 ];
 
 const KNOWN = new Set(CONFIG_VARIABLES.map((v) => v.name));
@@ -228,6 +233,10 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
         lockDurationMs: 60_000 * parseInteger("PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES", get("PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES"), 15, 1, 525_600),
         intervalMs: 1000 * parseInteger("PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", get("PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS"), 30, 1, 86_400),
       }),
+    }),
+    audio: Object.freeze({
+      engineProcesses: parseInteger("PORTCULLIS_TTS_ENGINE_PROCESSES", get("PORTCULLIS_TTS_ENGINE_PROCESSES"), Math.min(4, Math.max(1, availableParallelism() - 1)), 1, 64),
+      maxStreamsPerPrincipal: parseInteger("PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", get("PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL"), 4, 1, 1000),
     }),
   };
   return Object.freeze(config);

@@ -13,7 +13,8 @@ export type DomainErrorCode =
   | "resource_exhausted"
   | "unavailable"
   | "aborted"
-  | "out_of_range";
+  | "out_of_range"
+  | "unimplemented";
 
 /** Machine-readable refinements a client can act on; mirrors portcullis.v1.ErrorReason. */
 export type DomainErrorReason =

@@ -17,6 +17,7 @@ const CODES: Readonly<Record<DomainErrorCode, Code>> = {
   unavailable: Code.Unavailable,
   aborted: Code.Aborted,
   out_of_range: Code.OutOfRange,
+  unimplemented: Code.Unimplemented,
 };
 
 const REASONS: Readonly<Record<DomainErrorReason, ErrorReason>> = {
