@@ -362,6 +362,14 @@ export declare type ProviderStatus = Message<"portcullis.v1.ProviderStatus"> & {
    * @generated from field: google.protobuf.Timestamp checked_at = 6;
    */
   checkedAt?: Timestamp | undefined;
+
+  /**
+   * The round-trip time of the last health probe, in milliseconds; 0 if not probed (or probing costs
+   * nothing, as for the built-in local provider).
+   *
+   * @generated from field: int64 latency_ms = 7;
+   */
+  latencyMs: bigint;
 };
 
 /**
