@@ -12,6 +12,7 @@ import { createKeyFingerprintsStore } from "../store/key-fingerprints-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
+import { createAi, createAiFoundation, type AiCapability } from "./ai.ts";
 import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.ts";
 import { createAuditCapability, type AuditCapability } from "./audit.ts";
 import { createIdentity, type Identity } from "./identity.ts";
@@ -22,6 +23,7 @@ export interface Gateway {
   readonly auditService: AuditCapability;
   readonly identity: Identity;
   readonly apiKeys: ApiKeys;
+  readonly ai: AiCapability;
   /** The server's view of the capabilities: authentication, fresh MFA, the service implementations, JWKS. */
   readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
   /** Stops background work (pollers, sweepers) and writes every queued audit event. */
@@ -53,7 +55,8 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     apiKeyRevoker: foundation.massRevoker,
     exchangedKeyPrincipal: () => apiKeys?.authenticator.exchangedTokenPrincipal,
   });
-  const keys = createApiKeys({ foundation, identity, keyring, config, audit, logger });
+  const aiFoundation = createAiFoundation({ store, logger });
+  const keys = createApiKeys({ foundation, identity, keyring, config, audit, logger, aiUsage: aiFoundation.usageReader });
   apiKeys = keys;
   const actions: ResponseActions = { ...identity.responseActions, revokeApiKey: (keyId, cause) => keys.service.revokeForResponse(keyId, `automatic response to ${cause.kind} (${cause.severity})`) };
   let auditService: AuditCapability;
@@ -62,13 +65,16 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
   } catch (error) {
     identity.stop();
     await keys.stop().catch(() => undefined);
+    await aiFoundation.ledger.stop().catch(() => undefined);
     throw error;
   }
+  const ai = createAi({ store, keyring, config, audit, logger, foundation: aiFoundation, keyCache: foundation.cache });
   return {
     audit,
     auditService,
     identity,
     apiKeys: keys,
+    ai,
     serverDeps: {
       authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: keys.authenticator, isApiKey: keys.isApiKey }),
       freshMfa: identity.freshMfa,
@@ -76,12 +82,14 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
         auth: { ...identity.authHandlers, ...createExchangeApiKeyHandler(keys.service) },
         apiKey: createApiKeyHandlers(keys.service),
         audit: auditService.handlers,
+        ai: ai.handlers,
       },
       jwks: () => identity.signingKeys.jwks(),
       audit,
     },
     async stop() {
       auditService.stop();
+      await ai.stop();
       identity.stop();
       await keys.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed"));
       await audit.flush();

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
+import { AI_CONFIG_VARIABLES, parseAiConfig, type AiConfig } from "./ai-config.ts";
 import { ACTIONS_FOR_KIND, RESPONSE_ACTIONS, type ResponseActionName } from "../domain/audit/auto-response.ts";
 import { FINDING_KINDS, type FindingKind, type Severity } from "../domain/audit/suspicious-activity.ts";
 
@@ -54,6 +55,8 @@ export interface Config {
   /** Deployment-supplied key material (32 bytes each); when absent the key file's generated keys are used. */
   readonly suppliedKeys: { readonly encryptionKey: Buffer | undefined; readonly apiKeyPepper: Buffer | undefined };
   readonly audit: AuditConfig;
+  /** AI providers and query limits (parsed in ./ai-config.ts). */
+  readonly ai: AiConfig;
 }
 
 /** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
@@ -142,6 +145,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_MIN_SEVERITY", default: "critical", description: "Only findings at or above this severity (low, medium, high, critical) trigger an automatic response." },
   { name: "PORTCULLIS_AUDIT_AUTO_LOCK_MINUTES", default: "15", description: "How long lock_account locks an account (its sessions are revoked at once)." },
   { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", default: "30", description: "How often findings of the last 24 hours are evaluated against the automatic response rules." },
+  ...AI_CONFIG_VARIABLES,
 ];
 
 const KNOWN = new Set(CONFIG_VARIABLES.map((v) => v.name));
@@ -221,6 +225,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
         intervalMs: 1000 * parseInteger("PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", get("PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS"), 30, 1, 86_400),
       }),
     }),
+    ai: parseAiConfig(get, cwd, (variable, problem) => new ConfigError(variable, problem)),
   };
   return Object.freeze(config);
 }

@@ -13,7 +13,8 @@ export type DomainErrorCode =
   | "resource_exhausted"
   | "unavailable"
   | "aborted"
-  | "out_of_range";
+  | "out_of_range"
+  | "deadline_exceeded";
 
 /** Machine-readable refinements a client can act on; mirrors portcullis.v1.ErrorReason. */
 export type DomainErrorReason =
@@ -24,7 +25,8 @@ export type DomainErrorReason =
   | "credential_expired"
   | "credential_revoked"
   | "no_access_rule"
-  | "shutting_down";
+  | "shutting_down"
+  | "budget_exceeded";
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;

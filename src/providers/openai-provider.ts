@@ -1,0 +1,95 @@
+import type { AiProviderConfig } from "../config/ai-config.ts";
+import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason, type TokenUsage } from "../domain/ai/chat-provider.ts";
+import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
+import { probeModelListing } from "./model-listing-probe.ts";
+import { readServerSentEvents } from "./sse-reader.ts";
+
+const FINISH: Readonly<Record<string, FinishReason>> = { stop: "stop", length: "length", content_filter: "content_filter", tool_calls: "stop", function_call: "stop" };
+
+interface CompletionChunk {
+  choices?: Array<{ delta?: { content?: string | null }; finish_reason?: string | null }>;
+  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+  error?: unknown;
+}
+
+/**
+ * The OpenAI chat-completions wire format (also spoken by vLLM, Ollama, LM Studio, llama.cpp's server,
+ * Groq and most gateways). Every call streams (`stream: true` with `stream_options.include_usage`, so the
+ * usage arrives in the last chunk before `[DONE]`); Query simply collects the stream.
+ */
+export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
+  const upstream = createHttpUpstream({ baseUrl: config.baseUrl, timeoutMs: config.timeoutMs });
+  const headers = (credential: string | undefined, accept: string): Record<string, string> => ({
+    "content-type": "application/json",
+    accept,
+    ...(credential !== undefined ? { authorization: `Bearer ${credential}` } : {}),
+  });
+  return {
+    name: config.name,
+    kind: "openai",
+    defaultModel: config.defaultModel,
+    models: config.models.map(modelById),
+    credentialName: config.credential,
+    description: `OpenAI-compatible chat completions at ${config.baseUrl}`,
+
+    async *stream(request, { signal, credential }): AsyncGenerator<ChatChunk> {
+      const messages = [...(request.systemPrompt !== "" ? [{ role: "system", content: request.systemPrompt }] : []), ...request.messages.map((m) => ({ role: m.role, content: m.content }))];
+      const body = JSON.stringify({
+        model: request.model,
+        messages,
+        max_tokens: request.maxTokens,
+        ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const response = await upstream.send({ method: "POST", path: "chat/completions", headers: headers(credential, "text/event-stream"), body, signal });
+      let finish: FinishReason | undefined;
+      let usage: TokenUsage | undefined;
+      try {
+        for await (const { data } of readServerSentEvents(readBody(response.body, signal))) {
+          if (data === "[DONE]") {
+            yield { type: "finish", reason: finish ?? "stop", usage };
+            return;
+          }
+          const chunk = parseChunk(data);
+          if (chunk.error !== undefined) throw new ProviderError("server_error", "error event in the stream");
+          const choice = chunk.choices?.[0];
+          const text = choice?.delta?.content;
+          if (typeof text === "string" && text !== "") yield { type: "delta", text };
+          if (typeof choice?.finish_reason === "string") finish = FINISH[choice.finish_reason] ?? "stop";
+          if (chunk.usage) usage = { inputTokens: count(chunk.usage.prompt_tokens), outputTokens: count(chunk.usage.completion_tokens) };
+        }
+        // No [DONE]: the stream was cut. A finish reason already seen still makes a whole answer.
+        if (finish !== undefined) {
+          yield { type: "finish", reason: finish, usage };
+          return;
+        }
+        throw new ProviderError("connection", "the event stream ended before the answer did");
+      } catch (error) {
+        throw transportFailure(error, signal);
+      } finally {
+        if (!response.body.destroyed) response.body.destroy();
+      }
+    },
+
+    probe: ({ signal, credential }) => probeModelListing(upstream, { path: "models", headers: headers(credential, "application/json"), signal }),
+    close: () => upstream.close(),
+  };
+}
+
+function parseChunk(data: string): CompletionChunk {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    throw new ProviderError("malformed", "an event is not JSON");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ProviderError("malformed", "an event is not a JSON object");
+  const chunk = parsed as CompletionChunk;
+  if (chunk.choices !== undefined && !Array.isArray(chunk.choices)) throw new ProviderError("malformed", "choices is not an array");
+  return chunk;
+}
+
+function count(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.floor(value) : 0;
+}
