@@ -1,7 +1,7 @@
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGrpcJsClient } from "../clients/grpc-js.ts";
-import { AiService, FinishReason, type QueryStreamResponse } from "../gen/portcullis/v1/ai_pb.js";
+import { AiService, FinishReason, HealthState, type QueryStreamResponse } from "../gen/portcullis/v1/ai_pb.js";
 import { closedPort, Code, errorInfo, failureOf, startAiGateway, startFakes, storeFakeCredentials, tokenFor } from "./helpers/ai-gateway.ts";
 import { testDatabaseName } from "./helpers/database.ts";
 import type { FakeKind, FakeProvider } from "./helpers/fake-providers.ts";
@@ -132,12 +132,15 @@ describe("AI queries", () => {
       fake().enqueue({ kind: "malformed" });
       expect((await failureOf(ai().query({ provider: kind, prompt: "x" }))).code).toBe(Code.Unavailable);
       fake().enqueue({ kind: "cut" });
+      const before = fake().completions().length;
       const received: string[] = [];
       const error = await failureOf(async () => {
         for await (const m of ai("connect").queryStream({ provider: kind, prompt: "x" })) received.push(m.textDelta);
       });
       expect(received).toEqual(["partial"]);
       expect(error.code).toBe(Code.Unavailable);
+      // A reset is retryable, but not once part of the answer has gone to the client.
+      expect(fake().completions().length - before).toBe(1);
     });
 
     it("cancelling the call aborts the upstream request at once (the fake sees the disconnect)", async () => {
@@ -225,6 +228,31 @@ describe("AI queries", () => {
       { role: "assistant", content: "two" },
       { role: "user", content: "three" },
     ]);
+  });
+
+  it("ListModels lists configured models and what an openai-kind provider reports, by provider then id", async () => {
+    // gpt-fake-mini is not configured: the fake reports it at /v1/models, which the periodic probe reads.
+    await expect.poll(async () => (await ai().listModels({ provider: "openai" })).models.map((m) => m.id), { timeout: 5_000 }).toEqual(["gpt-fake", "gpt-fake-mini"]);
+    const all = (await ai().listModels({})).models;
+    expect(all.map((m) => m.provider)).toEqual([...all.map((m) => m.provider)].sort());
+    expect(all.find((m) => m.provider === "anthropic" && m.id === "claude-fake")).toMatchObject({ isDefault: true, capabilities: [1, 2, 3] });
+    expect((await failureOf(ai().listModels({ provider: "nope" }))).code).toBe(Code.NotFound);
+    expect((await ai().query({ provider: "openai", model: "gpt-fake-mini", prompt: "mini" })).model).toBe("gpt-fake-mini");
+  });
+
+  it("GetStatus reports version, uptime and each provider's probed health and latency", async () => {
+    await expect
+      .poll(async () => (await ai().getStatus({})).providers.find((p) => p.name === "down")?.health, { timeout: 5_000 })
+      .toBe(HealthState.UNHEALTHY);
+    const status = await ai().getStatus({});
+    expect(status.version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(Number(status.uptime?.seconds ?? 0n) * 1000 + (status.uptime?.nanos ?? 0) / 1e6).toBeGreaterThan(0);
+    const byName = new Map(status.providers.map((p) => [p.name, p]));
+    expect(byName.get("openai")).toMatchObject({ health: HealthState.HEALTHY, isDefault: true, defaultModel: "gpt-fake" });
+    expect(byName.get("openai")!.checkedAt).toBeDefined();
+    expect(byName.get("down")).toMatchObject({ health: HealthState.UNHEALTHY, detail: "the provider cannot be reached", isDefault: false });
+    expect(byName.get("keyless")!.detail).toMatch(/has no credential/);
+    expect(status.ttsEngine?.health).toBe(HealthState.UNSPECIFIED);
   });
 
   it("each query is audited with provider, model, tokens and outcome, never the prompt or the answer", async () => {
