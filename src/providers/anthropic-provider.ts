@@ -2,7 +2,7 @@ import type { AiProviderConfig } from "../config/ai-config.ts";
 import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason } from "../domain/ai/chat-provider.ts";
 import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
 import { probeModelListing } from "./model-listing-probe.ts";
-import { readServerSentEvents } from "./sse-reader.ts";
+import { readServerSentEventBatches } from "./sse-reader.ts";
 
 const API_VERSION = "2023-06-01";
 const STOP: Readonly<Record<string, FinishReason>> = { end_turn: "stop", stop_sequence: "stop", tool_use: "stop", pause_turn: "stop", max_tokens: "length", refusal: "content_filter" };
@@ -44,36 +44,43 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
       let sawUsage = false;
       let finish: FinishReason | undefined;
       try {
-        for await (const { event, data } of readServerSentEvents(readBody(response.body, signal))) {
-          if (event === "ping") continue;
-          const payload = parseEvent(data);
-          const type = event === "message" ? payload["type"] : event;
-          if (type === "error") {
-            const kind = (payload["error"] as { type?: unknown } | undefined)?.type;
-            throw new ProviderError(kind === "rate_limit_error" ? "rate_limited" : "server_error", "error event in the stream");
-          }
-          if (type === "message_start") {
-            const usage = (payload["message"] as { usage?: Record<string, unknown> } | undefined)?.usage;
-            if (usage) {
-              sawUsage = true;
-              inputTokens = count(usage["input_tokens"]) + count(usage["cache_creation_input_tokens"]) + count(usage["cache_read_input_tokens"]);
-              outputTokens = count(usage["output_tokens"]);
+        // Deltas that arrived in one read go on as one (see the OpenAI adapter).
+        for await (const batch of readServerSentEventBatches(readBody(response.body, signal))) {
+          let text = "";
+          for (const { event, data } of batch) {
+            if (event === "ping") continue;
+            const payload = parseEvent(data);
+            const type = event === "message" ? payload["type"] : event;
+            if (type === "error") {
+              if (text !== "") yield { type: "delta", text };
+              const kind = (payload["error"] as { type?: unknown } | undefined)?.type;
+              throw new ProviderError(kind === "rate_limit_error" ? "rate_limited" : "server_error", "error event in the stream");
             }
-          } else if (type === "content_block_delta") {
-            const delta = payload["delta"] as { type?: unknown; text?: unknown } | undefined;
-            if (delta?.type === "text_delta" && typeof delta.text === "string" && delta.text !== "") yield { type: "delta", text: delta.text };
-          } else if (type === "message_delta") {
-            const stop = (payload["delta"] as { stop_reason?: unknown } | undefined)?.stop_reason;
-            if (typeof stop === "string") finish = STOP[stop] ?? "stop";
-            const usage = payload["usage"] as Record<string, unknown> | undefined;
-            if (usage && usage["output_tokens"] !== undefined) {
-              sawUsage = true;
-              outputTokens = count(usage["output_tokens"]);
+            if (type === "message_start") {
+              const usage = (payload["message"] as { usage?: Record<string, unknown> } | undefined)?.usage;
+              if (usage) {
+                sawUsage = true;
+                inputTokens = count(usage["input_tokens"]) + count(usage["cache_creation_input_tokens"]) + count(usage["cache_read_input_tokens"]);
+                outputTokens = count(usage["output_tokens"]);
+              }
+            } else if (type === "content_block_delta") {
+              const delta = payload["delta"] as { type?: unknown; text?: unknown } | undefined;
+              if (delta?.type === "text_delta" && typeof delta.text === "string") text += delta.text;
+            } else if (type === "message_delta") {
+              const stop = (payload["delta"] as { stop_reason?: unknown } | undefined)?.stop_reason;
+              if (typeof stop === "string") finish = STOP[stop] ?? "stop";
+              const usage = payload["usage"] as Record<string, unknown> | undefined;
+              if (usage && usage["output_tokens"] !== undefined) {
+                sawUsage = true;
+                outputTokens = count(usage["output_tokens"]);
+              }
+            } else if (type === "message_stop") {
+              if (text !== "") yield { type: "delta", text };
+              yield { type: "finish", reason: finish ?? "stop", usage: sawUsage ? { inputTokens, outputTokens } : undefined };
+              return;
             }
-          } else if (type === "message_stop") {
-            yield { type: "finish", reason: finish ?? "stop", usage: sawUsage ? { inputTokens, outputTokens } : undefined };
-            return;
           }
+          if (text !== "") yield { type: "delta", text };
         }
         throw new ProviderError("connection", "the event stream ended before the answer did");
       } catch (error) {

@@ -2,7 +2,7 @@ import type { AiProviderConfig } from "../config/ai-config.ts";
 import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason, type TokenUsage } from "../domain/ai/chat-provider.ts";
 import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
 import { probeModelListing } from "./model-listing-probe.ts";
-import { readServerSentEvents } from "./sse-reader.ts";
+import { readServerSentEventBatches } from "./sse-reader.ts";
 
 const FINISH: Readonly<Record<string, FinishReason>> = { stop: "stop", length: "length", content_filter: "content_filter", tool_calls: "stop", function_call: "stop" };
 
@@ -46,18 +46,28 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
       let finish: FinishReason | undefined;
       let usage: TokenUsage | undefined;
       try {
-        for await (const { data } of readServerSentEvents(readBody(response.body, signal))) {
-          if (data === "[DONE]") {
-            yield { type: "finish", reason: finish ?? "stop", usage };
-            return;
+        // Deltas that arrived in one read go on as one: nothing waits, and a fast stream costs one
+        // message per read instead of one per token.
+        for await (const batch of readServerSentEventBatches(readBody(response.body, signal))) {
+          let text = "";
+          for (const { data } of batch) {
+            if (data === "[DONE]") {
+              if (text !== "") yield { type: "delta", text };
+              yield { type: "finish", reason: finish ?? "stop", usage };
+              return;
+            }
+            const chunk = parseChunk(data);
+            if (chunk.error !== undefined) {
+              if (text !== "") yield { type: "delta", text };
+              throw new ProviderError("server_error", "error event in the stream");
+            }
+            const choice = chunk.choices?.[0];
+            const content = choice?.delta?.content;
+            if (typeof content === "string") text += content;
+            if (typeof choice?.finish_reason === "string") finish = FINISH[choice.finish_reason] ?? "stop";
+            if (chunk.usage) usage = { inputTokens: count(chunk.usage.prompt_tokens), outputTokens: count(chunk.usage.completion_tokens) };
           }
-          const chunk = parseChunk(data);
-          if (chunk.error !== undefined) throw new ProviderError("server_error", "error event in the stream");
-          const choice = chunk.choices?.[0];
-          const text = choice?.delta?.content;
-          if (typeof text === "string" && text !== "") yield { type: "delta", text };
-          if (typeof choice?.finish_reason === "string") finish = FINISH[choice.finish_reason] ?? "stop";
-          if (chunk.usage) usage = { inputTokens: count(chunk.usage.prompt_tokens), outputTokens: count(chunk.usage.completion_tokens) };
+          if (text !== "") yield { type: "delta", text };
         }
         // No [DONE]: the stream was cut. A finish reason already seen still makes a whole answer.
         if (finish !== undefined) {

@@ -12,6 +12,8 @@ export type BudgetLookup = (keyId: string) => Promise<TokenBudget | undefined>;
 
 /** A query let through; `release` must be called once it has ended and its cost is recorded. */
 export interface BudgetAdmission {
+  /** Whether the key has a budget: its query's cost must be written before the answer completes. */
+  readonly limited: boolean;
   release(): void;
 }
 
@@ -44,7 +46,7 @@ interface Gate {
   waiters: Array<() => void>;
 }
 
-const NO_GATE: BudgetAdmission = { release() {} };
+const NO_GATE: BudgetAdmission = { limited: false, release() {} };
 
 export function createTokenBudgets(deps: { ledger: UsageLedger; budgetOf: BudgetLookup; now?: () => Date }): TokenBudgets {
   const now = deps.now ?? (() => new Date());
@@ -83,6 +85,7 @@ export function createTokenBudgets(deps: { ledger: UsageLedger; budgetOf: Budget
       let released = false;
       const held = gate;
       return {
+        limited: true,
         release() {
           if (released) return;
           released = true;
