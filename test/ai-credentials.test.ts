@@ -168,4 +168,14 @@ describe("provider credentials", () => {
     const perVersion = new Set(firstUses.map((e) => `${(e["target"] as { id: string }).id}:${(e["metadata"] as { updated_at: string }).updated_at}`));
     expect(perVersion.size).toBe(firstUses.length);
   });
+
+  it("a stored secret that does not decrypt (tampered) makes its provider UNAVAILABLE, not INTERNAL", async () => {
+    const put = await vault().putProviderCredential({ provider: "openai-hasty", name: "default", secret: fakes.openai.apiKey });
+    const other = (await stored()).find((d) => d["provider"] === "openai")!;
+    await a.store.db.collection("provider_credentials").updateOne({ _id: put.credential!.id as never }, { $set: { ciphertext: other["ciphertext"], updatedAt: new Date() } });
+    await expect.poll(() => ask(a, "openai-hasty"), WITHIN_A_SECOND).toBe(Code.Unavailable);
+    const error = await failureOf(a.client(AiService, { token: userToken }).query({ provider: "openai-hasty", prompt: "hi" }));
+    expect(error.rawMessage).toMatch(/cannot be decrypted/);
+    await vault().deleteProviderCredential({ credentialId: put.credential!.id });
+  });
 });

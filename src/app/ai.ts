@@ -41,7 +41,7 @@ export function createAiFoundation(deps: { store: Store; logger: Logger }): AiFo
         if (!all) continue;
         const day = countersOr(totals.get(usageSubject.day(id, at)));
         const month = countersOr(totals.get(usageSubject.month(id, at)));
-        out.set(id, { queries: all.queries, inputTokens: all.inputTokens, outputTokens: all.outputTokens, spentToday: day.inputTokens + day.outputTokens, spentThisMonth: month.inputTokens + month.outputTokens });
+        out.set(id, { queries: all.queries, inputTokens: all.inputTokens, outputTokens: all.outputTokens, latencyMs: all.latencyMs, spentToday: day.inputTokens + day.outputTokens, spentThisMonth: month.inputTokens + month.outputTokens });
       }
       return out;
     },

@@ -87,6 +87,7 @@ function apiKeyMessage(key: ApiKeyView): MessageInitShape<typeof ApiKeySchema> {
     aiQueryCount: BigInt(key.aiUsage.queries),
     inputTokens: BigInt(key.aiUsage.inputTokens),
     outputTokens: BigInt(key.aiUsage.outputTokens),
+    meanQueryLatencyMs: BigInt(key.aiUsage.queries > 0 ? Math.round(key.aiUsage.latencyMs / key.aiUsage.queries) : 0),
   };
 }
 

@@ -202,6 +202,13 @@ export declare type ApiKey = Message<"portcullis.v1.ApiKey"> & {
    * @generated from field: int64 output_tokens = 26;
    */
   outputTokens: bigint;
+
+  /**
+   * The mean time the provider took to answer the key's AI queries, in milliseconds; 0 if none.
+   *
+   * @generated from field: int64 mean_query_latency_ms = 27;
+   */
+  meanQueryLatencyMs: bigint;
 };
 
 /**

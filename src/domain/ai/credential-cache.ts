@@ -1,4 +1,5 @@
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
+import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
 import type { CredentialEnvelope } from "./credential-envelope.ts";
 import { credentialId, type CredentialStore } from "./credential-records.ts";
@@ -43,7 +44,13 @@ export function createCredentialCache(deps: {
     const id = credentialId(provider, name);
     const record = await deps.store.find(id);
     if (!record) return { secret: undefined, updatedAtMs: undefined, loadedAt: Date.now() };
-    const secret = deps.envelope.open(record, { id, provider });
+    let secret: string;
+    try {
+      secret = deps.envelope.open(record, { id, provider });
+    } catch {
+      // Tampered, or sealed under another master key: the provider cannot be used, and no detail helps a caller.
+      throw new DomainError("unavailable", `the stored credential "${name}" of provider ${provider} cannot be decrypted with this server's key`);
+    }
     // The first use of each version of a secret is audited once, whichever instance gets there first.
     if (await deps.store.claimFirstUse(id, record.updatedAt)) {
       deps.audit.record({

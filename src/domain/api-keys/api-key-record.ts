@@ -48,6 +48,8 @@ export interface ApiKeyAiUsage {
   readonly queries: number;
   readonly inputTokens: number;
   readonly outputTokens: number;
+  /** The provider's time, summed over the key's queries. */
+  readonly latencyMs: number;
   readonly spentToday: number;
   readonly spentThisMonth: number;
 }

@@ -54,7 +54,7 @@ export interface TokenBudgetChange {
   readonly perMonth?: number | undefined;
 }
 
-const NO_AI_USAGE: ApiKeyAiUsage = { queries: 0, inputTokens: 0, outputTokens: 0, spentToday: 0, spentThisMonth: 0 };
+const NO_AI_USAGE: ApiKeyAiUsage = { queries: 0, inputTokens: 0, outputTokens: 0, latencyMs: 0, spentToday: 0, spentThisMonth: 0 };
 // Budgets above this are no budget at all; the bound keeps them exact as JavaScript numbers.
 const MAX_TOKEN_BUDGET = 1e15;
 
