@@ -4,7 +4,7 @@ import { createGrpcJsClient } from "../clients/grpc-js.ts";
 import { AiService, FinishReason, HealthState, type QueryStreamResponse } from "../gen/portcullis/v1/ai_pb.js";
 import { closedPort, Code, errorInfo, failureOf, startAiGateway, startFakes, storeFakeCredentials, tokenFor } from "./helpers/ai-gateway.ts";
 import { testDatabaseName } from "./helpers/database.ts";
-import type { FakeKind, FakeProvider } from "./helpers/fake-providers.ts";
+import { startFakeProvider, type FakeKind, type FakeProvider } from "./helpers/fake-providers.ts";
 import type { IdentityServer } from "./helpers/identity-server.ts";
 
 /**
@@ -169,6 +169,26 @@ describe("AI queries", () => {
         client.close();
       }
     });
+  });
+
+  it("the client's deadline ends the upstream request too (DEADLINE_EXCEEDED, the fake sees the disconnect)", async () => {
+    fakes.openai.enqueue({ kind: "hang" });
+    const disconnected = fakes.openai.nextDisconnect();
+    const error = await failureOf(ai().query({ provider: "openai", prompt: "slow" }, { timeoutMs: 300 }));
+    expect(error.code).toBe(Code.DeadlineExceeded);
+    await disconnected;
+  });
+
+  it("a redirect is never followed: the credential goes to the configured base URL only", async () => {
+    const elsewhere = await startFakeProvider("openai", { apiKey: "never-the-real-key" });
+    try {
+      fakes.openai.enqueue({ kind: "status", status: 307, headers: { location: `${elsewhere.baseUrl}/chat/completions` } });
+      const error = await failureOf(ai().query({ provider: "openai", prompt: "follow me" }));
+      expect([error.code, error.rawMessage]).toEqual([Code.Unavailable, expect.stringMatching(/redirect \(HTTP 307\), which is not followed/)]);
+      expect(elsewhere.requests).toEqual([]);
+    } finally {
+      await elsewhere.close();
+    }
   });
 
   it("a provider that refuses connections is UNAVAILABLE", async () => {

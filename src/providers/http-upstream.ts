@@ -65,6 +65,7 @@ export function transportFailure(error: unknown, signal: AbortSignal): unknown {
 }
 
 function statusFailure(status: number, headers: Record<string, string | string[] | undefined>): ProviderError {
+  if (status >= 300 && status < 400) return new ProviderError("redirected", `HTTP ${status}`, { status });
   if (status === 401 || status === 403) return new ProviderError("unauthorized", `HTTP ${status}`, { status });
   if (status === 429) {
     const retryAfterMs = retryAfter(headers);

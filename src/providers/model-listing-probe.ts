@@ -37,6 +37,7 @@ export async function probeModelListing(upstream: HttpUpstream, input: { path: s
         bad_request: `the provider refused the probe (HTTP ${error.status ?? "?"})`,
         model_not_found: "",
         malformed: "the provider answered in an unknown format",
+        redirected: "the provider answered with a redirect (not followed): check its baseUrl",
       }[error.kind];
       return { health: error.kind === "rate_limited" ? "degraded" : "unhealthy", detail, latencyMs };
     }

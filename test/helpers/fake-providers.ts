@@ -147,7 +147,6 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
       json(res, behaviour.status, { error: { message: `failure ${behaviour.status} for key ${fake.apiKey}` } }, { ...behaviour.headers });
       return;
     }
-    if (behaviour.kind === "hang") return;
     let ended = false;
     res.on("close", () => {
       if (!ended) {
@@ -155,6 +154,7 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
         for (const resolve of disconnectWaiters.splice(0)) resolve();
       }
     });
+    if (behaviour.kind === "hang") return;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     const send = (event: string | undefined, data: unknown) => res.write(`${event ? `event: ${event}\n` : ""}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
     const model = String(body["model"]);

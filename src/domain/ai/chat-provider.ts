@@ -99,9 +99,10 @@ export interface ChatProvider {
  * - `timeout`: no first byte, or no next chunk, within the provider's timeout;
  * - `bad_request`: the provider refused the request itself (400, 413, 422);
  * - `model_not_found`: the provider does not know the model (404);
- * - `malformed`: the answer was not the wire format we speak.
+ * - `malformed`: the answer was not the wire format we speak;
+ * - `redirected`: a 3xx, which is never followed (the credential goes to the configured base URL only).
  */
-export type ProviderErrorKind = "unauthorized" | "rate_limited" | "server_error" | "connection" | "timeout" | "bad_request" | "model_not_found" | "malformed";
+export type ProviderErrorKind = "unauthorized" | "rate_limited" | "server_error" | "connection" | "timeout" | "bad_request" | "model_not_found" | "malformed" | "redirected";
 
 const RETRYABLE: ReadonlySet<ProviderErrorKind> = new Set(["rate_limited", "server_error", "connection"]);
 

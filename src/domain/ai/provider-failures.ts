@@ -29,6 +29,8 @@ export function providerFailure(error: unknown, provider: string, model: string)
       return new DomainError("not_found", `provider ${provider} does not know model ${JSON.stringify(model)}`);
     case "malformed":
       return new DomainError("unavailable", `provider ${provider} sent an answer in an unknown format`);
+    case "redirected":
+      return new DomainError("unavailable", `provider ${provider} answered with a redirect${status}, which is not followed: check its baseUrl`);
   }
 }
 
