@@ -50,6 +50,12 @@ describe("AI token budgets and usage", () => {
       expect(Number(info.retryAfterMs)).toBeGreaterThan(0);
       expect(Number(info.retryAfterMs)).toBeLessThanOrEqual(86_400_000);
     }
+    // A stream is refused before its first message.
+    const received: unknown[] = [];
+    const streamed = await failureOf(async () => {
+      for await (const m of b.client(AiService, { token: secret, protocol: "connect" }).queryStream({ provider: "openai", prompt: "q" })) received.push(m);
+    });
+    expect([streamed.code, errorInfo(streamed)?.reason, received]).toEqual([Code.ResourceExhausted, ErrorReason.BUDGET_EXCEEDED, []]);
     const seen = (await keys().getApiKey({ keyId: apiKey!.id })).apiKey!;
     expect(seen).toMatchObject({ dailyTokensSpent: 40n, monthlyTokensSpent: 40n, aiQueryCount: 2n, inputTokens: 20n, outputTokens: 20n });
 

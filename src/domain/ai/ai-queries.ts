@@ -60,24 +60,29 @@ export function createAiQueries(deps: {
       metadata: { user_id: ctx.principal.userId, ...metadata },
     });
 
-  /** Everything before the first byte of an answer; errors here come before any response message. */
+  /**
+   * Everything before the first byte of an answer: errors thrown here, and by the first `next()` of the
+   * deltas (the budget check), come before any response message.
+   */
   const open = async (ctx: RequestContext, input: QueryInput, signal: AbortSignal, mode: "unary" | "stream"): Promise<AnswerStream> => {
     const query = validateQuery(input, deps.limits);
     const { provider, model } = deps.registry.resolve(input.provider, input.model);
     const credential = await deps.registry.credentialOf(provider, ctx);
     const keyId = ctx.principal.kind === "api_key" ? ctx.principal.id : undefined;
-    let admission: BudgetAdmission | undefined;
-    if (keyId !== undefined) {
-      try {
-        admission = await deps.budgets.admit(keyId, estimateTokens(query.promptChars) + query.maxTokens, signal);
-      } catch (error) {
-        if (error instanceof DomainError && error.reason === "budget_exceeded") audit(ctx, "denied", `${provider.name}/${model}`, { provider: provider.name, model, mode }, "budget_exceeded");
-        throw error;
-      }
-    }
     const request = { model, messages: query.messages, systemPrompt: query.systemPrompt, maxTokens: query.maxTokens, temperature: query.temperature };
 
     async function* deltas(): AsyncGenerator<string, AnswerEnd> {
+      // The budget is taken when the answer starts (the first `next()`, still before any delta), so an
+      // answer opened and dropped unread holds no place in the budget gate.
+      let admission: BudgetAdmission | undefined;
+      if (keyId !== undefined) {
+        try {
+          admission = await deps.budgets.admit(keyId, estimateTokens(query.promptChars) + query.maxTokens, signal);
+        } catch (error) {
+          if (error instanceof DomainError && error.reason === "budget_exceeded") audit(ctx, "denied", `${provider.name}/${model}`, { provider: provider.name, model, mode }, "budget_exceeded");
+          throw error;
+        }
+      }
       const upstream = new AbortController();
       const onAbort = () => upstream.abort(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
@@ -131,7 +136,10 @@ export function createAiQueries(deps: {
   };
 
   return {
-    /** Opens a streamed answer (QueryStream, jobs, audio). The caller must iterate `deltas` to its end or return it. */
+    /**
+     * Opens a streamed answer (QueryStream, jobs, audio). Once the caller has called `deltas.next()`, it
+     * must iterate to the end or call `deltas.return()`: that is what ends the upstream call and counts it.
+     */
     open: (ctx: RequestContext, input: QueryInput, signal: AbortSignal) => open(ctx, input, signal, "stream"),
 
     /** The whole answer at once (Query). */
