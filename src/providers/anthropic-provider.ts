@@ -1,5 +1,6 @@
 import type { AiProviderConfig } from "../config/ai-config.ts";
 import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason } from "../domain/ai/chat-provider.ts";
+import { parseEventObject, tokenCount } from "./event-data.ts";
 import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
 import { probeModelListing } from "./model-listing-probe.ts";
 import { readServerSentEventBatches } from "./sse-reader.ts";
@@ -49,7 +50,7 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
           let text = "";
           for (const { event, data } of batch) {
             if (event === "ping") continue;
-            const payload = parseEvent(data);
+            const payload = parseEventObject(data);
             const type = event === "message" ? payload["type"] : event;
             if (type === "error") {
               if (text !== "") yield { type: "delta", text };
@@ -60,8 +61,8 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
               const usage = (payload["message"] as { usage?: Record<string, unknown> } | undefined)?.usage;
               if (usage) {
                 sawUsage = true;
-                inputTokens = count(usage["input_tokens"]) + count(usage["cache_creation_input_tokens"]) + count(usage["cache_read_input_tokens"]);
-                outputTokens = count(usage["output_tokens"]);
+                inputTokens = tokenCount(usage["input_tokens"]) + tokenCount(usage["cache_creation_input_tokens"]) + tokenCount(usage["cache_read_input_tokens"]);
+                outputTokens = tokenCount(usage["output_tokens"]);
               }
             } else if (type === "content_block_delta") {
               const delta = payload["delta"] as { type?: unknown; text?: unknown } | undefined;
@@ -72,7 +73,7 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
               const usage = payload["usage"] as Record<string, unknown> | undefined;
               if (usage && usage["output_tokens"] !== undefined) {
                 sawUsage = true;
-                outputTokens = count(usage["output_tokens"]);
+                outputTokens = tokenCount(usage["output_tokens"]);
               }
             } else if (type === "message_stop") {
               if (text !== "") yield { type: "delta", text };
@@ -93,19 +94,4 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
     probe: ({ signal, credential }) => probeModelListing(upstream, { path: "v1/models", headers: headers(credential, "application/json"), signal }),
     close: () => upstream.close(),
   };
-}
-
-function parseEvent(data: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(data);
-  } catch {
-    throw new ProviderError("malformed", "an event is not JSON");
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ProviderError("malformed", "an event is not a JSON object");
-  return parsed as Record<string, unknown>;
-}
-
-function count(value: unknown): number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.floor(value) : 0;
 }

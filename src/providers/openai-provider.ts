@@ -1,5 +1,6 @@
 import type { AiProviderConfig } from "../config/ai-config.ts";
 import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason, type TokenUsage } from "../domain/ai/chat-provider.ts";
+import { parseEventObject, tokenCount } from "./event-data.ts";
 import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
 import { probeModelListing } from "./model-listing-probe.ts";
 import { readServerSentEventBatches } from "./sse-reader.ts";
@@ -65,7 +66,7 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
             const content = choice?.delta?.content;
             if (typeof content === "string") text += content;
             if (typeof choice?.finish_reason === "string") finish = FINISH[choice.finish_reason] ?? "stop";
-            if (chunk.usage) usage = { inputTokens: count(chunk.usage.prompt_tokens), outputTokens: count(chunk.usage.completion_tokens) };
+            if (chunk.usage) usage = { inputTokens: tokenCount(chunk.usage.prompt_tokens), outputTokens: tokenCount(chunk.usage.completion_tokens) };
           }
           if (text !== "") yield { type: "delta", text };
         }
@@ -88,18 +89,7 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
 }
 
 function parseChunk(data: string): CompletionChunk {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(data);
-  } catch {
-    throw new ProviderError("malformed", "an event is not JSON");
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ProviderError("malformed", "an event is not a JSON object");
-  const chunk = parsed as CompletionChunk;
+  const chunk = parseEventObject(data) as CompletionChunk;
   if (chunk.choices !== undefined && !Array.isArray(chunk.choices)) throw new ProviderError("malformed", "choices is not an array");
   return chunk;
-}
-
-function count(value: unknown): number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.floor(value) : 0;
 }
