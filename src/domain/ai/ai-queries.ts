@@ -121,9 +121,10 @@ export function createAiQueries(deps: {
         const reason: FinishReason = finish ?? (cancelled ? "cancelled" : "error");
         // A budgeted key's cost is in the database before its answer completes, so the next query on any
         // instance sees it; until then the query keeps its place in the budget gate. Other costs are
-        // written in the background (the ledger retries failed writes).
-        const written = deps.ledger.record({ userId: ctx.principal.userId, keyId, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, latencyMs, at: new Date() }).finally(() => admission?.release());
-        if (admission?.limited) await written;
+        // written a moment later, batched (the ledger retries failed writes).
+        const durable = admission?.limited === true;
+        const written = deps.ledger.record({ userId: ctx.principal.userId, keyId, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, latencyMs, at: new Date() }, { durable }).finally(() => admission?.release());
+        if (durable) await written;
         const outcome: AuditOutcome = finish !== undefined ? "success" : cancelled ? "failure" : "error";
         audit(ctx, outcome, `${provider.name}/${model}`, { provider: provider.name, model, mode, input_tokens: cost.inputTokens, output_tokens: cost.outputTokens, usage_estimated: estimated, latency_ms: latencyMs, finish_reason: reason }, finish !== undefined ? undefined : cancelled ? "cancelled" : failureLabel(failure));
         lastEnd = { finishReason: reason, usage: cost, latencyMs };

@@ -44,13 +44,17 @@ export const usageSubject = {
 
 /**
  * Counts the tokens, queries and provider latency of AI queries per key, per user, and per key and
- * budget period. A query's cost is in memory at once and written to the database before `record`
- * resolves, so the next budget check on any instance sees it. Reads add this instance's memory to the
- * other instances' stored documents.
+ * budget period. A query's cost is in memory at once; reads add this instance's memory to the other
+ * instances' stored documents.
  */
 export interface UsageLedger {
   readonly instanceId: string;
-  record(cost: QueryCost): Promise<void>;
+  /**
+   * Counts one query. `durable`: written to the database before this resolves, so the next budget check
+   * on any instance sees it (budgeted keys). Otherwise written within `lazyWriteMs`, together with
+   * whatever else was counted meanwhile: one write per interval under load instead of one per query.
+   */
+  record(cost: QueryCost, options?: { durable?: boolean }): Promise<void>;
   /** Summed over every instance, this one's unwritten counts included. */
   totals(subjects: readonly string[]): Promise<Map<string, UsageCounters>>;
   totalsWithPrefix(prefix: string): Promise<Map<string, UsageCounters>>;
@@ -67,12 +71,13 @@ export function addCounters(a: UsageCounters | undefined, b: UsageCounters): Usa
   return { queries: a.queries + b.queries, inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, latencyMs: a.latencyMs + b.latencyMs };
 }
 
-export function createUsageLedger(options: { store: AiUsageStore; flushIntervalMs?: number; onError?: (error: unknown) => void }): UsageLedger {
+export function createUsageLedger(options: { store: AiUsageStore; flushIntervalMs?: number; lazyWriteMs?: number; onError?: (error: unknown) => void }): UsageLedger {
   const instanceId = randomUUID();
   const counters = new Map<string, UsageCounters>();
   let dirty = new Set<string>();
   let writing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
+  let lazy: NodeJS.Timeout | undefined;
   const onError = options.onError ?? (() => undefined);
 
   const add = (subject: string, delta: UsageCounters) => {
@@ -108,7 +113,7 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
 
   return {
     instanceId,
-    async record(cost) {
+    async record(cost, recordOptions) {
       const tokens = { queries: 1, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, latencyMs: cost.latencyMs };
       add(usageSubject.user(cost.userId), tokens);
       if (cost.keyId !== undefined) {
@@ -116,7 +121,15 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
         add(usageSubject.day(cost.keyId, cost.at), tokens);
         add(usageSubject.month(cost.keyId, cost.at), tokens);
       }
-      await flush().catch(onError);
+      if (recordOptions?.durable) {
+        await flush().catch(onError);
+      } else if (!lazy) {
+        lazy = setTimeout(() => {
+          lazy = undefined;
+          flush().catch(onError);
+        }, options.lazyWriteMs ?? 200);
+        lazy.unref();
+      }
     },
     async totals(subjects) {
       return withMine(await options.store.totals(subjects, { exceptInstance: instanceId }), subjects);
@@ -131,7 +144,9 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
     },
     async stop() {
       if (timer) clearInterval(timer);
+      if (lazy) clearTimeout(lazy);
       timer = undefined;
+      lazy = undefined;
       await flush();
     },
   };
