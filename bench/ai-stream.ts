@@ -34,6 +34,7 @@ export async function benchAiStream(): Promise<Record<string, string>> {
     PORTCULLIS_DATA_DIR: dataDir,
     PORTCULLIS_DB_NAME: `bench_ai_${process.pid}`,
     PORTCULLIS_RATE_LIMIT_EXPENSIVE: "10000000",
+    PORTCULLIS_RATE_LIMIT_DEFAULT: "10000000",
     PORTCULLIS_RATE_LIMIT_CREDENTIAL: "1000000",
     PORTCULLIS_AI_MAX_TOKENS: String(STREAM_WORDS * 2),
     PORTCULLIS_AI_PROVIDERS: JSON.stringify([{ name: "fake", kind: "openai", baseUrl: fake.baseUrl, defaultModel: "gpt-fake", credential: "default" }]),

@@ -52,6 +52,19 @@ describe("AI queries", () => {
       }
     });
 
+    it("consecutive queries reuse one connection to the provider (the answer's end is drained, not cut)", async () => {
+      await ai().query({ provider: kind, prompt: "warm" });
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      const before = fake().connections;
+      // The body ends a moment after the last event, as when a provider flushes its final chunk late.
+      for (let i = 0; i < 5; i++) fake().enqueue({ kind: "answer", lingerMs: 30 });
+      for (let i = 0; i < 5; i++) {
+        await ai().query({ provider: kind, prompt: `again ${i}` });
+        await new Promise((resolve) => setTimeout(resolve, 80)); // the body has ended: the connection is idle
+      }
+      expect(fake().connections - before).toBe(0);
+    });
+
     it("streams deltas as the provider sends them: the first arrives while the provider holds the rest", async () => {
       fake().enqueue({ kind: "answer", hold: true, usage: { input: 11, output: 5 } });
       const stream = ai("connect").queryStream({ provider: kind, prompt: "Stream please" })[Symbol.asyncIterator]();

@@ -1,7 +1,7 @@
 import type { AiProviderConfig } from "../config/ai-config.ts";
 import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason } from "../domain/ai/chat-provider.ts";
 import { parseEventObject, tokenCount } from "./event-data.ts";
-import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
+import { createHttpUpstream, finishBody, readBody, transportFailure } from "./http-upstream.ts";
 import { probeModelListing } from "./model-listing-probe.ts";
 import { readServerSentEventBatches } from "./sse-reader.ts";
 
@@ -44,6 +44,7 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
       let outputTokens = 0;
       let sawUsage = false;
       let finish: FinishReason | undefined;
+      let complete = false;
       try {
         // Deltas that arrived in one read go on as one (see the OpenAI adapter).
         for await (const batch of readServerSentEventBatches(readBody(response.body, signal))) {
@@ -77,6 +78,7 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
               }
             } else if (type === "message_stop") {
               if (text !== "") yield { type: "delta", text };
+              complete = true;
               yield { type: "finish", reason: finish ?? "stop", usage: sawUsage ? { inputTokens, outputTokens } : undefined };
               return;
             }
@@ -87,7 +89,7 @@ export function createAnthropicProvider(config: AiProviderConfig): ChatProvider 
       } catch (error) {
         throw transportFailure(error, signal);
       } finally {
-        if (!response.body.destroyed) response.body.destroy();
+        finishBody(response.body, complete);
       }
     },
 

@@ -44,14 +44,27 @@ export function createHttpUpstream(options: { baseUrl: string; timeoutMs: number
 
 /**
  * Wraps a response body so that a transport failure while reading it (a reset, a chunk gap past the
- * timeout) surfaces as a ProviderError, and the abort reason as itself.
+ * timeout) surfaces as a ProviderError, and the abort reason as itself. Leaving the loop early does not
+ * destroy the body: an adapter that has read the whole answer calls {@link finishBody}, so the
+ * connection goes back to the pool instead of being torn down after every query.
  */
-export async function* readBody(body: AsyncIterable<Buffer>, signal: AbortSignal): AsyncGenerator<Buffer> {
+export async function* readBody(body: Dispatcher.ResponseData["body"], signal: AbortSignal): AsyncGenerator<Buffer> {
   try {
-    for await (const chunk of body) yield chunk;
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) yield chunk;
   } catch (error) {
     throw transportFailure(error, signal);
   }
+}
+
+/**
+ * Ends an answer's body: after a complete answer, the few bytes that may follow it are drained (at most
+ * 64 KiB, else the connection is closed) so the connection can be reused; after anything else (a failure,
+ * a cancelled call) the body is destroyed at once, which closes the connection and so tells the provider.
+ */
+export function finishBody(body: Dispatcher.ResponseData["body"], complete: boolean): void {
+  if (body.destroyed) return;
+  if (complete) body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+  else body.destroy();
 }
 
 /** A failure before or while reading an answer, as a ProviderError (or the caller's abort reason). */

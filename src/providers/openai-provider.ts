@@ -1,7 +1,7 @@
 import type { AiProviderConfig } from "../config/ai-config.ts";
 import { modelById, ProviderError, type ChatChunk, type ChatProvider, type FinishReason, type TokenUsage } from "../domain/ai/chat-provider.ts";
 import { parseEventObject, tokenCount } from "./event-data.ts";
-import { createHttpUpstream, readBody, transportFailure } from "./http-upstream.ts";
+import { createHttpUpstream, finishBody, readBody, transportFailure } from "./http-upstream.ts";
 import { probeModelListing } from "./model-listing-probe.ts";
 import { readServerSentEventBatches } from "./sse-reader.ts";
 
@@ -46,6 +46,7 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
       const response = await upstream.send({ method: "POST", path: "chat/completions", headers: headers(credential, "text/event-stream"), body, signal });
       let finish: FinishReason | undefined;
       let usage: TokenUsage | undefined;
+      let complete = false;
       try {
         // Deltas that arrived in one read go on as one: nothing waits, and a fast stream costs one
         // message per read instead of one per token.
@@ -54,6 +55,7 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
           for (const { data } of batch) {
             if (data === "[DONE]") {
               if (text !== "") yield { type: "delta", text };
+              complete = true;
               yield { type: "finish", reason: finish ?? "stop", usage };
               return;
             }
@@ -72,6 +74,7 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
         }
         // No [DONE]: the stream was cut. A finish reason already seen still makes a whole answer.
         if (finish !== undefined) {
+          complete = true;
           yield { type: "finish", reason: finish, usage };
           return;
         }
@@ -79,7 +82,7 @@ export function createOpenAiProvider(config: AiProviderConfig): ChatProvider {
       } catch (error) {
         throw transportFailure(error, signal);
       } finally {
-        if (!response.body.destroyed) response.body.destroy();
+        finishBody(response.body, complete);
       }
     },
 

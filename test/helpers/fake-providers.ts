@@ -22,6 +22,8 @@ export type Behaviour =
       readonly hold?: boolean;
       /** Pause between deltas. */
       readonly delayMs?: number;
+      /** Pause between the answer's last event and the end of the response body. */
+      readonly lingerMs?: number;
     }
   | { readonly kind: "status"; readonly status: number; readonly headers?: Readonly<Record<string, string>> }
   /** Accept the request and never answer. */
@@ -49,6 +51,8 @@ export interface FakeProvider {
   readonly requests: RecordedRequest[];
   /** Completion requests whose client went away before the answer ended. */
   readonly disconnects: number;
+  /** TCP connections accepted so far. */
+  readonly connections: number;
   /** Whether the last delta of a held answer has been sent. */
   readonly sentLast: boolean;
   enqueue(...behaviours: Behaviour[]): void;
@@ -66,6 +70,7 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
   const queue: Behaviour[] = [];
   const requests: RecordedRequest[] = [];
   let disconnects = 0;
+  let connections = 0;
   let sentLast = true;
   let releaseHeld: (() => void) | undefined;
   let held: Promise<void> | undefined;
@@ -81,6 +86,9 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
     requests,
     get disconnects() {
       return disconnects;
+    },
+    get connections() {
+      return connections;
     },
     get sentLast() {
       return sentLast;
@@ -208,11 +216,13 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
       send("message_delta", { type: "message_delta", delta: { stop_reason: behaviour.finish ?? "end_turn", stop_sequence: null }, usage: { output_tokens: usage.output } });
       send("message_stop", { type: "message_stop" });
     }
+    if (behaviour.lingerMs) await new Promise((resolve) => setTimeout(resolve, behaviour.lingerMs));
     ended = true;
     res.end();
   };
 
   server.on("connection", (socket) => {
+    connections++;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
