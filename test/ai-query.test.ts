@@ -81,6 +81,14 @@ describe("AI queries", () => {
       expect(rest.slice(0, -1).every((m) => m.finishReason === FinishReason.UNSPECIFIED && m.usage === undefined)).toBe(true);
     });
 
+    it("streams the same over gRPC-Web", async () => {
+      const messages: QueryStreamResponse[] = [];
+      for await (const m of gw.client(AiService, { token: userToken, protocol: "grpc-web" }).queryStream({ provider: kind, prompt: "web" })) messages.push(m);
+      expect(messages.map((m) => m.textDelta).join("")).toBe("Hello from the fake provider.");
+      expect(messages[0]).toMatchObject({ provider: kind });
+      expect(messages.at(-1)).toMatchObject({ finishReason: FinishReason.STOP, usage: { totalTokens: 12 } });
+    });
+
     it("streams through @grpc/grpc-js, and a length cut-off is reported as such", async () => {
       fake().enqueue({ kind: "answer", words: ["one", " two"], finish: kind === "openai" ? "length" : "max_tokens" });
       const client = createGrpcJsClient(AiService, `127.0.0.1:${gw.port}`);

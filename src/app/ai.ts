@@ -3,7 +3,6 @@ import type { Config } from "../config/config.ts";
 import type { AiUsageReader, ApiKeyAiUsage } from "../domain/api-keys/api-key-record.ts";
 import type { ApiKeyCache } from "../domain/api-keys/api-key-cache.ts";
 import { createAiQueries, type AiQueries } from "../domain/ai/ai-queries.ts";
-import type { ChatProvider } from "../domain/ai/chat-provider.ts";
 import { createCredentialCache } from "../domain/ai/credential-cache.ts";
 import { createCredentialEnvelope } from "../domain/ai/credential-envelope.ts";
 import { createCredentialVault } from "../domain/ai/credential-vault.ts";
@@ -72,15 +71,16 @@ export interface AiCapability {
 /**
  * Wires AiService: the provider adapters from PORTCULLIS_AI_PROVIDERS, the credential vault and its
  * cache, budgets read from the API-key cache (so UpdateApiKey reaches every instance within a second),
- * the usage ledger, and the handlers. `providers` replaces the configured adapters (tests, benchmarks).
+ * the usage ledger, and the handlers. Jobs and audio reuse `queries.open` (budget, retries, accounting
+ * and audit included).
  */
-export function createAi(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; foundation: AiFoundation; keyCache: ApiKeyCache; providers?: ChatProvider[] }): AiCapability {
+export function createAi(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; foundation: AiFoundation; keyCache: ApiKeyCache }): AiCapability {
   const { config, audit, logger } = deps;
   const startedAt = Date.now();
   const envelope = createCredentialEnvelope(deps.keyring.encryptionKey);
   const credentialStore = createProviderCredentialsStore(deps.store);
   const cache = createCredentialCache({ store: credentialStore, envelope, audit, onError: (error) => logger.warn({ err: error }, "credential poll failed") });
-  const registry = createProviderRegistry({ providers: deps.providers ?? createProviders(config.ai.providers), defaultProvider: config.ai.defaultProvider, credentials: cache, probeIntervalMs: config.ai.probeIntervalMs });
+  const registry = createProviderRegistry({ providers: createProviders(config.ai.providers), defaultProvider: config.ai.defaultProvider, credentials: cache, probeIntervalMs: config.ai.probeIntervalMs });
   const vault = createCredentialVault({ store: credentialStore, envelope, cache, audit, providerKind: registry.kindOf, keyVersion: config.ai.credentialKeyVersion });
   const budgets = createTokenBudgets({
     ledger: deps.foundation.ledger,
