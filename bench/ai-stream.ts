@@ -1,11 +1,13 @@
 // Benchmark: what the gateway adds to a streamed AI answer. A fake OpenAI-compatible provider (a real
-// HTTP server speaking server-sent events, test/helpers/fake-providers.ts) answers; the same streams are
-// read (1) directly from the fake with undici and the gateway's own SSE reader, and (2) through the real
-// gateway process (QueryStream over gRPC with an API key). Figures: time to the first delta, p50 and
+// HTTP server speaking server-sent events, test/helpers/fake-providers.ts, in a process of its own)
+// answers; the same streams are read (1) directly from the fake with undici and the gateway's own SSE
+// reader, and (2) through the real gateway process (QueryStream over gRPC with an API key). Figures: time to the first delta, p50 and
 // p99, at 1 and 50 concurrent streams, and the gateway's difference (goal: under 2 ms at p50); streamed
 // deltas per second through the gateway against the fake alone (goal: at least 0.9×). Loopback only,
 // bounded in count.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createInterface } from "node:readline";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +18,6 @@ import { AiService } from "../gen/portcullis/v1/ai_pb.js";
 import { ApiKeyService } from "../gen/portcullis/v1/api_key_pb.js";
 import { AuthService } from "../gen/portcullis/v1/auth_pb.js";
 import { readServerSentEvents } from "../src/providers/sse-reader.ts";
-import { startFakeProvider, type FakeProvider } from "../test/helpers/fake-providers.ts";
 import { quantile, runCli, startGatewayProcess } from "./gateway-process.ts";
 
 const TTFD_SAMPLES = Number(process.env["BENCH_AI_SAMPLES"] ?? 400);
@@ -27,8 +28,27 @@ const THROUGHPUT_ROUNDS = 3;
 /** Reads one answer of `words` words; the time to its first text, and the text. */
 type Reader = (words: number) => Promise<{ ttfdMs: number; text: string }>;
 
+/** The fake provider process: its base URL and key, and how to stop it. */
+async function startFakeProcess(): Promise<{ baseUrl: string; apiKey: string; stop(): Promise<void> }> {
+  const apiKey = `sk-bench-${randomBytes(12).toString("hex")}`;
+  const child = spawn(process.execPath, [new URL("./fake-provider-process.ts", import.meta.url).pathname], { env: { ...process.env, BENCH_FAKE_API_KEY: apiKey }, stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const baseUrl = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", (line) => resolve((JSON.parse(line) as { baseUrl: string }).baseUrl));
+    void exited.then(() => reject(new Error("the fake provider exited before listening")));
+  });
+  return {
+    baseUrl,
+    apiKey,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
 export async function benchAiStream(): Promise<Record<string, string>> {
-  const fake = await startFakeProvider("openai", { apiKey: `sk-bench-${randomBytes(12).toString("hex")}` });
+  const fake = await startFakeProcess();
   const dataDir = await mkdtemp(join(tmpdir(), "portcullis-bench-ai-"));
   const env = {
     PORTCULLIS_DATA_DIR: dataDir,
@@ -56,7 +76,7 @@ export async function benchAiStream(): Promise<Record<string, string>> {
       const started = performance.now();
       let ttfdMs = Number.NaN;
       let text = "";
-      for await (const message of ai.queryStream({ prompt: "bench", maxTokens: words + 10 }, { headers: { "x-api-key": apiKey } })) {
+      for await (const message of ai.queryStream({ prompt: "bench", maxTokens: words }, { headers: { "x-api-key": apiKey } })) {
         if (message.textDelta === "") continue;
         if (text === "") ttfdMs = performance.now() - started;
         text += message.textDelta;
@@ -71,7 +91,7 @@ export async function benchAiStream(): Promise<Record<string, string>> {
         method: "POST",
         dispatcher: agent,
         headers: { "content-type": "application/json", authorization: `Bearer ${fake.apiKey}` },
-        body: JSON.stringify({ model: "gpt-fake", messages: [{ role: "user", content: "bench" }], max_tokens: words + 10, stream: true, stream_options: { include_usage: true } }),
+        body: JSON.stringify({ model: "gpt-fake", messages: [{ role: "user", content: "bench" }], max_tokens: words, stream: true, stream_options: { include_usage: true } }),
       });
       for await (const { data } of readServerSentEvents(response.body)) {
         if (data === "[DONE]") break;
@@ -85,8 +105,8 @@ export async function benchAiStream(): Promise<Record<string, string>> {
 
     const figures: Record<string, string> = {};
     // Warm both paths (connections, JIT) before measuring.
-    await ttfd(fake, direct, 1, 50);
-    await ttfd(fake, throughGateway, 1, 50);
+    await ttfd(direct, 1, 50);
+    await ttfd(throughGateway, 1, 50);
     // Context: what any unary RPC with the same key costs through the gateway at the same concurrency
     // (transport, interceptors, framing, and the Node client itself), which every streamed answer pays too.
     const unary: Reader = async () => {
@@ -95,9 +115,9 @@ export async function benchAiStream(): Promise<Record<string, string>> {
       return { ttfdMs: performance.now() - started, text: "" };
     };
     for (const concurrency of [1, 50]) {
-      const d = await ttfd(fake, direct, concurrency, TTFD_SAMPLES);
-      const g = await ttfd(fake, throughGateway, concurrency, TTFD_SAMPLES);
-      const u = await ttfd(fake, unary, concurrency, TTFD_SAMPLES, false);
+      const d = await ttfd(direct, concurrency, TTFD_SAMPLES);
+      const g = await ttfd(throughGateway, concurrency, TTFD_SAMPLES);
+      const u = await ttfd(unary, concurrency, TTFD_SAMPLES);
       figures[`time to first delta, ${concurrency} stream(s): direct p50 / p99 ms`] = `${d.p50.toFixed(2)} / ${d.p99.toFixed(2)}`;
       figures[`  through the gateway at ${concurrency}: p50 / p99 ms`] = `${g.p50.toFixed(2)} / ${g.p99.toFixed(2)}`;
       figures[`  added by the gateway at ${concurrency}: p50 / p99 ms (goal p50 < 2)`] = `${(g.p50 - d.p50).toFixed(2)} / ${(g.p99 - d.p99).toFixed(2)}`;
@@ -106,8 +126,8 @@ export async function benchAiStream(): Promise<Record<string, string>> {
     const directRates: number[] = [];
     const gatewayRates: number[] = [];
     for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
-      directRates.push(await throughput(fake, direct));
-      gatewayRates.push(await throughput(fake, throughGateway));
+      directRates.push(await throughput(direct));
+      gatewayRates.push(await throughput(throughGateway));
     }
     const median = (values: number[]) => quantile(values, 0.5);
     figures[`provider deltas/s, ${THROUGHPUT_STREAMS} streams of ${STREAM_WORDS}: fake alone`] = median(directRates).toFixed(0);
@@ -117,19 +137,18 @@ export async function benchAiStream(): Promise<Record<string, string>> {
   } finally {
     await agent.close();
     await gateway.stop();
-    await fake.close();
+    await fake.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
 }
 
 /** `samples` short answers read `concurrency` at a time; time to the first delta of each. */
-async function ttfd(fake: FakeProvider, read: Reader, concurrency: number, samples: number, answers = true): Promise<{ p50: number; p99: number }> {
+async function ttfd(read: Reader, concurrency: number, samples: number): Promise<{ p50: number; p99: number }> {
   const times: number[] = [];
   let started = 0;
   const worker = async () => {
     while (started < samples) {
       started++;
-      if (answers) fake.enqueue({ kind: "answer", words: ["one", " two", " three"], usage: { input: 1, output: 3 } });
       times.push((await read(3)).ttfdMs);
     }
   };
@@ -143,9 +162,7 @@ async function ttfd(fake: FakeProvider, read: Reader, concurrency: number, sampl
  * them one per message or several per message (deltas that arrive together from the provider leave
  * together).
  */
-async function throughput(fake: FakeProvider, read: Reader): Promise<number> {
-  const words = Array.from({ length: STREAM_WORDS }, (_, i) => (i === 0 ? "w" : " w"));
-  for (let i = 0; i < THROUGHPUT_STREAMS; i++) fake.enqueue({ kind: "answer", words, usage: { input: 1, output: STREAM_WORDS } });
+async function throughput(read: Reader): Promise<number> {
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: THROUGHPUT_STREAMS }, () => read(STREAM_WORDS)));
   const seconds = (performance.now() - started) / 1000;

@@ -66,7 +66,11 @@ export interface FakeProvider {
 
 const DEFAULT_WORDS = ["Hello", " from", " the", " fake", " provider."];
 
-export async function startFakeProvider(kind: FakeKind, options: { apiKey: string; models?: string[] }): Promise<FakeProvider> {
+/**
+ * `wordsFromMaxTokens`: with nothing enqueued, answer with as many one-word deltas as the request's
+ * max_tokens (for a fake in another process, which nobody can script: the benchmark's).
+ */
+export async function startFakeProvider(kind: FakeKind, options: { apiKey: string; models?: string[]; wordsFromMaxTokens?: boolean }): Promise<FakeProvider> {
   const queue: Behaviour[] = [];
   const requests: RecordedRequest[] = [];
   let disconnects = 0;
@@ -146,9 +150,15 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
         json(res, 404, { error: { message: "not found" } });
         return;
       }
-      void answer(req, res, body, queue.shift() ?? { kind: "answer" });
+      void answer(req, res, body, queue.shift() ?? defaultAnswer(body));
     });
   });
+
+  const defaultAnswer = (body: Record<string, unknown>): Behaviour => {
+    const n = Number(body["max_tokens"]);
+    if (!options.wordsFromMaxTokens || !Number.isInteger(n) || n < 1) return { kind: "answer" };
+    return { kind: "answer", words: Array.from({ length: Math.min(n, 100_000) }, (_, i) => (i === 0 ? "w" : " w")), usage: { input: 1, output: n } };
+  };
 
   const answer = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, behaviour: Behaviour) => {
     if (behaviour.kind === "status") {
