@@ -64,7 +64,7 @@ export function createAiQueries(deps: {
    * Everything before the first byte of an answer: errors thrown here, and by the first `next()` of the
    * deltas (the budget check), come before any response message.
    */
-  const open = async (ctx: RequestContext, input: QueryInput, signal: AbortSignal, mode: "unary" | "stream"): Promise<AnswerStream> => {
+  const open = async (ctx: RequestContext, input: QueryInput, signal: AbortSignal, mode: string): Promise<AnswerStream> => {
     const query = validateQuery(input, deps.limits);
     const { provider, model } = deps.registry.resolve(input.provider, input.model);
     const credential = await deps.registry.credentialOf(provider, ctx);
@@ -140,8 +140,9 @@ export function createAiQueries(deps: {
     /**
      * Opens a streamed answer (QueryStream, jobs, audio). Once the caller has called `deltas.next()`, it
      * must iterate to the end or call `deltas.return()`: that is what ends the upstream call and counts it.
+     * `purpose` names the caller in the `ai.query` audit event's `mode` (default "stream"; e.g. "job").
      */
-    open: (ctx: RequestContext, input: QueryInput, signal: AbortSignal) => open(ctx, input, signal, "stream"),
+    open: (ctx: RequestContext, input: QueryInput, signal: AbortSignal, options: { purpose?: string } = {}) => open(ctx, input, signal, options.purpose ?? "stream"),
 
     /** The whole answer at once (Query). */
     async query(ctx: RequestContext, input: QueryInput, signal: AbortSignal): Promise<Answer> {
