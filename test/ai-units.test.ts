@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from "../src/config/config.ts";
 import { ProviderError } from "../src/domain/ai/chat-provider.ts";
 import { createCredentialEnvelope } from "../src/domain/ai/credential-envelope.ts";
 import { readServerSentEvents } from "../src/providers/sse-reader.ts";
+import { createUsageLedger, usageSubject, type AiUsageStore, type UsageCounters } from "../src/domain/ai/usage-ledger.ts";
 
 async function events(chunks: string[]) {
   const out: Array<{ event: string; data: string }> = [];
@@ -122,5 +123,25 @@ describe("PORTCULLIS_AI_PROVIDERS", () => {
     }
     expect(problem({ PORTCULLIS_AI_DEFAULT_MAX_TOKENS: "5000" }).variable).toBe("PORTCULLIS_AI_DEFAULT_MAX_TOKENS");
     expect(problem({ PORTCULLIS_CREDENTIAL_KEY_VERSION: "0" }).variable).toBe("PORTCULLIS_CREDENTIAL_KEY_VERSION");
+  });
+});
+
+describe("usage ledger", () => {
+  it("keeps a past budget period only in the store once written, the current one in memory too", async () => {
+    const saved = new Map<string, UsageCounters>();
+    const store: AiUsageStore = {
+      save: async (_instance, counters) => void counters.forEach((c, subject) => saved.set(subject, { ...c })),
+      totals: async () => new Map(),
+      totalsWithPrefix: async () => new Map(),
+    };
+    const ledger = createUsageLedger({ store });
+    const old = new Date(Date.now() - 3 * 86_400_000);
+    await ledger.record({ userId: "u", keyId: "k", inputTokens: 2, outputTokens: 3, latencyMs: 1, at: old }, { durable: true });
+    await ledger.record({ userId: "u", keyId: "k", inputTokens: 1, outputTokens: 1, latencyMs: 1, at: new Date() }, { durable: true });
+    const [oldDay, today] = [usageSubject.day("k", old), usageSubject.day("k", new Date())];
+    expect(saved.get(oldDay)).toMatchObject({ inputTokens: 2, outputTokens: 3 });
+    const totals = await ledger.totals([oldDay, today, usageSubject.key("k")]);
+    expect([totals.get(oldDay), totals.get(today)?.queries, totals.get(usageSubject.key("k"))?.queries]).toEqual([undefined, 1, 2]);
+    await ledger.stop();
   });
 });

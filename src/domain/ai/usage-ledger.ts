@@ -99,8 +99,26 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
         for (const subject of batch) dirty.add(subject);
         throw error;
       }
+      forgetPastPeriods(batch);
     });
     return writing;
+  };
+
+  // A budget period's count is no longer added to once the period is over: once written, it is kept
+  // only in the database, so a long-running instance does not hold every key's every day in memory.
+  // (Periods are forgotten a day late, so a clock stepping back over midnight cannot restart a count.)
+  const forgetPastPeriods = (written: Iterable<string>) => {
+    const now = Date.now();
+    const oldestDay = new Date(now - 86_400_000).toISOString().slice(0, 10);
+    const lastMonth = new Date(now);
+    lastMonth.setUTCDate(1);
+    lastMonth.setUTCMonth(lastMonth.getUTCMonth() - 1);
+    const oldestMonth = lastMonth.toISOString().slice(0, 7);
+    for (const subject of written) {
+      if (dirty.has(subject)) continue;
+      const period = /:([dm]):([\d-]+)$/.exec(subject);
+      if (period && period[2]! < (period[1] === "d" ? oldestDay : oldestMonth)) counters.delete(subject);
+    }
   };
 
   const withMine = (theirs: Map<string, UsageCounters>, subjects: Iterable<string>) => {
