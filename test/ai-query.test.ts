@@ -162,6 +162,15 @@ describe("AI queries", () => {
       expect(error.code).toBe(Code.Unavailable);
       // A reset is retryable, but not once part of the answer has gone to the client.
       expect(fake().completions().length - before).toBe(1);
+
+      // The provider's own error event mid-stream: the same, and its text (here echoing the key) stays out.
+      fake().enqueue({ kind: "error-event" });
+      const deltas: string[] = [];
+      const overloaded = await failureOf(async () => {
+        for await (const m of ai("connect").queryStream({ provider: kind, prompt: "x" })) deltas.push(m.textDelta);
+      });
+      expect([deltas, overloaded.code]).toEqual([["partial"], Code.Unavailable]);
+      expect(overloaded.message).not.toContain(fake().apiKey);
     });
 
     it("cancelling the call aborts the upstream request at once (the fake sees the disconnect)", async () => {

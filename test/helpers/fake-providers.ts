@@ -31,7 +31,9 @@ export type Behaviour =
   /** Start a stream, then send an event that is not JSON. */
   | { readonly kind: "malformed" }
   /** Start a stream, send one delta, then cut the connection. */
-  | { readonly kind: "cut" };
+  | { readonly kind: "cut" }
+  /** Start a stream, send one delta, then the provider's own error event (overloaded). */
+  | { readonly kind: "error-event" };
 
 export interface RecordedRequest {
   readonly method: string;
@@ -191,6 +193,14 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
         : send("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } });
     if (behaviour.kind === "malformed") {
       send(kind === "openai" ? undefined : "content_block_delta", "{this is not json");
+      ended = true;
+      res.end();
+      return;
+    }
+    if (behaviour.kind === "error-event") {
+      delta("partial");
+      if (kind === "openai") send(undefined, { error: { message: `overloaded (key ${fake.apiKey})`, type: "server_error" } });
+      else send("error", { type: "error", error: { type: "overloaded_error", message: `Overloaded (key ${fake.apiKey})` } });
       ended = true;
       res.end();
       return;
