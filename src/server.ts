@@ -8,10 +8,11 @@ import type { HealthStatus } from "./health/health-status.ts";
 import { rejectAllCredentials, type Authenticator } from "./interceptors/authentication.ts";
 import { rejectAllMfaCodes, type FreshMfaVerifier } from "./interceptors/authorization.ts";
 import { createInterceptorChain } from "./interceptors/chain.ts";
-import { clientKey } from "./interceptors/context-keys.ts";
+import { clientKey, credentialHeaderCountKey } from "./interceptors/context-keys.ts";
 import type { Logger } from "./log/logger.ts";
 import type { DescriptorIndex } from "./reflection/descriptor-index.ts";
 import { corsHeaders } from "./transport/cors.ts";
+import { credentialHeaderCount } from "./transport/credential-headers.ts";
 import { createListener, type RequestHandler } from "./transport/listener.ts";
 
 export interface ServerDeps {
@@ -52,6 +53,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     authenticator: deps.authenticator ?? rejectAllCredentials,
     freshMfa: deps.freshMfa ?? rejectAllMfaCodes,
     rateLimiter: createRateLimiter(config.rateLimits),
+    failedAuthentications: createRateLimiter({ failed_authentication: config.failedAuthenticationsPerMinute }),
     ...(deps.audit ? { audit: deps.audit } : {}),
   });
   const rpcHandler = connectNodeAdapter({
@@ -68,6 +70,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
       const values = createContextValues();
       const userAgent = req.headers["user-agent"];
       values.set(clientKey, { ip: listener.remoteAddressOf(req), userAgent: typeof userAgent === "string" ? userAgent.slice(0, 256) : "" });
+      values.set(credentialHeaderCountKey, credentialHeaderCount(req.rawHeaders));
       return values;
     },
   });

@@ -1,4 +1,5 @@
 import type { JWK } from "jose";
+import { auditActorOf } from "../domain/audit/audit-actor.ts";
 import type { Config } from "../config/config.ts";
 import type { ChainSealer } from "../domain/audit/audit-chain.ts";
 import { createAuditCursorCodec } from "../domain/audit/audit-cursor.ts";
@@ -75,7 +76,7 @@ export function createAuditCapability(deps: {
       audit.record({
         type: "audit.suspicious_query",
         outcome: "success",
-        actor: { kind: reader.principal.kind, id: reader.principal.id },
+        actor: auditActorOf(reader.principal),
         ip: reader.client.ip,
         userAgent: reader.client.userAgent,
         requestId: reader.requestId,

@@ -1,4 +1,5 @@
 import type { Config } from "../config/config.ts";
+import { auditActorOf, userAuditActor } from "../domain/audit/audit-actor.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import type { ResponseActions } from "../domain/audit/auto-response.ts";
 import { createAccountLocks } from "../domain/auth/account-locks.ts";
@@ -7,6 +8,7 @@ import { createLoginService } from "../domain/auth/login.ts";
 import { createLoginThrottle } from "../domain/auth/login-throttle.ts";
 import { createMfaActions } from "../domain/auth/mfa-actions.ts";
 import { createSessionActions } from "../domain/auth/session-actions.ts";
+import { createStepUpAttempts } from "../domain/auth/step-up-attempts.ts";
 import { createTokenAuthenticator } from "../domain/auth/token-authenticator.ts";
 import { createSecretBox } from "../domain/crypto/secret-box.ts";
 import { deriveBackupCodeKey } from "../domain/mfa/backup-codes.ts";
@@ -17,6 +19,7 @@ import type { Principal } from "../domain/principal.ts";
 import { createSessionService } from "../domain/sessions/sessions.ts";
 import { createAccessTokenService, type AccessTokenService } from "../domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../domain/tokens/signing-keys.ts";
+import { createUserNames } from "../domain/users/user-names.ts";
 import { createUsersService } from "../domain/users/users.ts";
 import { createAuthHandlers } from "../handlers/auth-service.ts";
 import type { Authenticator } from "../interceptors/authentication.ts";
@@ -89,7 +92,12 @@ export async function createIdentity(deps: {
 }): Promise<Identity> {
   const { store, keyring, config, audit, logger } = deps;
   const usersStore = createUsersStore(store);
-  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
+  // One lock for password guesses at login and for secrets re-proved in a session (fresh MFA, ChangePassword).
+  const throttle = createLoginThrottle({ store: createLoginThrottleStore(store) });
+  const stepUp = createStepUpAttempts({ throttle, audit });
+  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit, stepUp });
+  await users.backfillIdentifierClaims();
+  const userNames = createUserNames({ load: async (userId) => (await usersStore.findById(userId))?.username });
 
   const signingKeys = await openSigningKeySet({ store, keyring, config });
   const accessTokens = createAccessTokenService({
@@ -130,13 +138,15 @@ export async function createIdentity(deps: {
     refreshTtlMs: config.tokens.refreshTtlMs,
     onReuse: (session) => {
       revocations.noteSessionRevoked(session.id);
-      audit.record({
-        type: "auth.refresh_reuse",
-        outcome: "denied",
-        actor: { kind: "user", id: session.userId },
-        target: { kind: "session", id: session.id },
-        reason: "a rotated refresh token was presented again; the session was revoked",
-      });
+      const record = (username: string | undefined) =>
+        audit.record({
+          type: "auth.refresh_reuse",
+          outcome: "denied",
+          actor: userAuditActor(session.userId, username ?? session.userId),
+          target: { kind: "session", id: session.id },
+          reason: "a rotated refresh token was presented again; the session was revoked",
+        });
+      userNames.nameOf(session.userId).then(record, () => record(undefined));
     },
   });
 
@@ -159,11 +169,12 @@ export async function createIdentity(deps: {
 
   const login = createLoginService({
     users,
-    throttle: createLoginThrottle({ store: createLoginThrottleStore(store) }),
+    throttle,
     mfa,
     sessions,
     accessTokens,
     audit,
+    userName: (userId) => userNames.nameOf(userId),
     currentRole: async (userId) => {
       const state = await currentState(userId);
       return state && !state.disabled ? state.role : undefined;
@@ -171,12 +182,15 @@ export async function createIdentity(deps: {
   });
 
   const freshMfa: FreshMfaVerifier = {
-    async verify(principal, code) {
-      return (await mfaActions.verifyFresh(principal.userId, code)) !== undefined;
+    async verify(principal, code, call) {
+      const user = await usersStore.findById(principal.userId);
+      if (!user) return false;
+      const caller = { userId: user._id, usernameKey: user.usernameKey, username: user.username, ...call };
+      return (await stepUp.attempt(caller, "mfa.verify", () => mfaActions.verifyFresh(user._id, code, { ...call, actor: auditActorOf(principal) }))) !== undefined;
     },
   };
 
-  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
+  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit, userState: currentState });
   const accountLocks = createAccountLocks({
     users: usersStore,
     locks: createAccountLocksStore(store),
@@ -201,6 +215,7 @@ export async function createIdentity(deps: {
       accessTokens,
       revocations,
       loadUserState: currentState,
+      userName: (userId) => userNames.nameOf(userId),
       ...(deps.exchangedKeyPrincipal ? { exchangedKeyPrincipal: deps.exchangedKeyPrincipal } : {}),
     }),
     freshMfa,

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import type { RateLimitTier } from "../domain/api-keys/api-key-record.ts";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
 import { AI_CONFIG_VARIABLES, parseAiConfig, type AiConfig } from "./ai-config.ts";
 import { ACTIONS_FOR_KIND, RESPONSE_ACTIONS, type ResponseActionName } from "../domain/audit/auto-response.ts";
@@ -34,6 +35,8 @@ export interface Config {
   /** Browser origins allowed to call the API through CORS (Connect-Web, gRPC-Web). */
   readonly corsOrigins: readonly string[];
   readonly rateLimits: RateLimits;
+  /** Failed authentications one client address (IPv6: /64) may make per minute before it is refused. */
+  readonly failedAuthenticationsPerMinute: number;
   readonly tokens: {
     readonly issuer: string;
     readonly audience: string;
@@ -49,6 +52,8 @@ export interface Config {
     readonly maxTtlMs: number;
     readonly allowNoExpiry: boolean;
     readonly maxPerUser: number;
+    /** The highest tier a caller without `users.manage` may give their own keys. */
+    readonly selfServiceTier: RateLimitTier;
   };
   /** argon2id cost; raising it re-hashes each password transparently at its next login. */
   readonly passwordHash: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
@@ -126,6 +131,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_API_KEY_MAX_TTL_DAYS", default: "365", description: "Longest lifetime a key may be given." },
   { name: "PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", default: "false", description: "Whether keys that never expire may be created (discouraged)." },
   { name: "PORTCULLIS_API_KEY_MAX_PER_USER", default: "100", description: "Most active keys one user may hold." },
+  { name: "PORTCULLIS_API_KEY_SELF_SERVICE_TIER", default: "standard", description: "Highest rate-limit tier (basic, standard or premium) a caller without `users.manage` may give their own keys; a higher one is PERMISSION_DENIED." },
   { name: "PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", default: "19456", description: "argon2id memory cost (at least 19456, OWASP's minimum)." },
   { name: "PORTCULLIS_PASSWORD_HASH_TIME_COST", default: "2", description: "argon2id iterations (at least 2)." },
   { name: "PORTCULLIS_RATE_LIMIT_DEFAULT", default: "600", description: "Requests per minute per principal for ordinary calls." },
@@ -133,6 +139,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_RATE_LIMIT_EXPENSIVE", default: "60", description: "Requests per minute per principal for LLM, speech and export calls." },
   { name: "PORTCULLIS_RATE_LIMIT_ADMIN", default: "120", description: "Requests per minute per principal for administrative calls." },
   { name: "PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", default: "6000", description: "Requests per minute per principal or IP for health, reflection and JWKS." },
+  { name: "PORTCULLIS_RATE_LIMIT_FAILED_AUTH", default: "60", description: "Failed authentications (bad token, key, password or refresh token) per minute per client IP (IPv6: per /64); past it, calls from that address that present credentials are refused with RESOURCE_EXHAUSTED before any database work." },
   { name: "PORTCULLIS_AUDIT_RETENTION_DAYS", default: "365", description: "Audit events older than this are deleted (oldest first, behind a signed retention checkpoint)." },
   { name: "PORTCULLIS_AUDIT_HEAD_SIGN_INTERVAL_SECONDS", default: "60", description: "How often the audit chain head is signed with the JWT signing key (also signed on every VerifyAuditChain and export)." },
   { name: "PORTCULLIS_AUDIT_WATCH_HEARTBEAT_SECONDS", default: "15", description: "Heartbeat period of an idle WatchAuditEvents stream (1-30)." },
@@ -189,6 +196,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       admin: parseInteger("PORTCULLIS_RATE_LIMIT_ADMIN", get("PORTCULLIS_RATE_LIMIT_ADMIN"), 120, 1, 10_000_000),
       infrastructure: parseInteger("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", get("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE"), 6000, 1, 10_000_000),
     }),
+    failedAuthenticationsPerMinute: parseInteger("PORTCULLIS_RATE_LIMIT_FAILED_AUTH", get("PORTCULLIS_RATE_LIMIT_FAILED_AUTH"), 60, 1, 10_000_000),
     tokens: Object.freeze({
       issuer: parseText("PORTCULLIS_JWT_ISSUER", get("PORTCULLIS_JWT_ISSUER") ?? "portcullis"),
       audience: parseText("PORTCULLIS_JWT_AUDIENCE", get("PORTCULLIS_JWT_AUDIENCE") ?? "portcullis"),
@@ -245,6 +253,7 @@ function parseApiKeyPolicy(get: (name: string) => string | undefined): Config["a
     maxTtlMs,
     allowNoExpiry: parseBoolean("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", get("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY"), false),
     maxPerUser: parseInteger("PORTCULLIS_API_KEY_MAX_PER_USER", get("PORTCULLIS_API_KEY_MAX_PER_USER"), 100, 1, 100_000),
+    selfServiceTier: parseEnum("PORTCULLIS_API_KEY_SELF_SERVICE_TIER", get("PORTCULLIS_API_KEY_SELF_SERVICE_TIER") ?? "standard", ["basic", "standard", "premium"] as const),
   };
 }
 

@@ -226,7 +226,7 @@ export function createExchangeApiKeyHandler(keys: ApiKeyLifecycle): Pick<Service
     async exchangeApiKey(req, ctx) {
       const ttlMs = durationMs(req.ttl, "ttl");
       const exchanged = await keys.exchange(
-        { ...ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) },
+        { ...ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey), principal: ctx.values.get(principalKey) },
         { apiKey: req.apiKey.trim(), scopes: req.scopes, ...(ttlMs !== undefined ? { ttlMs } : {}) },
       );
       return { accessToken: exchanged.token, expiresAt: timestamp(exchanged.expiresAt), scopes: exchanged.scopes, apiKeyId: exchanged.keyId };

@@ -61,6 +61,7 @@ export function createExportWriter(format: ExportFormat) {
         record.metadata ? JSON.stringify(Object.fromEntries(Object.entries(record.metadata).map(([k, v]) => [k, String(v)]))) : "",
         record.prevHash,
         record.hash,
+        record.actor?.onBehalfOf ?? "",
       ]);
     },
     manifest(rest: Omit<ExportManifest, "format" | "count" | "firstSequence" | "lastSequence" | "digest">): ExportManifest {

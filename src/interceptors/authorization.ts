@@ -1,20 +1,27 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { accessRuleOf } from "../access/access-rules.ts";
 import { DomainError } from "../domain/errors.ts";
-import type { Principal } from "../domain/principal.ts";
-import { principalKey } from "./context-keys.ts";
+import type { ClientInfo, Principal } from "../domain/principal.ts";
+import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
 
 /** Checks a fresh TOTP or backup code for a principal; consumes it so it cannot be replayed. */
 export interface FreshMfaVerifier {
-  verify(principal: Principal, code: string): Promise<boolean>;
+  /**
+   * Whether `code` is a valid fresh code of the principal's user. `call` says where the attempt comes
+   * from, for the audit record and the login lock; while that lock is on the verifier throws
+   * DomainError("resource_exhausted", reason "locked") without checking the code.
+   */
+  verify(principal: Principal, code: string, call: { client: ClientInfo; requestId: string }): Promise<boolean>;
 }
 
 /** The verifier of a gateway with no MFA wired in: no code is accepted, so fresh-MFA methods are denied. */
 export const rejectAllMfaCodes: FreshMfaVerifier = { verify: () => Promise.resolve(false) };
 
 /**
- * Enforces the access rule each method declares in the proto. Fail closed: a method without a usable
- * rule is denied to everyone. Resource-level checks ("is this key yours?") belong to the domain.
+ * Enforces the access rule each method declares in the proto: audience and permission, session-only
+ * (program credentials — API keys and tokens exchanged for them — refused on account and session
+ * management), then fresh MFA. Fail closed: a method without a usable rule is denied to everyone.
+ * Resource-level checks ("is this key yours?") belong to the domain.
  */
 export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Interceptor {
   return (next) => async (req) => {
@@ -28,9 +35,13 @@ export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Inte
     if (rule.audience === "permission" && !principal.permissions.has(rule.permission)) {
       throw new DomainError("permission_denied", `permission ${rule.permission} required`);
     }
+    // Before fresh MFA: a program credential must not even get to try a code here.
+    if (rule.sessionOnly && principal.kind === "api_key" && !(rule.programPermission !== undefined && principal.permissions.has(rule.programPermission))) {
+      throw new DomainError("permission_denied", "this method needs a person's session: API keys and tokens exchanged for them may not call it");
+    }
     if (rule.freshMfa) {
       const code = req.header.get("x-mfa-code") ?? (req.stream ? undefined : mfaCodeField(req.message));
-      if (!code || !(await freshMfa.verify(principal, code))) {
+      if (!code || !(await freshMfa.verify(principal, code, { client: req.contextValues.get(clientKey), requestId: req.contextValues.get(requestIdKey) }))) {
         throw new DomainError("permission_denied", "a fresh MFA code is required", { reason: "fresh_mfa_required" });
       }
     }

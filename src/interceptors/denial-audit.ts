@@ -1,4 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
+import { auditActorOf } from "../domain/audit/audit-actor.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import { DomainError } from "../domain/errors.ts";
 import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
@@ -20,7 +21,7 @@ export function createDenialAuditInterceptor(audit: AuditRecorder): Interceptor 
         audit.record({
           type: "access.denied",
           outcome: "denied",
-          actor: principal ? { kind: principal.kind, id: principal.id } : { kind: "anonymous" },
+          actor: principal ? auditActorOf(principal) : { kind: "anonymous" },
           ip: client.ip,
           userAgent: client.userAgent,
           requestId: req.contextValues.get(requestIdKey),

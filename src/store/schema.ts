@@ -18,6 +18,8 @@ export const SCHEMA_VERSION = 2;
 /** The collection holding the schema marker document `{ _id: "schema", version }`. */
 export const META_COLLECTION = "meta";
 export const SCHEMA_MARKER_ID = "schema";
+/** Identifier claims: `_id` "username:<lookalike key>" or "email:<address>", inserted before a user takes it. */
+export const USER_CLAIMS_COLLECTION = "user_claims";
 
 export interface IndexSpec {
   readonly name: string;
@@ -61,6 +63,10 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
       { name: "updated_at", key: { updatedAt: 1 } },
     ],
   },
+  // What makes usernames (by look, UTS #39 skeleton) and e-mail addresses unique: one insert-only
+  // document per identifier, `_id` "username:<key>" / "email:<address>", holding the user id. The unique
+  // _id decides between concurrent creates and updates (FerretDB has no atomic conditional update).
+  { name: USER_CLAIMS_COLLECTION, indexes: [] },
   {
     // One document per failed sign-in and key ("user:<usernameKey>" or "ip:<address>"), shared by all
     // instances; inserted, never updated (FerretDB loses concurrent updates of one document). Old ones

@@ -214,8 +214,10 @@ export const ApiKeyFindingKind = /*@__PURE__*/
  * (a subset of its owner's permissions), optionally to client CIDRs, and to a rate-limit tier.
  *
  * Only a hash of each key is stored. The full key string (`secret`) is returned only by CreateApiKey
- * and RotateApiKey. Users manage their own keys; callers whose role grants user management (admins and
- * owners) may act on other users' keys through the `user_id` and `all_users` fields.
+ * and RotateApiKey. Nobody ever receives or shapes a key that acts as another user: keys are created for
+ * the caller, and only a key's owner rotates or updates it. Callers holding `users.manage` (admins and
+ * owners) may also read other users' keys (through `user_id` and `all_users`, audited) and revoke them,
+ * as far as the role hierarchy allows: an owner revokes anyone's keys, an admin only plain users' keys.
  *
  * @generated from service portcullis.v1.ApiKeyService
  */

@@ -1,3 +1,4 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditOutcome, AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -51,7 +52,7 @@ export function createAiQueries(deps: {
     deps.audit.record({
       type: "ai.query",
       outcome,
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       target: { kind: "ai_model", id: target },
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,

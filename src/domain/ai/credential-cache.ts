@@ -1,3 +1,4 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -56,7 +57,7 @@ export function createCredentialCache(deps: {
       deps.audit.record({
         type: "credential.first_use",
         outcome: "success",
-        actor: ctx ? { kind: ctx.principal.kind, id: ctx.principal.id } : { kind: "system" },
+        actor: ctx ? auditActorOf(ctx.principal) : { kind: "system", display: "provider-probe" },
         target: { kind: "provider_credential", id },
         ...(ctx ? { ip: ctx.client.ip, requestId: ctx.requestId } : {}),
         metadata: { provider, name, key_version: record.keyVersion, updated_at: record.updatedAt.toISOString() },

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -46,7 +47,7 @@ export function createCredentialVault(deps: {
     deps.audit.recordNow({
       type,
       outcome,
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       ...(target ? { target: { kind: "provider_credential", id: target } } : {}),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,

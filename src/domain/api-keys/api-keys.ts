@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { isIP } from "node:net";
 import { ALL_PERMISSIONS, ROLE_PERMISSIONS } from "../../access/permissions.ts";
 import type { ApiKeysStore, KeyOwnerScope } from "../../store/api-keys-store.ts";
+import { apiKeyAuditActor, auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import type { ActionContext } from "../auth/session-actions.ts";
 import { keyRejectionError } from "../auth/api-key-authenticator.ts";
@@ -9,9 +10,10 @@ import { DomainError } from "../errors.ts";
 import type { Principal } from "../principal.ts";
 import type { UserState } from "../revocation/revocation-cache.ts";
 import type { AccessTokenService } from "../tokens/access-tokens.ts";
+import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
-import { combineUsage, statusOf, type AiUsageReader, type ApiKeyAiUsage, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier, type TokenBudgetSettings } from "./api-key-record.ts";
+import { combineUsage, statusOf, TIER_RATE_SCALE, type AiUsageReader, type ApiKeyAiUsage, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier, type TokenBudgetSettings } from "./api-key-record.ts";
 import type { ApiKeyVerifier } from "./api-key-verifier.ts";
 import { normaliseCidrs } from "./client-networks.ts";
 import { displayPrefix, generateApiKey, hashSecret } from "./key-format.ts";
@@ -23,6 +25,8 @@ export interface ApiKeyPolicy {
   readonly maxTtlMs: number;
   readonly allowNoExpiry: boolean;
   readonly maxPerUser: number;
+  /** The highest tier a caller without `users.manage` may give their own keys (a larger budget is a privilege). */
+  readonly selfServiceTier: RateLimitTier;
 }
 
 /** A key as callers see it: settings, derived status and usage — never the secret or its hash. */
@@ -78,16 +82,23 @@ const MAX_GRACE_MS = DAY_MS;
 const MAX_NAME_LENGTH = 100;
 const MAX_REASON_LENGTH = 500;
 const MAX_METADATA_ENTRIES = 32;
-const METADATA_KEY = /^[A-Za-z0-9_.:/-]{1,64}$/;
+// Metadata keys become field names of the stored key document, where MongoDB reads "." as a path
+// separator and a leading "$" as an operator: neither is in the alphabet, so such a key is refused up
+// front (INVALID_ARGUMENT) instead of failing in the database (INTERNAL).
+const METADATA_KEY = /^[A-Za-z0-9_:/-]{1,64}$/;
 // Permissions a plain user does not have: a key carrying one is an administrative credential.
 const ADMIN_ONLY = new Set([...ROLE_PERMISSIONS.owner].filter((p) => !ROLE_PERMISSIONS.user.has(p)));
 const SEVERITY_ORDER = { high: 0, medium: 1, low: 2 } as const;
 
 /**
- * The API-key lifecycle. A user acts on their own keys; `users.manage` extends reads and revocation to
- * everyone's. A key the caller may not see answers NOT_FOUND, exactly like a key that does not exist.
- * Every change is audited before it is reported, and applied to this instance's key cache at once
- * (other instances see it within a poll interval).
+ * The API-key lifecycle. A user acts on their own keys; `users.manage` extends reads (audited) and
+ * revocation to other users' keys, revocation only as far as the role hierarchy allows
+ * (`mayActOnUser`: an admin revokes plain users' keys, never an owner's or another admin's). Nobody ever
+ * receives or shapes a credential that acts as another user: a key is created for its caller only, and
+ * rotated, updated or exchanged (while signed in) by its owner only. A key the caller may not see
+ * answers NOT_FOUND, exactly like a key that does not exist; one they may see but not touch answers
+ * PERMISSION_DENIED, audited. Every change is audited before it is reported, and applied to this
+ * instance's key cache at once (other instances see it within a poll interval).
  */
 export function createApiKeyService(deps: {
   store: ApiKeysStore;
@@ -115,7 +126,7 @@ export function createApiKeyService(deps: {
     deps.audit.recordNow({
       type,
       outcome: "success",
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       ...(keyId ? { target: { kind: "api_key", id: keyId } } : {}),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
@@ -169,6 +180,39 @@ export function createApiKeyService(deps: {
     return state;
   };
 
+  /** Refuses with PERMISSION_DENIED, recording the refusal (who, which key, why) first. */
+  const refuse = (ctx: ActionContext, type: string, keyId: string, message: string): never => {
+    deps.audit.record({
+      type,
+      outcome: "denied",
+      actor: auditActorOf(ctx.principal),
+      target: { kind: "api_key", id: keyId },
+      ip: ctx.client.ip,
+      userAgent: ctx.client.userAgent,
+      requestId: ctx.requestId,
+      reason: message,
+    });
+    throw new DomainError("permission_denied", message);
+  };
+
+  /**
+   * The caller's own key, for the operations that shape a credential (rotate, update): NOT_FOUND when
+   * they may not even see it, PERMISSION_DENIED (audited) when they see it through `users.manage`.
+   */
+  const ownKey = async (ctx: ActionContext, keyId: string, type: string, verb: string): Promise<ApiKeyState> => {
+    const state = await visibleKey(ctx, keyId);
+    if (state.record.ownerUserId !== ctx.principal.userId) refuse(ctx, type, keyId, `only a key's owner may ${verb} it`);
+    return state;
+  };
+
+  /** A tier the caller may assign: up to the self-service tier, anything with `users.manage`. */
+  const checkTier = (ctx: ActionContext, tier: RateLimitTier): RateLimitTier => {
+    if (TIER_RATE_SCALE[tier] > TIER_RATE_SCALE[policy.selfServiceTier] && !mayManageOthers(ctx.principal)) {
+      throw new DomainError("permission_denied", `the ${tier} rate-limit tier needs users.manage`);
+    }
+    return tier;
+  };
+
   const ownerScope = (ctx: ActionContext, selection: OwnerSelection, what: string): KeyOwnerScope => {
     if (selection.allUsers || (selection.userId && selection.userId !== ctx.principal.userId)) {
       if (!mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", `${what} of other users needs users.manage`);
@@ -184,7 +228,7 @@ export function createApiKeyService(deps: {
     deps.audit.record({
       type,
       outcome: "success",
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       target: "all" in scope ? { kind: "user", id: "*" } : { kind: "user", id: scope.ownerUserId },
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
@@ -221,7 +265,7 @@ export function createApiKeyService(deps: {
       const scopes = checkScopes(input.scopes, ctx.principal.permissions);
       const allowedCidrs = normaliseCidrs(input.allowedCidrs);
       const metadata = checkMetadata(input.metadata);
-      const tier = input.tier ?? "standard";
+      const tier = checkTier(ctx, input.tier ?? "standard");
       const tokenBudget = checkBudget({}, input.tokenBudget ?? {}, false);
       const at = now();
       const expiresAt = lifetime(input, at);
@@ -276,7 +320,7 @@ export function createApiKeyService(deps: {
       keyId: string,
       changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string>; tokenBudget?: TokenBudgetChange },
     ): Promise<ApiKeyView> {
-      const state = await visibleKey(ctx, keyId);
+      const state = await ownKey(ctx, keyId, "api_key.update", "update");
       const status = statusOf(state, now());
       if (status !== "active") throw new DomainError("failed_precondition", `the key is ${status}`);
       const set: ApiKeySettings = {};
@@ -285,7 +329,7 @@ export function createApiKeyService(deps: {
         const scopes = checkScopes(changes.scopes, new Set(state.record.scopes), "scopes can only be narrowed: each must be one of the key's current scopes");
         set.scopes = scopes;
       }
-      if (changes.tier !== undefined) set.tier = changes.tier;
+      if (changes.tier !== undefined && changes.tier !== state.record.tier) set.tier = checkTier(ctx, changes.tier);
       if (changes.allowedCidrs !== undefined) set.allowedCidrs = normaliseCidrs(changes.allowedCidrs);
       if (changes.metadata !== undefined) set.metadata = checkMetadata(changes.metadata);
       if (changes.tokenBudget && (changes.tokenBudget.perDay !== undefined || changes.tokenBudget.perMonth !== undefined)) {
@@ -310,7 +354,7 @@ export function createApiKeyService(deps: {
 
     async rotate(ctx: ActionContext, keyId: string, graceMs: number): Promise<{ key: ApiKeyView; secret: string; parentKeyId: string; graceExpiresAt: Date }> {
       if (!Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS) throw new DomainError("invalid_argument", "grace_period must be from 0 to 24 hours");
-      const parent = await visibleKey(ctx, keyId);
+      const parent = await ownKey(ctx, keyId, "api_key.rotate", "rotate");
       const status = statusOf(parent, now());
       if (status !== "active") throw new DomainError("failed_precondition", `only an active key can be rotated; this one is ${status}`);
       const owner = await deps.userState(parent.record.ownerUserId);
@@ -349,6 +393,10 @@ export function createApiKeyService(deps: {
     async revoke(ctx: ActionContext, keyId: string, reasonRaw: string): Promise<ApiKeyView> {
       const reason = checkReason(reasonRaw);
       const state = await visibleKey(ctx, keyId);
+      const ownerUserId = state.record.ownerUserId;
+      if (ownerUserId !== ctx.principal.userId && !mayActOnUser(ctx.principal, { userId: ownerUserId, role: (await deps.userState(ownerUserId))?.role })) {
+        refuse(ctx, "api_key.revoke", keyId, "your role may not revoke this user's keys");
+      }
       if (state.revocation) return (await views([state]))[0]!;
       await revokeStates(ctx, [{ keyId, ownerUserId: state.record.ownerUserId }], reason);
       await auditNow(ctx, "api_key.revoke", keyId, { reason });
@@ -440,9 +488,13 @@ export function createApiKeyService(deps: {
       return { valid: true, key: view(verdict.key.state, undefined), permissions: [...verdict.key.permissions].sort() };
     },
 
-    /** ExchangeApiKey: a valid key for a short-lived access token carrying (some of) its scopes. */
+    /**
+     * ExchangeApiKey: a valid key for a short-lived access token carrying (some of) its scopes. The caller
+     * is usually anonymous; one who is signed in (`client.principal`) may exchange only their own keys,
+     * so that no signed-in caller is handed a token acting as somebody else.
+     */
     async exchange(
-      client: ActionContext["client"] & { requestId: string },
+      client: ActionContext["client"] & { requestId: string; principal?: Principal | undefined },
       input: { apiKey: string; scopes: readonly string[]; ttlMs?: number },
     ): Promise<{ token: string; expiresAt: Date; scopes: string[]; keyId: string }> {
       if (input.apiKey.length === 0) throw new DomainError("invalid_argument", "api_key is required");
@@ -457,6 +509,9 @@ export function createApiKeyService(deps: {
         throw keyRejectionError(verdict.rejection);
       }
       const { state, permissions, ownerRole } = verdict.key;
+      if (client.principal && client.principal.userId !== state.record.ownerUserId) {
+        refuse({ principal: client.principal, client, requestId: client.requestId }, "api_key.exchange", state.record._id, "a signed-in caller may exchange only their own keys");
+      }
       const requested = input.scopes.length > 0 ? [...new Set(input.scopes)] : [...permissions];
       const outside = requested.filter((s) => !permissions.has(s));
       if (outside.length > 0) throw new DomainError("permission_denied", "a requested scope is not granted by this key");
@@ -478,7 +533,7 @@ export function createApiKeyService(deps: {
       deps.audit.record({
         type: "api_key.exchange",
         outcome: "success",
-        actor: { kind: "api_key", id: state.record._id },
+        actor: apiKeyAuditActor({ id: state.record._id, name: state.record.name, ownerUserId: state.record.ownerUserId }),
         target: { kind: "user", id: state.record.ownerUserId },
         ip: client.ip,
         userAgent: client.userAgent,
@@ -537,8 +592,8 @@ function checkMetadata(raw: Record<string, string>): Record<string, string> {
   if (entries.length > MAX_METADATA_ENTRIES) throw new DomainError("invalid_argument", `at most ${MAX_METADATA_ENTRIES} metadata entries`);
   const out: Record<string, string> = {};
   for (const [key, value] of entries) {
-    // Keys become document field names: no `$`, no dots' meaning beyond the allowed alphabet, no prototype tricks.
-    if (!METADATA_KEY.test(key) || key.startsWith("$") || key === "__proto__") throw new DomainError("invalid_argument", "metadata keys are 1 to 64 of A-Z a-z 0-9 _ . : / -");
+    // Keys become document field names: no "." or "$" (see METADATA_KEY), no prototype tricks.
+    if (!METADATA_KEY.test(key) || key === "__proto__") throw new DomainError("invalid_argument", `metadata key ${JSON.stringify(key.slice(0, 64))} is not 1 to 64 of A-Z a-z 0-9 _ : / - (no "." or "$")`);
     if (value.length > 256 || /\p{Cc}/u.test(value)) throw new DomainError("invalid_argument", "metadata values are at most 256 characters without control characters");
     out[key] = value;
   }

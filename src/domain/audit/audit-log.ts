@@ -1,11 +1,13 @@
 import type { JWK } from "jose";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
+import { auditActorOf } from "./audit-actor.ts";
 import { GENESIS_HASH, hashableFromRecord, type ChainSealer, type SealedAuditRecord } from "./audit-chain.ts";
 import type { AuditCursorCodec } from "./audit-cursor.ts";
 import { describeAuditFilter, validateAuditFilter, type AuditFilter, type AuditFilterInput } from "./audit-filter.ts";
 import type { AuditLogStore, AuditSealsStore, SignedChainPoint } from "./audit-log-store.ts";
 import type { AuditRecorder } from "./audit-recorder.ts";
+import { resolvePageSize } from "../users/user-paging.ts";
 import { CHECKPOINT_TYP, HEAD_TYP, verifyStatement, type StatementSigner } from "./audit-signatures.ts";
 import { createChainCheck, type ChainBreak } from "./chain-check.ts";
 
@@ -54,12 +56,7 @@ export type AuditLog = ReturnType<typeof createAuditLog>;
 export function createAuditLog(deps: AuditLogDeps) {
   const now = deps.now ?? (() => new Date());
 
-  const pageSizeOf = (requested: number) => {
-    if (!Number.isInteger(requested) || requested < 0 || requested > MAX_PAGE_SIZE) {
-      throw new DomainError("invalid_argument", `page_size must be from 1 to ${MAX_PAGE_SIZE} (0 for the default of ${DEFAULT_PAGE_SIZE})`);
-    }
-    return requested === 0 ? DEFAULT_PAGE_SIZE : requested;
-  };
+  const pageSizeOf = (requested: number) => resolvePageSize(requested, { defaultSize: DEFAULT_PAGE_SIZE, maxSize: MAX_PAGE_SIZE });
 
   const page = async (filter: AuditFilter, scope: Record<string, string>, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage> => {
     const limit = pageSizeOf(options.pageSize);
@@ -75,7 +72,7 @@ export function createAuditLog(deps: AuditLogDeps) {
     deps.audit.record({
       type,
       outcome: "success",
-      actor: { kind: reader.principal.kind, id: reader.principal.id },
+      actor: auditActorOf(reader.principal),
       ip: reader.client.ip,
       userAgent: reader.client.userAgent,
       requestId: reader.requestId,
@@ -127,7 +124,7 @@ export function createAuditLog(deps: AuditLogDeps) {
       return deps.audit.recordNow({
         type: "audit.export",
         outcome: "success",
-        actor: { kind: reader.principal.kind, id: reader.principal.id },
+        actor: auditActorOf(reader.principal),
         ip: reader.client.ip,
         userAgent: reader.client.userAgent,
         requestId: reader.requestId,
@@ -167,11 +164,11 @@ export function createAuditLog(deps: AuditLogDeps) {
       const retainedFrom = checkpoint ? checkpoint.seq + 1 : 1;
       const from = Math.max(range.from ?? retainedFrom, retainedFrom);
       const to = range.to ?? Number.MAX_SAFE_INTEGER;
-      let anchor = { nextSeq: from, prevHash: checkpoint && from === retainedFrom ? checkpoint.hash : GENESIS_HASH };
+      let anchor: { nextSeq: number; prevHash: string; prevTime?: string } = { nextSeq: from, prevHash: checkpoint && from === retainedFrom ? checkpoint.hash : GENESIS_HASH };
       if (from > retainedFrom) {
         const before = await deps.store.get(from - 1);
         if (!before) return result(0, { seq: from - 1, reason: "deleted", detail: `event ${from - 1} is missing` });
-        anchor = { nextSeq: from, prevHash: before.hash };
+        anchor = { nextSeq: from, prevHash: before.hash, prevTime: before.time.toISOString() };
       }
       const check = createChainCheck({
         anchor,

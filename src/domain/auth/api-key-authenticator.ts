@@ -2,6 +2,7 @@ import type { Credential } from "../../interceptors/authentication.ts";
 import type { ApiKeyCache } from "../api-keys/api-key-cache.ts";
 import type { ApiKeyVerifier, KeyRejection, KeyVerdict } from "../api-keys/api-key-verifier.ts";
 import type { UsageTracker } from "../api-keys/usage-tracker.ts";
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
@@ -46,6 +47,7 @@ export function createApiKeyAuthenticator(deps: {
       kind: "api_key",
       id: state.record._id,
       userId: state.record.ownerUserId,
+      displayName: state.record.name,
       role: ownerRole,
       permissions: bound ? new Set([...permissions].filter((p) => bound.has(p))) : permissions,
       method,
@@ -85,7 +87,7 @@ export function createApiKeyAuthenticator(deps: {
         deps.audit.record({
           type: "api_key.new_ip",
           outcome: "success",
-          actor: { kind: "api_key", id: principal.id },
+          actor: auditActorOf(principal),
           target: { kind: "user", id: principal.userId },
           ip: client.ip,
           userAgent: client.userAgent,

@@ -1,3 +1,4 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { SessionService } from "../sessions/sessions.ts";
@@ -21,7 +22,7 @@ export function createEmergencyRevoke(deps: {
   /** Makes this instance's revocation cache see the mass revocation now rather than at its next poll. */
   refreshRevocations: () => Promise<void>;
 }) {
-  return async (ctx: ActionContext, reasonRaw: string): Promise<{ sessionsRevoked: number; apiKeysRevoked: number }> => {
+  return async (ctx: ActionContext, reasonRaw: string): Promise<{ sessionsRevoked: number; apiKeysRevoked: number; auditEventId: string }> => {
     const reason = reasonRaw.trim();
     if (reason === "") throw new DomainError("invalid_argument", "a reason is required");
     if (reason.length > 500) throw new DomainError("invalid_argument", "the reason is longer than 500 characters");
@@ -29,10 +30,10 @@ export function createEmergencyRevoke(deps: {
     const sessionsRevoked = await deps.sessions.revokeAll(`emergency: ${reason}`, ctx.principal.sessionId);
     await deps.refreshRevocations();
     const apiKeysRevoked = await deps.apiKeys.revokeAll(`emergency: ${reason}`);
-    await deps.audit.recordNow({
+    const auditEventId = await deps.audit.recordNow({
       type: "system.emergency_revoke",
       outcome: "success",
-      actor: { kind: "user", id: ctx.principal.userId },
+      actor: auditActorOf(ctx.principal),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
       requestId: ctx.requestId,
@@ -40,6 +41,6 @@ export function createEmergencyRevoke(deps: {
       // (metadata names avoid "key": the recorder redacts secret-looking names)
       metadata: { revoked_sessions: sessionsRevoked, revoked_api_credentials: apiKeysRevoked },
     });
-    return { sessionsRevoked, apiKeysRevoked };
+    return { sessionsRevoked, apiKeysRevoked, auditEventId };
   };
 }

@@ -1,10 +1,11 @@
-import type { AuditRecorder } from "../audit/audit-recorder.ts";
+import type { AuditActor, AuditRecorder } from "../audit/audit-recorder.ts";
 import type { MfaMethod, MfaService } from "../mfa/mfa.ts";
 import type { ClientInfo } from "../principal.ts";
 
-/** Who is acting and from where, for the audit record. */
+/** Whose factor, who is acting (the user, or an API key of theirs) and from where, for the audit record. */
 export interface MfaActionContext {
   readonly userId: string;
+  readonly actor: AuditActor;
   readonly client?: ClientInfo;
   readonly requestId?: string;
 }
@@ -19,7 +20,7 @@ export function createMfaActions(deps: { mfa: MfaService; audit: AuditRecorder }
     audit.recordNow({
       type,
       outcome,
-      actor: { kind: "user", id: ctx.userId },
+      actor: ctx.actor,
       target: { kind: "user", id: ctx.userId },
       ...(ctx.client ? { ip: ctx.client.ip, userAgent: ctx.client.userAgent } : {}),
       ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
@@ -59,7 +60,7 @@ export function createMfaActions(deps: { mfa: MfaService; audit: AuditRecorder }
     },
 
     /** Checks and consumes a fresh code for a sensitive operation; a wrong or replayed one is audited. */
-    async verifyFresh(userId: string, code: string, ctx: Omit<MfaActionContext, "userId"> = {}): Promise<MfaMethod | undefined> {
+    async verifyFresh(userId: string, code: string, ctx: Omit<MfaActionContext, "userId">): Promise<MfaMethod | undefined> {
       const method = await mfa.verifyAndConsume(userId, code);
       await record({ ...ctx, userId }, "mfa.verify", method ? "success" : "failure", { purpose: "fresh", ...(method ? { method } : {}) });
       return method;

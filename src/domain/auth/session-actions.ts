@@ -1,9 +1,11 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
-import type { RevocationCache } from "../revocation/revocation-cache.ts";
+import type { RevocationCache, UserState } from "../revocation/revocation-cache.ts";
 import type { SessionRecord, SessionService } from "../sessions/sessions.ts";
 import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
+import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../users/user-paging.ts";
 
 /** Who asks and from where: the audit trail of every action below. */
@@ -20,6 +22,7 @@ export type TokenInfo =
       readonly active: true;
       readonly type: "access" | "refresh";
       readonly userId: string;
+      /** The login session; "" for a token from ExchangeApiKey, which belongs to no session. */
       readonly sessionId: string;
       readonly claims?: AccessTokenClaims;
       readonly expiresAt: Date;
@@ -31,14 +34,18 @@ export interface SessionActionsDeps {
   readonly accessTokens: AccessTokenService;
   readonly revocations: RevocationCache;
   readonly audit: AuditRecorder;
+  /** A user's current role (and disabled flag), for the role hierarchy of revoking others' sessions. */
+  readonly userState: (userId: string) => Promise<UserState | undefined>;
 }
 
 const REFRESH_PREFIX = "rt_";
 
 /**
  * Logout, token revocation and introspection, and session management. A user acts on their own
- * sessions; `users.manage` extends that to everyone's. Another user's session answers NOT_FOUND to
- * those who may not see it, so existence does not leak.
+ * sessions; `users.manage` extends reads to everyone's and revocation as far as the role hierarchy
+ * allows (`mayActOnUser`: an admin ends plain users' sessions, never an owner's or another admin's;
+ * refused with PERMISSION_DENIED, audited). Another user's session answers NOT_FOUND to those who may
+ * not see it, so existence does not leak.
  */
 export function createSessionActions(deps: SessionActionsDeps) {
   const mayManageOthers = (principal: Principal) => principal.permissions.has("users.manage");
@@ -47,7 +54,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
     deps.audit.recordNow({
       type,
       outcome: "success",
-      actor: { kind: ctx.principal.kind, id: ctx.principal.id },
+      actor: auditActorOf(ctx.principal),
       ...(target ? { target } : {}),
       ip: ctx.client.ip,
       userAgent: ctx.client.userAgent,
@@ -69,16 +76,31 @@ export function createSessionActions(deps: SessionActionsDeps) {
     return count;
   };
 
-  /** The session a token names, and whether it is live, without trusting a revoked or expired one. */
+  /**
+   * What a token is and whether it works now, without trusting a revoked or expired one. A refresh token
+   * is active until it is exchanged (Refresh), expires, or its session ends.
+   */
   const resolve = async (token: string): Promise<TokenInfo & { session?: SessionRecord }> => {
     if (token.startsWith(REFRESH_PREFIX)) {
-      const session = await deps.sessions.findByRefreshToken(token);
-      if (!session || session.revokedAt || session.expiresAt.getTime() <= Date.now()) return { active: false };
-      return { active: true, type: "refresh", userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt, issuedAt: session.createdAt, session };
+      const found = await deps.sessions.describeRefreshToken(token);
+      const now = Date.now();
+      if (!found) return { active: false };
+      const { token: stored, session } = found;
+      if (stored.usedAt || stored.expiresAt.getTime() <= now || session.revokedAt || session.expiresAt.getTime() <= now) return { active: false };
+      return { active: true, type: "refresh", userId: session.userId, sessionId: session.id, expiresAt: stored.expiresAt, issuedAt: stored.createdAt, session };
     }
     const claims = await deps.accessTokens.verify(token).catch(() => undefined);
     if (!claims || deps.revocations.isSessionRevoked(claims.sid)) return { active: false };
-    return { active: true, type: "access", userId: claims.sub, sessionId: claims.sid, claims, expiresAt: new Date(claims.exp * 1000), issuedAt: new Date(claims.iat * 1000) };
+    const sessionId = claims.amr === "api_key" ? "" : claims.sid;
+    return { active: true, type: "access", userId: claims.sub, sessionId, claims, expiresAt: new Date(claims.exp * 1000), issuedAt: new Date(claims.iat * 1000) };
+  };
+
+  /** Refuses revoking another user's session when the role hierarchy says no; audited first. */
+  const requireMayRevoke = async (ctx: ActionContext, type: string, owner: string, sessionId: string): Promise<void> => {
+    if (mayActOnUser(ctx.principal, { userId: owner, role: owner === ctx.principal.userId ? ctx.principal.role : (await deps.userState(owner))?.role })) return;
+    const message = "your role may not revoke this user's sessions";
+    deps.audit.record({ type, outcome: "denied", actor: auditActorOf(ctx.principal), target: { kind: "session", id: sessionId }, ip: ctx.client.ip, userAgent: ctx.client.userAgent, requestId: ctx.requestId, reason: message });
+    throw new DomainError("permission_denied", message);
   };
 
   const requireSession = (ctx: ActionContext): string => {
@@ -99,12 +121,25 @@ export function createSessionActions(deps: SessionActionsDeps) {
       return revoked ? 1 : 0;
     },
 
+    /**
+     * RevokeToken (RFC 7009). A token of a login session — access or refresh — ends that whole session:
+     * its refresh token and every access token issued for it stop working. A token from ExchangeApiKey
+     * has no session and is revoked alone (its key keeps working). Revocations reach every instance
+     * within a poll interval; an inactive token (unknown, expired, exchanged, revoked) revokes nothing.
+     */
     async revokeToken(ctx: ActionContext, token: string): Promise<{ revoked: boolean; type: "access" | "refresh" | undefined }> {
       if (token === "") throw new DomainError("invalid_argument", "token is required");
       const info = await resolve(token);
       if (!info.active) return { revoked: false, type: undefined };
       if (info.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal)) {
         throw new DomainError("permission_denied", "the token belongs to another user");
+      }
+      await requireMayRevoke(ctx, "auth.token_revoke", info.userId, info.sessionId);
+      if (info.claims?.amr === "api_key") {
+        const revoked = await deps.sessions.revokeStandalone(info.claims.sid, info.userId, "token_revoked", info.expiresAt);
+        deps.revocations.noteSessionRevoked(info.claims.sid);
+        await audit(ctx, "auth.token_revoke", { kind: "token", id: info.claims.jti }, { token_type: info.type, api_key_id: info.claims.keyId ?? "" });
+        return { revoked, type: info.type };
       }
       const revoked = await revokeOne(info.sessionId, "token_revoked");
       await audit(ctx, "auth.token_revoke", { kind: "session", id: info.sessionId }, { token_type: info.type });
@@ -129,7 +164,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       const pageSize = resolvePageSize(page.pageSize);
       const after = sessionPosition(decodePageToken(page.pageToken, SESSION_POSITION));
       if (target !== ctx.principal.userId) {
-        deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: { kind: ctx.principal.kind, id: ctx.principal.id }, target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
+        deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: auditActorOf(ctx.principal), target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
       }
       // A user's live sessions are few (each ends within the refresh lifetime), so they are read whole
       // and paged here, by (createdAt, id) descending: a stable order a token can resume from.
@@ -145,6 +180,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       if (!session || (session.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal))) {
         throw new DomainError("not_found", "no such session");
       }
+      await requireMayRevoke(ctx, "auth.session_revoke", session.userId, session.id);
       const revoked = await revokeOne(session.id, "session_revoked");
       await audit(ctx, "auth.session_revoke", { kind: "session", id: session.id }, { owner: session.userId });
       return revoked;
