@@ -1,5 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { createApiKeyCache, type ApiKeyCache } from "../domain/api-keys/api-key-cache.ts";
+import type { AiUsageReader } from "../domain/api-keys/api-key-record.ts";
 import { createApiKeyVerifier } from "../domain/api-keys/api-key-verifier.ts";
 import { createApiKeyService, type ApiKeyService } from "../domain/api-keys/api-keys.ts";
 import { looksLikeApiKey } from "../domain/api-keys/key-format.ts";
@@ -53,7 +54,7 @@ export interface ApiKeys {
 }
 
 /** Wires key verification, usage counting and the lifecycle service on top of the identity layer. */
-export function createApiKeys(deps: { foundation: ApiKeyFoundation; identity: Identity; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger }): ApiKeys {
+export function createApiKeys(deps: { foundation: ApiKeyFoundation; identity: Identity; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; aiUsage?: AiUsageReader }): ApiKeys {
   const { foundation, identity, config, audit, logger } = deps;
   const policy = config.apiKeys;
   const usage = createUsageTracker({ sink: foundation.store, flushIntervalMs: USAGE_FLUSH_MS, onError: (error) => logger.warn({ err: error }, "api key usage write failed") });
@@ -70,6 +71,7 @@ export function createApiKeys(deps: { foundation: ApiKeyFoundation; identity: Id
     pepper: deps.keyring.apiKeyPepper,
     policy,
     userState: identity.currentUserState,
+    ...(deps.aiUsage ? { aiUsage: deps.aiUsage } : {}),
   });
   foundation.cache.start();
   usage.start();

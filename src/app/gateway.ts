@@ -12,6 +12,7 @@ import { createKeyFingerprintsStore } from "../store/key-fingerprints-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
+import { createAi, createAiFoundation, type AiCapability } from "./ai.ts";
 import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.ts";
 import { createAudioCapability, type AudioCapability } from "./audio.ts";
 import { createAuditCapability, type AuditCapability } from "./audit.ts";
@@ -24,6 +25,7 @@ export interface Gateway {
   readonly identity: Identity;
   readonly apiKeys: ApiKeys;
   readonly audio: AudioCapability;
+  readonly ai: AiCapability;
   /** The server's view of the capabilities: authentication, fresh MFA, the service implementations, JWKS. */
   readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
   /** Stops background work (pollers, sweepers) and writes every queued audit event. */
@@ -55,7 +57,8 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     apiKeyRevoker: foundation.massRevoker,
     exchangedKeyPrincipal: () => apiKeys?.authenticator.exchangedTokenPrincipal,
   });
-  const keys = createApiKeys({ foundation, identity, keyring, config, audit, logger });
+  const aiFoundation = createAiFoundation({ store, logger });
+  const keys = createApiKeys({ foundation, identity, keyring, config, audit, logger, aiUsage: aiFoundation.usageReader });
   apiKeys = keys;
   const actions: ResponseActions = { ...identity.responseActions, revokeApiKey: (keyId, cause) => keys.service.revokeForResponse(keyId, `automatic response to ${cause.kind} (${cause.severity})`) };
   let auditService: AuditCapability;
@@ -64,15 +67,18 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
   } catch (error) {
     identity.stop();
     await keys.stop().catch(() => undefined);
+    await aiFoundation.ledger.stop().catch(() => undefined);
     throw error;
   }
   const audio = createAudioCapability({ config, audit, logger });
+  const ai = createAi({ store, keyring, config, audit, logger, foundation: aiFoundation, keyCache: foundation.cache });
   return {
     audit,
     auditService,
     identity,
     apiKeys: keys,
     audio,
+    ai,
     serverDeps: {
       authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: keys.authenticator, isApiKey: keys.isApiKey }),
       freshMfa: identity.freshMfa,
@@ -81,6 +87,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
         apiKey: createApiKeyHandlers(keys.service),
         audit: auditService.handlers,
         audioStream: audio.handlers,
+        ai: ai.handlers,
       },
       jwks: () => identity.signingKeys.jwks(),
       audit,
@@ -88,6 +95,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     async stop() {
       await audio.stop();
       auditService.stop();
+      await ai.stop();
       identity.stop();
       await keys.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed"));
       await audit.flush();

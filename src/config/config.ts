@@ -3,6 +3,7 @@ import { availableParallelism } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import type { RateLimitTier } from "../domain/api-keys/api-key-record.ts";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
+import { AI_CONFIG_VARIABLES, parseAiConfig, type AiConfig } from "./ai-config.ts";
 import { ACTIONS_FOR_KIND, RESPONSE_ACTIONS, type ResponseActionName } from "../domain/audit/auto-response.ts";
 import { FINDING_KINDS, type FindingKind, type Severity } from "../domain/audit/suspicious-activity.ts";
 
@@ -62,6 +63,8 @@ export interface Config {
   readonly audit: AuditConfig;
   /** Speech: engine processes (they bound the CPU synthesis takes) and open streams per caller. */
   readonly audio: { readonly engineProcesses: number; readonly maxStreamsPerPrincipal: number };
+  /** AI providers and query limits (parsed in ./ai-config.ts). */
+  readonly ai: AiConfig;
 }
 
 /** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
@@ -154,6 +157,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_AUDIT_AUTO_RESPONSE_INTERVAL_SECONDS", default: "30", description: "How often findings of the last 24 hours are evaluated against the automatic response rules." },
   { name: "PORTCULLIS_TTS_ENGINE_PROCESSES", default: "cores − 1 (at least 1, at most 4)", description: "Speech engine (eSpeak NG) processes: each synthesises one sentence at a time, so this bounds the CPU speech can take. Started on first use." },
   { name: "PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", default: "4", description: "Audio streams one user or API key may have open at once; more are refused with RESOURCE_EXHAUSTED." },
+  ...AI_CONFIG_VARIABLES,
 ];
 
 const KNOWN = new Set(CONFIG_VARIABLES.map((v) => v.name));
@@ -238,6 +242,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       engineProcesses: parseInteger("PORTCULLIS_TTS_ENGINE_PROCESSES", get("PORTCULLIS_TTS_ENGINE_PROCESSES"), Math.min(4, Math.max(1, availableParallelism() - 1)), 1, 64),
       maxStreamsPerPrincipal: parseInteger("PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", get("PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL"), 4, 1, 1000),
     }),
+    ai: parseAiConfig(get, cwd, (variable, problem) => new ConfigError(variable, problem)),
   };
   return Object.freeze(config);
 }

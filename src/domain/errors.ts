@@ -14,7 +14,8 @@ export type DomainErrorCode =
   | "unavailable"
   | "aborted"
   | "out_of_range"
-  | "unimplemented";
+  | "unimplemented"
+  | "deadline_exceeded";
 
 /** Machine-readable refinements a client can act on; mirrors portcullis.v1.ErrorReason. */
 export type DomainErrorReason =
@@ -25,7 +26,8 @@ export type DomainErrorReason =
   | "credential_expired"
   | "credential_revoked"
   | "no_access_rule"
-  | "shutting_down";
+  | "shutting_down"
+  | "budget_exceeded";
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;

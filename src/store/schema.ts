@@ -145,4 +145,12 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
   // Usage counts: one document per key and server instance (_id "<keyId>:<instanceId>"), written only
   // by that instance as running totals; a key's usage is the sum over its documents.
   { name: "api_key_usage", indexes: [{ name: "key_id", key: { keyId: 1 } }] },
+  // AI usage: one document per subject (key, user, a key's budget period) and instance
+  // (_id "<subject>|<instanceId>"), written only by that instance; budget checks read an _id range.
+  { name: "ai_usage", indexes: [{ name: "subject", key: { subject: 1 } }] },
+  // Provider credentials (envelope-encrypted; _id derived from provider and name), the rotation lock
+  // (_id "rotation", insert-only) and the first-use claims (_id "<credential id>:<version time>").
+  { name: "provider_credentials", indexes: [{ name: "provider_name", key: { provider: 1, name: 1 } }] },
+  { name: "provider_credential_locks", indexes: [] },
+  { name: "provider_credential_uses", indexes: [] },
 ];

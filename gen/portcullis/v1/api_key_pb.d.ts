@@ -152,6 +152,63 @@ export declare type ApiKey = Message<"portcullis.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp grace_expires_at = 19;
    */
   graceExpiresAt?: Timestamp | undefined;
+
+  /**
+   * The most AI tokens (input plus output) the key may spend per UTC day; unset for no daily budget.
+   *
+   * @generated from field: optional int64 daily_token_budget = 20;
+   */
+  dailyTokenBudget?: bigint | undefined;
+
+  /**
+   * The most AI tokens (input plus output) the key may spend per UTC calendar month; unset for no
+   * monthly budget.
+   *
+   * @generated from field: optional int64 monthly_token_budget = 21;
+   */
+  monthlyTokenBudget?: bigint | undefined;
+
+  /**
+   * The AI tokens the key has spent today (UTC), over every instance.
+   *
+   * @generated from field: int64 daily_tokens_spent = 22;
+   */
+  dailyTokensSpent: bigint;
+
+  /**
+   * The AI tokens the key has spent this month (UTC), over every instance.
+   *
+   * @generated from field: int64 monthly_tokens_spent = 23;
+   */
+  monthlyTokensSpent: bigint;
+
+  /**
+   * How many AI queries (Query and QueryStream) the key has made.
+   *
+   * @generated from field: int64 ai_query_count = 24;
+   */
+  aiQueryCount: bigint;
+
+  /**
+   * The input tokens of all the key's AI queries.
+   *
+   * @generated from field: int64 input_tokens = 25;
+   */
+  inputTokens: bigint;
+
+  /**
+   * The output tokens of all the key's AI queries.
+   *
+   * @generated from field: int64 output_tokens = 26;
+   */
+  outputTokens: bigint;
+
+  /**
+   * The mean time the provider took to answer the key's AI queries, in milliseconds; 0 if none.
+   *
+   * @generated from field: int64 mean_query_latency_ms = 27;
+   */
+  meanQueryLatencyMs: bigint;
 };
 
 /**
@@ -217,6 +274,23 @@ export declare type CreateApiKeyRequest = Message<"portcullis.v1.CreateApiKeyReq
    * @generated from field: map<string, string> metadata = 7;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * The most AI tokens (input plus output) the key may spend per UTC day; unset for no daily budget.
+   * Must be positive. A query that would start once the budget is spent is refused with
+   * RESOURCE_EXHAUSTED (ErrorInfo reason BUDGET_EXCEEDED).
+   *
+   * @generated from field: optional int64 daily_token_budget = 8;
+   */
+  dailyTokenBudget?: bigint | undefined;
+
+  /**
+   * The most AI tokens the key may spend per UTC calendar month; unset for no monthly budget. Must be
+   * positive.
+   *
+   * @generated from field: optional int64 monthly_token_budget = 9;
+   */
+  monthlyTokenBudget?: bigint | undefined;
 };
 
 /**
@@ -415,6 +489,20 @@ export declare type UpdateApiKeyRequest = Message<"portcullis.v1.UpdateApiKeyReq
    * @generated from field: portcullis.v1.StringMap metadata = 6;
    */
   metadata?: StringMap | undefined;
+
+  /**
+   * The new daily token budget; 0 removes it. Takes effect on every instance within a second.
+   *
+   * @generated from field: optional int64 daily_token_budget = 7;
+   */
+  dailyTokenBudget?: bigint | undefined;
+
+  /**
+   * The new monthly token budget; 0 removes it. Takes effect on every instance within a second.
+   *
+   * @generated from field: optional int64 monthly_token_budget = 8;
+   */
+  monthlyTokenBudget?: bigint | undefined;
 };
 
 /**
@@ -701,6 +789,35 @@ export declare type GetApiKeyStatsResponse = Message<"portcullis.v1.GetApiKeySta
    * @generated from field: google.protobuf.Timestamp last_used_at = 9;
    */
   lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * The AI queries (Query and QueryStream) of the counted users, by any of their credentials (sessions
+   * and keys).
+   *
+   * @generated from field: int64 ai_query_count = 10;
+   */
+  aiQueryCount: bigint;
+
+  /**
+   * The input tokens of those queries.
+   *
+   * @generated from field: int64 input_tokens = 11;
+   */
+  inputTokens: bigint;
+
+  /**
+   * The output tokens of those queries.
+   *
+   * @generated from field: int64 output_tokens = 12;
+   */
+  outputTokens: bigint;
+
+  /**
+   * The mean time the provider took to answer those queries, in milliseconds; 0 if none.
+   *
+   * @generated from field: int64 mean_query_latency_ms = 13;
+   */
+  meanQueryLatencyMs: bigint;
 };
 
 /**
@@ -1071,8 +1188,8 @@ export declare const ApiKeyService: GenService<{
    * when `rate_limit_tier` is above the server's self-service tier (RATE_LIMIT_TIER_STANDARD unless
    * configured otherwise) and the caller lacks `users.manage`;
    * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, metadata outside
-   * the rules of `metadata`, an expiry that is not positive or exceeds the server maximum, or `no_expiry`
-   * together with `expires_in`;
+   * the rules of `metadata`, an expiry that is not positive or exceeds the server maximum, `no_expiry`
+   * together with `expires_in`, or a token budget that is not positive;
    * FAILED_PRECONDITION when `no_expiry` is not allowed by server policy or the caller has reached the
    * per-user key limit.
    *
@@ -1109,13 +1226,13 @@ export declare const ApiKeyService: GenService<{
     output: typeof GetApiKeyResponseSchema;
   },
   /**
-   * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs or metadata; unset fields
-   * are left unchanged. Only the key's owner may update it. Errors: UNAUTHENTICATED; PERMISSION_DENIED
-   * without `keys.write`, when the new scopes are not a subset of the key's current scopes, when a new
-   * `rate_limit_tier` is above the self-service tier and the caller lacks `users.manage` (as for
-   * CreateApiKey), or when the key belongs to another user whom the caller can see through
-   * `users.manage` (audited); NOT_FOUND as for GetApiKey; FAILED_PRECONDITION for a revoked or expired
-   * key; INVALID_ARGUMENT for a bad name, CIDR, tier or metadata.
+   * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs, metadata or token
+   * budgets; unset fields are left unchanged. Only the key's owner may update it. Errors:
+   * UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, when the new scopes are not a subset of the
+   * key's current scopes, when a new `rate_limit_tier` is above the self-service tier and the caller
+   * lacks `users.manage` (as for CreateApiKey), or when the key belongs to another user whom the caller
+   * can see through `users.manage` (audited); NOT_FOUND as for GetApiKey; FAILED_PRECONDITION for a
+   * revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR, tier, metadata or a negative budget.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.UpdateApiKey
    */

@@ -13,7 +13,7 @@ import type { AccessTokenService } from "../tokens/access-tokens.ts";
 import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
-import { combineUsage, statusOf, TIER_RATE_SCALE, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
+import { combineUsage, statusOf, TIER_RATE_SCALE, type AiUsageReader, type ApiKeyAiUsage, type ApiKeyRecord, type ApiKeySettings, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier, type TokenBudgetSettings } from "./api-key-record.ts";
 import type { ApiKeyVerifier } from "./api-key-verifier.ts";
 import { normaliseCidrs } from "./client-networks.ts";
 import { displayPrefix, generateApiKey, hashSecret } from "./key-format.ts";
@@ -48,7 +48,19 @@ export interface ApiKeyView {
   readonly revokeReason?: string | undefined;
   readonly rotatedAt?: Date | undefined;
   readonly graceExpiresAt?: Date | undefined;
+  readonly tokenBudget: TokenBudgetSettings;
+  readonly aiUsage: ApiKeyAiUsage;
 }
+
+/** A budget change: a positive number sets it, 0 removes it, undefined leaves it. */
+export interface TokenBudgetChange {
+  readonly perDay?: number | undefined;
+  readonly perMonth?: number | undefined;
+}
+
+const NO_AI_USAGE: ApiKeyAiUsage = { queries: 0, inputTokens: 0, outputTokens: 0, latencyMs: 0, spentToday: 0, spentThisMonth: 0 };
+// Budgets above this are no budget at all; the bound keeps them exact as JavaScript numbers.
+const MAX_TOKEN_BUDGET = 1e15;
 
 export interface HealthFinding {
   readonly kind: "older_than_90_days" | "unused_30_days" | "no_expiry" | "admin_scopes_long_lived" | "owner_disabled";
@@ -102,6 +114,8 @@ export function createApiKeyService(deps: {
   policy: ApiKeyPolicy;
   /** The current state of a user (role, disabled), for health findings and rotation. */
   userState: (userId: string) => Promise<UserState | undefined>;
+  /** AI usage per key and user; without it keys show none. */
+  aiUsage?: AiUsageReader;
   now?: () => Date;
 }) {
   const now = deps.now ?? (() => new Date());
@@ -120,7 +134,7 @@ export function createApiKeyService(deps: {
       ...extra,
     });
 
-  const view = (state: ApiKeyState, usage: ApiKeyUsage | undefined): ApiKeyView => {
+  const view = (state: ApiKeyState, usage: ApiKeyUsage | undefined, aiUsage?: ApiKeyAiUsage): ApiKeyView => {
     const { record, revocation, rotation } = state;
     return {
       id: record._id,
@@ -140,16 +154,19 @@ export function createApiKeyService(deps: {
       revokeReason: revocation?.reason,
       rotatedAt: rotation?.rotatedAt,
       graceExpiresAt: rotation?.graceExpiresAt,
+      tokenBudget: record.tokenBudget ?? {},
+      aiUsage: aiUsage ?? NO_AI_USAGE,
     };
   };
 
   const views = async (states: ApiKeyState[]): Promise<ApiKeyView[]> => {
     // Other instances' counts as last written, this instance's from memory: no write on a read.
-    const usage = await store.usageOf(states.map((s) => s.record._id), { exceptInstance: deps.usage.instanceId });
+    const ids = states.map((s) => s.record._id);
+    const [usage, ai] = await Promise.all([store.usageOf(ids, { exceptInstance: deps.usage.instanceId }), deps.aiUsage?.keyUsage(ids, now())]);
     return states.map((s) => {
       const mine = deps.usage.current(s.record._id);
       const theirs = usage.get(s.record._id);
-      return view(s, mine ? combineUsage(theirs, mine) : theirs);
+      return view(s, mine ? combineUsage(theirs, mine) : theirs, ai?.get(s.record._id));
     });
   };
 
@@ -242,13 +259,14 @@ export function createApiKeyService(deps: {
   return {
     async create(
       ctx: ActionContext,
-      input: { name: string; scopes: readonly string[]; expiresInMs?: number; noExpiry: boolean; tier?: RateLimitTier; allowedCidrs: readonly string[]; metadata: Record<string, string> },
+      input: { name: string; scopes: readonly string[]; expiresInMs?: number; noExpiry: boolean; tier?: RateLimitTier; allowedCidrs: readonly string[]; metadata: Record<string, string>; tokenBudget?: TokenBudgetChange },
     ): Promise<{ key: ApiKeyView; secret: string }> {
       const name = checkName(input.name);
       const scopes = checkScopes(input.scopes, ctx.principal.permissions);
       const allowedCidrs = normaliseCidrs(input.allowedCidrs);
       const metadata = checkMetadata(input.metadata);
       const tier = checkTier(ctx, input.tier ?? "standard");
+      const tokenBudget = checkBudget({}, input.tokenBudget ?? {}, false);
       const at = now();
       const expiresAt = lifetime(input, at);
       const ownerUserId = ctx.principal.userId;
@@ -267,6 +285,7 @@ export function createApiKeyService(deps: {
         secretHash: hashSecret(deps.pepper, secret).toString("hex"),
         createdAt: at,
         ...(expiresAt ? { expiresAt } : {}),
+        ...(Object.keys(tokenBudget).length > 0 ? { tokenBudget } : {}),
         version: 1,
         updatedAt: at,
       };
@@ -299,7 +318,7 @@ export function createApiKeyService(deps: {
     async update(
       ctx: ActionContext,
       keyId: string,
-      changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string> },
+      changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string>; tokenBudget?: TokenBudgetChange },
     ): Promise<ApiKeyView> {
       const state = await ownKey(ctx, keyId, "api_key.update", "update");
       const status = statusOf(state, now());
@@ -313,6 +332,9 @@ export function createApiKeyService(deps: {
       if (changes.tier !== undefined && changes.tier !== state.record.tier) set.tier = checkTier(ctx, changes.tier);
       if (changes.allowedCidrs !== undefined) set.allowedCidrs = normaliseCidrs(changes.allowedCidrs);
       if (changes.metadata !== undefined) set.metadata = checkMetadata(changes.metadata);
+      if (changes.tokenBudget && (changes.tokenBudget.perDay !== undefined || changes.tokenBudget.perMonth !== undefined)) {
+        set.tokenBudget = checkBudget(state.record.tokenBudget ?? {}, changes.tokenBudget, true);
+      }
       if (Object.keys(set).length === 0) return (await views([state]))[0]!;
       const at = now();
       if (!(await store.update(keyId, state.record.version, set, at))) {
@@ -320,7 +342,13 @@ export function createApiKeyService(deps: {
       }
       const record: ApiKeyRecord = { ...state.record, ...set, version: state.record.version + 1, updatedAt: at };
       cache.noteRecord(record);
-      await auditNow(ctx, "api_key.update", keyId, { metadata: { fields: Object.keys(set).sort().join(" "), ...(set.scopes ? { scopes: set.scopes.join(" ") } : {}) } });
+      await auditNow(ctx, "api_key.update", keyId, {
+        metadata: {
+          fields: Object.keys(set).sort().join(" "),
+          ...(set.scopes ? { scopes: set.scopes.join(" ") } : {}),
+          ...(set.tokenBudget ? { daily_token_budget: set.tokenBudget.perDay ?? "none", monthly_token_budget: set.tokenBudget.perMonth ?? "none" } : {}),
+        },
+      });
       return (await views([{ ...state, record }]))[0]!;
     },
 
@@ -418,7 +446,8 @@ export function createApiKeyService(deps: {
         if (key.usage.lastUsedAt && at - key.usage.lastUsedAt.getTime() <= 30 * DAY_MS) usedRecently++;
         if (key.expiresAt && key.expiresAt.getTime() - at <= 7 * DAY_MS) expiringSoon++;
       }
-      return { total: keyViews.length, ...counts, usage, usedRecently, expiringSoon, lastUsedAt };
+      const ai = (await deps.aiUsage?.userUsage(scope)) ?? { queries: 0, inputTokens: 0, outputTokens: 0, latencyMs: 0 };
+      return { total: keyViews.length, ...counts, usage, usedRecently, expiringSoon, lastUsedAt, ai };
     },
 
     async health(ctx: ActionContext, selection: OwnerSelection): Promise<{ findings: HealthFinding[]; checked: number }> {
@@ -523,6 +552,21 @@ function checkName(raw: string): string {
   if (name.length === 0 || [...name].length > MAX_NAME_LENGTH) throw new DomainError("invalid_argument", `name must be 1 to ${MAX_NAME_LENGTH} characters`);
   if (/\p{Cc}|\p{Cf}/u.test(name)) throw new DomainError("invalid_argument", "name must not contain control characters");
   return name;
+}
+
+/** Applies a budget change: positive sets, 0 removes (only when updating), anything else is INVALID_ARGUMENT. */
+function checkBudget(current: TokenBudgetSettings, change: TokenBudgetChange, updating: boolean): TokenBudgetSettings {
+  const next: { perDay?: number; perMonth?: number } = { ...current };
+  for (const [field, label] of [["perDay", "daily_token_budget"], ["perMonth", "monthly_token_budget"]] as const) {
+    const value = change[field];
+    if (value === undefined) continue;
+    if (!Number.isInteger(value) || value < 0 || (value === 0 && !updating) || value > MAX_TOKEN_BUDGET) {
+      throw new DomainError("invalid_argument", `${label} must be a positive whole number${updating ? " (0 removes it)" : ""}`);
+    }
+    if (value === 0) delete next[field];
+    else next[field] = value;
+  }
+  return next;
 }
 
 function checkReason(raw: string): string {

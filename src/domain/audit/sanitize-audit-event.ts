@@ -12,8 +12,9 @@ const MAX_SHORT_STRING = 64; // ip, target kind, metadata keys
 const REDACTED = "[redacted]";
 const DEFAULT_DISPLAY: Readonly<Record<AuditActor["kind"], string | undefined>> = { anonymous: "anonymous", system: "system", user: undefined, api_key: undefined };
 // Keys that match a secret-looking part but name no secret: `username_key` is the normalised username
-// a failed login attempted (the subject of the failed-logins-per-user finding).
-const NOT_SECRET_KEYS: ReadonlySet<string> = new Set(["username_key"]);
+// a failed login attempted (the subject of the failed-logins-per-user finding); AI queries count tokens
+// (numbers of words, not credentials) and credentials carry the version of the key that wraps them.
+const NOT_SECRET_KEYS: ReadonlySet<string> = new Set(["username_key", "input_tokens", "output_tokens", "daily_token_budget", "monthly_token_budget", "key_version"]);
 
 // C0/C1 controls (newlines forge log lines, ESC drives terminals), line separators and bidi overrides
 // (which make text display differently from what is stored).
