@@ -1,5 +1,7 @@
 // `npm run bench`: runs every benchmark against the real gateway on this machine and prints figures.
 // Traffic goes to 127.0.0.1 only; every benchmark is bounded in time and stops by itself.
+import { benchAudioStream } from "./audio-stream.ts";
+import { benchAiStream } from "./ai-stream.ts";
 import { benchAuditChain } from "./audit-chain.ts";
 import { benchAuthThroughput } from "./auth-throughput.ts";
 import { benchLoginLatency } from "./login-latency.ts";
@@ -8,6 +10,8 @@ const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
   ["authentication throughput", benchAuthThroughput],
   ["login latency", benchLoginLatency],
   ["audit log", benchAuditChain],
+  ["audio", benchAudioStream],
+  ["ai streaming", benchAiStream],
 ];
 
 // `npm run bench -- <name fragment>` runs only the matching benchmarks.

@@ -27,7 +27,7 @@ export const RULES: Readonly<Record<string, LayerRule>> = {
   main: { may: "anything", why: "main.ts is the process: it composes everything" },
   cli: { may: "anything", why: "the admin CLI composes its own commands (some server-less, on the store directly)" },
   app: {
-    may: ["app", "transport", "interceptors", "handlers", "domain", "store", "keys", "access", "config", "log", "health", "reflection", "embedded-db"],
+    may: ["app", "transport", "interceptors", "handlers", "domain", "store", "keys", "providers", "tts", "access", "config", "log", "health", "reflection", "embedded-db"],
     why: "app/ is the composition root; only main.ts and the CLI may use it",
   },
   transport: {
@@ -55,6 +55,12 @@ export const RULES: Readonly<Record<string, LayerRule>> = {
     forbiddenPackages: TRANSPORT_PACKAGES,
     why: "the store implements the domain's store contracts over MongoDB and imports nothing above the domain",
   },
+  providers: {
+    may: ["providers", "domain", "config"],
+    forbiddenPackages: [...TRANSPORT_PACKAGES, ...DRIVERS],
+    why: "the AI provider adapters implement the domain's ChatProvider over HTTP, from their configuration; they know no storage and no gateway transport",
+  },
+  tts: { may: ["tts", "domain"], forbiddenPackages: [...TRANSPORT_PACKAGES, ...DRIVERS], why: "the speech engine implements the domain's SpeechEngine in processes of its own; it knows nothing else" },
   keys: { may: ["keys", "domain"], forbiddenPackages: [...TRANSPORT_PACKAGES, ...DRIVERS], why: "the key file implements the domain's SigningKeyFile; it knows nothing else" },
   access: { may: ["access", "domain", "config", "gen"], forbiddenPackages: DRIVERS, why: "access rules are read from the proto options for the interceptors" },
   "embedded-db": { may: ["embedded-db"], forbiddenPackages: TRANSPORT_PACKAGES, why: "the embedded database launcher manages a process; it knows no gateway code" },
@@ -110,7 +116,7 @@ export function checkBoundaries(root: string, rules: Readonly<Record<string, Lay
     const rule = rules[from];
     const text = readFileSync(file, "utf8");
     if (!rule) {
-      violations.push({ file: shown, line: 1, specifier: "", message: `src/${from} is not a layer the rules know: add it to scripts/check-boundaries.ts and docs/architecture.md` });
+      violations.push({ file: shown, line: 1, specifier: "", message: `src/${from} is not a layer the rules know: add it to scripts/check-architecture.ts and docs/architecture.md` });
       continue;
     }
     for (const match of text.matchAll(IMPORT)) {

@@ -58,6 +58,7 @@ async function run(config: Config, logger: Logger): Promise<void> {
     logger.warn("no owner account exists yet: create one with `npm run -s cli -- bootstrap-owner --username NAME` (password on stdin, or --generate)");
   }
   const { address, close: closeServer } = await startGatewayServer({ config, logger, capabilities: gateway.serverDeps, probeDatabase: () => store.ping() });
+  gateway.warmUp();
   audit.record({ type: "system.start", outcome: "success", actor: { kind: "system" } });
   logger.info({ host: address.host, port: address.port, tls: config.tls !== undefined }, `listening on ${address.host}:${address.port}`);
 

@@ -1,14 +1,16 @@
-import type { RateLimitClassName, RateLimits } from "../config/config.ts";
+import type { RateLimitClassName } from "../config/config.ts";
 
 /** The outcome of taking one request from a budget. */
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
 
-export interface RateLimiter {
+export interface RateLimiter<C extends string = RateLimitClassName> {
   /**
    * Takes one request from `subject`'s budget in `rateClass`; `scale` multiplies the configured budget
    * (an API key's tier). A subject keeps one scale: it is part of the bucket.
    */
-  take(rateClass: RateLimitClassName, subject: string, scale?: number): RateDecision;
+  take(rateClass: C, subject: string, scale?: number): RateDecision;
+  /** Whether `take` would allow a request now, without taking one (for budgets spent only on failure). */
+  peek(rateClass: C, subject: string, scale?: number): RateDecision;
   /** How many (class, subject) budgets are held in memory. */
   readonly size: number;
 }
@@ -24,7 +26,7 @@ interface Bucket {
  * continuously. Memory is bounded: past `maxSubjects`, full buckets (subjects that have been idle long
  * enough to refill) are dropped first, and if none is full the oldest entries go.
  */
-export function createRateLimiter(limits: RateLimits, options: { now?: () => number; maxSubjects?: number } = {}): RateLimiter {
+export function createRateLimiter<C extends string = RateLimitClassName>(budgets: Readonly<Record<C, number>>, options: { now?: () => number; maxSubjects?: number } = {}): RateLimiter<C> {
   const now = options.now ?? (() => performance.now());
   const maxSubjects = options.maxSubjects ?? 100_000;
   const buckets = new Map<string, Bucket>();
@@ -52,7 +54,7 @@ export function createRateLimiter(limits: RateLimits, options: { now?: () => num
       return buckets.size;
     },
     take(rateClass, subject, scale = 1) {
-      const capacity = Math.max(1, Math.round(limits[rateClass] * scale));
+      const capacity = Math.max(1, Math.round(budgets[rateClass] * scale));
       const at = now();
       const key = `${rateClass}|${scale}|${subject}`;
       let bucket = buckets.get(key);
@@ -68,6 +70,12 @@ export function createRateLimiter(limits: RateLimits, options: { now?: () => num
         return { allowed: true };
       }
       return { allowed: false, retryAfterMs: Math.ceil((1 - bucket.tokens) / (capacity / 60_000)) };
+    },
+    peek(rateClass, subject, scale = 1) {
+      const bucket = buckets.get(`${rateClass}|${scale}|${subject}`);
+      if (bucket === undefined) return { allowed: true };
+      refill(bucket, bucket.capacity, now());
+      return bucket.tokens >= 1 ? { allowed: true } : { allowed: false, retryAfterMs: Math.ceil((1 - bucket.tokens) / (bucket.capacity / 60_000)) };
     },
   };
 }

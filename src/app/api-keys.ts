@@ -1,5 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { createApiKeyCache, type ApiKeyCache } from "../domain/api-keys/api-key-cache.ts";
+import type { AiUsageReader } from "../domain/api-keys/api-key-record.ts";
 import { createApiKeyVerifier } from "../domain/api-keys/api-key-verifier.ts";
 import { createApiKeyService, type ApiKeyService } from "../domain/api-keys/api-keys.ts";
 import type { ApiKeysStore } from "../domain/api-keys/api-keys-store.ts";
@@ -28,8 +29,8 @@ export interface ApiKeys {
 const KEY_POLL_MS = 250;
 const USAGE_FLUSH_MS = 5_000;
 
-/** Wires key storage, the key cache, usage counting, verification and the lifecycle on the identity services. */
-export function createApiKeys(deps: { store: Store; identity: Identity; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger }): ApiKeys {
+/** Wires key storage, the key cache, usage counting, verification and the lifecycle on the identity services (and the AI usage the keys show). */
+export function createApiKeys(deps: { store: Store; identity: Identity; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; aiUsage: AiUsageReader }): ApiKeys {
   const { identity, config, audit, logger } = deps;
   const store = createApiKeysStore(deps.store);
   const cache = createApiKeyCache({ store, pollIntervalMs: KEY_POLL_MS, onError: (error) => logger.warn({ err: error }, "api key poll failed") });
@@ -50,6 +51,7 @@ export function createApiKeys(deps: { store: Store; identity: Identity; keyring:
       pepper: deps.keyring.apiKeyPepper,
       policy: config.apiKeys,
       userState: identity.userState,
+      aiUsage: deps.aiUsage,
     }),
     authenticator: createApiKeyAuthenticator({ verifier, cache, revocations: identity.revocations, usage, audit }),
     pollers: [

@@ -6,7 +6,9 @@ import { createResponseActions } from "../domain/audit/response-actions.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
 import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
+import { createAiHandlers } from "../handlers/ai-service.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
+import { createAudioStreamHandlers } from "../handlers/audio-stream-service.ts";
 import { createAuditHandlers } from "../handlers/audit-service.ts";
 import { createAuthHandlers } from "../handlers/auth-service.ts";
 import type { Keyring } from "../keys/keyring.ts";
@@ -16,7 +18,9 @@ import { createAuditStore } from "../store/audit-store.ts";
 import { createKeyFingerprintsStore } from "../store/key-fingerprints-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import type { ServerDeps } from "../transport/server.ts";
+import { createAi, createAiUsage, VERSION } from "./ai.ts";
 import { createApiKeys } from "./api-keys.ts";
+import { type Audio, createAudio } from "./audio.ts";
 import { createAudit } from "./audit.ts";
 import { createBackground } from "./background.ts";
 import { gatewaySettingsOf } from "./gateway-settings.ts";
@@ -30,6 +34,8 @@ export interface Gateway {
   readonly audit: AuditRecorder;
   readonly serverDeps: GatewayServerDeps;
   readonly signingKeys: SigningKeySet;
+  /** The speech service and engine, to observe (open streams, engine processes). */
+  readonly audio: Pick<Audio, "service" | "engine">;
   /** Scheduled work, run now rather than at its next period (tests; an operator's "now"). */
   readonly runNow: {
     /** Re-enables accounts whose automatic lock has expired; resolves with how many. */
@@ -43,15 +49,18 @@ export interface Gateway {
   };
   /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
   anyOwnerExists(): Promise<boolean>;
+  /** Starts now what otherwise starts on first use (the speech engine's processes): main.ts, once listening. */
+  warmUp(): void;
   /** Stops background work (pollers, sweepers) and writes every queued audit event and usage count. */
   stop(): Promise<void>;
 }
 
 /**
  * The composition root shared by main.ts, the CLI and the tests, wiring in one direction: the audit
- * recorder → identity (revocation, user state, tokens, sessions, MFA) → API keys → the authenticator
- * (a credential router that resolves exchanged tokens through their keys) → the audit service →
- * handlers; then the background work starts, all of it in one place. Nothing is bound late.
+ * recorder → identity (revocation, user state, tokens, sessions, MFA) → AI usage accounting → API keys
+ * (which show it) → the authenticator (a credential router that resolves exchanged tokens through their
+ * keys) → the audit service → AI and speech → handlers; then the background work starts, all of it in
+ * one place. Nothing is bound late.
  */
 export async function createGateway(deps: { store: Store; keyring: Keyring; config: Config; logger: Logger }): Promise<Gateway> {
   const { store, keyring, config, logger } = deps;
@@ -63,11 +72,13 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
   const audit = createAuditRecorder({ store: auditStore, onError: (error) => logger.error({ err: error }, "audit write failed") });
 
   const identity = await createIdentity({ store, keyring, config, audit, logger });
-  const apiKeys = createApiKeys({ store, identity, keyring, config, audit, logger });
+  const aiUsage = createAiUsage({ store, logger });
+  const apiKeys = createApiKeys({ store, identity, keyring, config, audit, logger, aiUsage: aiUsage.reader });
   const authenticator = createCredentialRouter({
     accessTokens: identity.accessTokens,
     revocations: identity.revocations,
     userState: identity.userState,
+    userName: (userId) => identity.userNames.nameOf(userId),
     apiKeys: apiKeys.authenticator,
     keyPrefix: config.apiKeys.prefix,
   });
@@ -84,6 +95,8 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     settings,
     logger,
   });
+  const ai = createAi({ store, keyring, config, audit, logger, usage: aiUsage, keyCache: apiKeys.cache });
+  const audio = createAudio({ config, audit, logger });
   const emergencyRevoke = createEmergencyRevoke({ sessions: identity.sessions, apiKeys: apiKeys.service, audit, refreshRevocations: () => identity.revocations.pollNow() });
   const services: GatewayServerDeps["services"] = {
     auth: {
@@ -101,11 +114,14 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     },
     apiKey: createApiKeyHandlers(apiKeys.service),
     audit: createAuditHandlers({ log: auditService.log, exports: auditService.exports, watch: auditService.watch, suspicious: auditService.suspicious }),
+    ai: createAiHandlers({ queries: ai.queries, registry: ai.registry, vault: ai.vault, server: { version: VERSION, startedAt: Date.now() } }),
+    audioStream: createAudioStreamHandlers(audio.service),
   };
 
   const background = createBackground({
     tasks: [...identity.tasks, ...auditService.tasks],
-    pollers: [...identity.pollers, ...apiKeys.pollers, ...auditService.pollers],
+    // Stopped in reverse: speech first (its streams end), then AI, audit, keys, identity.
+    pollers: [...identity.pollers, ...aiUsage.pollers, ...apiKeys.pollers, ...auditService.pollers, ...ai.pollers, ...audio.pollers],
     logger,
   });
   await background.start().catch(async (error: unknown) => {
@@ -117,6 +133,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     audit,
     serverDeps: { authenticator, freshMfa: identity.freshMfa, services, jwks: () => identity.signingKeys.jwks(), audit },
     signingKeys: identity.signingKeys,
+    audio,
     runNow: {
       releaseExpiredLocks: () => identity.accountLocks.releaseDue(),
       sweepAuditRetention: auditService.sweep,
@@ -124,6 +141,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
       writeKeyUsage: () => apiKeys.usage.flush(),
     },
     anyOwnerExists: () => identity.usersStore.anyOwnerExists(),
+    warmUp: () => audio.warmUp(),
     async stop() {
       await background.stop();
       await audit.flush();

@@ -4,6 +4,7 @@ import { createAccountLocks, type AccountLocks } from "../domain/auth/account-lo
 import { createLoginService, type LoginService } from "../domain/auth/login.ts";
 import { createLoginThrottle } from "../domain/auth/login-throttle.ts";
 import { createFreshMfaVerifier, createMfaActions, type MfaActions } from "../domain/auth/mfa-actions.ts";
+import { createStepUpAttempts } from "../domain/auth/step-up-attempts.ts";
 import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
 import { createRefreshReuseResponse } from "../domain/auth/refresh-reuse.ts";
 import { createSessionActions, type SessionActions } from "../domain/auth/session-actions.ts";
@@ -17,6 +18,7 @@ import { createSessionService, type SessionService } from "../domain/sessions/se
 import { createAccessTokenService, type AccessTokenService } from "../domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import type { UsersStore } from "../domain/users/user-record.ts";
+import { createUserNames, type UserNames } from "../domain/users/user-names.ts";
 import { createUsersService, type UsersService } from "../domain/users/users.ts";
 import { signingKeyFile, type Keyring } from "../keys/keyring.ts";
 import type { Logger } from "../log/logger.ts";
@@ -53,6 +55,8 @@ export interface Identity {
   readonly revocations: RevocationCache;
   /** A user's current role and disabled flag: from the revocation cache, the database when not cached yet. */
   readonly userState: UserStateReader;
+  /** Usernames by id, cached: the display names of audit actors. */
+  readonly userNames: UserNames;
   readonly sessions: SessionService;
   readonly sessionActions: SessionActions;
   readonly login: LoginService;
@@ -79,7 +83,12 @@ const LOCK_RELEASE_MS = 30_000;
 export async function createIdentity(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger }): Promise<Identity> {
   const { store, keyring, config, audit, logger } = deps;
   const usersStore = createUsersStore(store);
-  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit });
+  // One lock for password guesses at login and for secrets re-proved in a session (fresh MFA, ChangePassword).
+  const throttle = createLoginThrottle({ store: createLoginThrottleStore(store) });
+  const stepUp = createStepUpAttempts({ throttle, audit });
+  const users = createUsersService({ usersStore, hasher: createPasswordHasher(config.passwordHash), audit, stepUp });
+  await users.backfillIdentifierClaims();
+  const userNames = createUserNames({ load: async (userId) => (await usersStore.findById(userId))?.username });
   const signingKeys = await openSigningKeySet({ store, keyring, config });
   const accessTokens = createAccessTokenService({
     keys: signingKeys,
@@ -102,7 +111,7 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     sessions: sessionsStore,
     refreshTokens: refreshTokensStore,
     refreshTtlMs: config.tokens.refreshTtlMs,
-    onReuse: createRefreshReuseResponse({ revocations, audit }),
+    onReuse: createRefreshReuseResponse({ revocations, audit, userNames }),
   });
   const mfaService = createMfaService({
     store: createMfaStore(store),
@@ -112,17 +121,18 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
   const mfa = createMfaActions({ mfa: mfaService, audit });
   const login = createLoginService({
     users,
-    throttle: createLoginThrottle({ store: createLoginThrottleStore(store) }),
+    throttle,
     mfa: mfaService,
     sessions,
     accessTokens,
     audit,
+    userName: (userId) => userNames.nameOf(userId),
     currentRole: async (userId) => {
       const state = await userState(userId);
       return state && !state.disabled ? state.role : undefined;
     },
   });
-  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit });
+  const sessionActions = createSessionActions({ sessions, accessTokens, revocations, audit, userState });
   const accountLocks = createAccountLocks({
     users: usersStore,
     locks: createAccountLocksStore(store),
@@ -138,11 +148,12 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     accessTokens,
     revocations,
     userState,
+    userNames,
     sessions,
     sessionActions,
     login,
     mfa,
-    freshMfa: createFreshMfaVerifier(mfa),
+    freshMfa: createFreshMfaVerifier({ actions: mfa, users: usersStore, stepUp }),
     accountLocks,
     tasks: [
       { name: "signing key refresh", everyMs: SIGNING_KEY_REFRESH_MS, run: () => signingKeys.refresh() },

@@ -1,3 +1,5 @@
+import { availableParallelism } from "node:os";
+import { aiProviders } from "./ai-config.ts";
 import * as parse from "./parsers.ts";
 import type { Parser } from "./parsers.ts";
 
@@ -27,6 +29,14 @@ function variable<T>(name: string, fallback: string | { label: string }, descrip
 }
 
 const NONE = { label: "(none)" };
+
+/** Defaults computed at start, as their rows' labels state them. */
+export const COMPUTED_DEFAULTS = {
+  /** cores − 1, at least 1, at most 4: speech leaves a core to the gateway. */
+  ttsEngineProcesses: () => Math.min(4, Math.max(1, availableParallelism() - 1)),
+  /** 1024, or PORTCULLIS_AI_MAX_TOKENS when that is lower. */
+  aiDefaultMaxTokens: (maxTokens: number) => Math.min(1024, maxTokens),
+};
 const GENERATED = { label: "(generated)" };
 const PER_MINUTE = parse.integer(1, 10_000_000);
 const SECONDS_TO_MS = 1000;
@@ -72,6 +82,12 @@ export const VARIABLES = {
   apiKeyMaxTtlMs: variable("PORTCULLIS_API_KEY_MAX_TTL_DAYS", "365", "Longest lifetime a key may be given.", parse.integer(1, 3650, DAYS_TO_MS)),
   apiKeyAllowNoExpiry: variable("PORTCULLIS_API_KEY_ALLOW_NO_EXPIRY", "false", "Whether keys that never expire may be created (discouraged).", parse.boolean),
   apiKeyMaxPerUser: variable("PORTCULLIS_API_KEY_MAX_PER_USER", "100", "Most active keys one user may hold.", parse.integer(1, 100_000)),
+  apiKeySelfServiceTier: variable(
+    "PORTCULLIS_API_KEY_SELF_SERVICE_TIER",
+    "standard",
+    "Highest rate-limit tier (basic, standard or premium) a caller without `users.manage` may give their own keys; a higher one is PERMISSION_DENIED.",
+    parse.oneOf(["basic", "standard", "premium"] as const),
+  ),
   passwordMemoryKiB: variable("PORTCULLIS_PASSWORD_HASH_MEMORY_KIB", "19456", "argon2id memory cost (at least 19456, OWASP's minimum).", parse.integer(19_456, 4_194_304)),
   passwordTimeCost: variable("PORTCULLIS_PASSWORD_HASH_TIME_COST", "2", "argon2id iterations (at least 2).", parse.integer(2, 100)),
   rateLimitDefault: variable("PORTCULLIS_RATE_LIMIT_DEFAULT", "600", "Requests per minute per principal for ordinary calls.", PER_MINUTE),
@@ -79,6 +95,12 @@ export const VARIABLES = {
   rateLimitExpensive: variable("PORTCULLIS_RATE_LIMIT_EXPENSIVE", "60", "Requests per minute per principal for LLM, speech and export calls.", PER_MINUTE),
   rateLimitAdmin: variable("PORTCULLIS_RATE_LIMIT_ADMIN", "120", "Requests per minute per principal for administrative calls.", PER_MINUTE),
   rateLimitInfrastructure: variable("PORTCULLIS_RATE_LIMIT_INFRASTRUCTURE", "6000", "Requests per minute per principal or IP for health, reflection and JWKS.", PER_MINUTE),
+  failedAuthenticationsPerMinute: variable(
+    "PORTCULLIS_RATE_LIMIT_FAILED_AUTH",
+    "60",
+    "Failed authentications (bad token, key, password or refresh token) per minute per client IP (IPv6: per /64); past it, calls from that address that present credentials are refused with RESOURCE_EXHAUSTED before any database work.",
+    PER_MINUTE,
+  ),
   auditRetentionMs: variable(
     "PORTCULLIS_AUDIT_RETENTION_DAYS",
     "365",
@@ -120,6 +142,40 @@ export const VARIABLES = {
     "30",
     "How often findings of the last 24 hours are evaluated against the automatic response rules.",
     parse.integer(1, 86_400, SECONDS_TO_MS),
+  ),
+  ttsEngineProcesses: variable(
+    "PORTCULLIS_TTS_ENGINE_PROCESSES",
+    { label: "cores − 1 (at least 1, at most 4)" },
+    "Speech engine (eSpeak NG) processes: each synthesises one sentence at a time, so this bounds the CPU speech can take. Started on first use.",
+    parse.integer(1, 64),
+  ),
+  audioMaxStreamsPerPrincipal: variable(
+    "PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL",
+    "4",
+    "Audio streams one user or API key may have open at once; more are refused with RESOURCE_EXHAUSTED.",
+    parse.integer(1, 1000),
+  ),
+  aiProviders: variable(
+    "PORTCULLIS_AI_PROVIDERS",
+    { label: "(local only)" },
+    "The AI providers: a JSON array, or `@file.json`, of `{name, kind: openai|anthropic|local, baseUrl, defaultModel, models, credential, timeoutMs, default}`. Unset: only the built-in `local` responder.",
+    aiProviders,
+  ),
+  aiDefaultMaxTokens: variable("PORTCULLIS_AI_DEFAULT_MAX_TOKENS", { label: "1024" }, "max_tokens of a query that sets none.", parse.integer(1, 1_000_000)),
+  aiMaxTokens: variable("PORTCULLIS_AI_MAX_TOKENS", "4096", "The cap on a query's max_tokens (larger values are lowered to it).", parse.integer(1, 1_000_000)),
+  aiMaxPromptChars: variable("PORTCULLIS_AI_MAX_PROMPT_CHARS", "100000", "Most characters of system prompt, prompt and messages in one query (INVALID_ARGUMENT beyond).", parse.integer(1, 50_000_000)),
+  aiMaxMessages: variable("PORTCULLIS_AI_MAX_MESSAGES", "100", "Most messages in one query's conversation (INVALID_ARGUMENT beyond).", parse.integer(1, 10_000)),
+  aiProbeIntervalMs: variable(
+    "PORTCULLIS_AI_PROBE_INTERVAL_SECONDS",
+    "30",
+    "How often each provider's health is probed (a model listing, never a completion).",
+    parse.integer(1, 86_400, SECONDS_TO_MS),
+  ),
+  credentialKeyVersion: variable(
+    "PORTCULLIS_CREDENTIAL_KEY_VERSION",
+    "1",
+    "Version of the key-encryption key (derived from PORTCULLIS_ENCRYPTION_KEY) that wraps provider credentials; raise it, then call RotateCredentialEncryption.",
+    parse.integer(1, 1_000_000),
   ),
 } as const;
 

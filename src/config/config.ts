@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConfigError } from "./config-error.ts";
-import { CONFIG_VARIABLES, VARIABLES, type ConfigVariable, type DefaultedVariable } from "./config-variables.ts";
+import { LOCAL_PROVIDER, type AiConfig } from "./ai-config.ts";
+import { COMPUTED_DEFAULTS, CONFIG_VARIABLES, VARIABLES, type ConfigVariable, type DefaultedVariable } from "./config-variables.ts";
 
 export { ConfigError } from "./config-error.ts";
 export { CONFIG_VARIABLES, type ConfigVariable } from "./config-variables.ts";
@@ -35,6 +36,8 @@ export interface Config {
   /** Browser origins allowed to call the API through CORS (Connect-Web, gRPC-Web). */
   readonly corsOrigins: readonly string[];
   readonly rateLimits: RateLimits;
+  /** Failed authentications one client address (IPv6: /64) may make per minute before it is refused. */
+  readonly failedAuthenticationsPerMinute: number;
   readonly tokens: {
     readonly issuer: string;
     readonly audience: string;
@@ -50,12 +53,18 @@ export interface Config {
     readonly maxTtlMs: number;
     readonly allowNoExpiry: boolean;
     readonly maxPerUser: number;
+    /** The highest tier a caller without `users.manage` may give their own keys. */
+    readonly selfServiceTier: "basic" | "standard" | "premium";
   };
   /** argon2id cost; raising it re-hashes each password transparently at its next login. */
   readonly passwordHash: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
   /** Deployment-supplied key material (32 bytes each); when absent the key file's generated keys are used. */
   readonly suppliedKeys: { readonly encryptionKey: Buffer | undefined; readonly apiKeyPepper: Buffer | undefined };
   readonly audit: AuditConfig;
+  /** Speech: engine processes (they bound the CPU synthesis takes) and open streams per caller. */
+  readonly audio: { readonly engineProcesses: number; readonly maxStreamsPerPrincipal: number };
+  /** AI providers and query limits (the providers' format in ./ai-config.ts). */
+  readonly ai: AiConfig;
 }
 
 /** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
@@ -105,6 +114,10 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError(certFile === undefined ? v.tlsCert.name : v.tlsKey.name, `TLS needs both ${v.tlsCert.name} and ${v.tlsKey.name}`);
   }
+  const aiMaxTokens = read(v.aiMaxTokens);
+  const aiDefaultMaxTokens = read(v.aiDefaultMaxTokens) ?? COMPUTED_DEFAULTS.aiDefaultMaxTokens(aiMaxTokens);
+  if (aiDefaultMaxTokens > aiMaxTokens) throw new ConfigError(v.aiDefaultMaxTokens.name, `must not exceed ${v.aiMaxTokens.name}`);
+  const aiProviders = read(v.aiProviders) ?? { providers: Object.freeze([LOCAL_PROVIDER]), defaultProvider: LOCAL_PROVIDER.name };
   const apiKeyMaxTtlMs = read(v.apiKeyMaxTtlMs);
   const apiKeyDefaultTtlMs = read(v.apiKeyDefaultTtlMs);
   if (apiKeyDefaultTtlMs > apiKeyMaxTtlMs) throw new ConfigError(v.apiKeyDefaultTtlMs.name, `must not exceed ${v.apiKeyMaxTtlMs.name}`);
@@ -129,6 +142,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       admin: read(v.rateLimitAdmin),
       infrastructure: read(v.rateLimitInfrastructure),
     }),
+    failedAuthenticationsPerMinute: read(v.failedAuthenticationsPerMinute),
     tokens: Object.freeze({
       issuer: read(v.jwtIssuer),
       audience: read(v.jwtAudience),
@@ -143,6 +157,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       maxTtlMs: apiKeyMaxTtlMs,
       allowNoExpiry: read(v.apiKeyAllowNoExpiry),
       maxPerUser: read(v.apiKeyMaxPerUser),
+      selfServiceTier: read(v.apiKeySelfServiceTier),
     }),
     passwordHash: Object.freeze({ memoryKiB: read(v.passwordMemoryKiB), timeCost: read(v.passwordTimeCost), parallelism: 1 }),
     suppliedKeys: Object.freeze({ encryptionKey: read(v.encryptionKey), apiKeyPepper: read(v.apiKeyPepper) }),
@@ -163,6 +178,19 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
         lockDurationMs: read(v.auditAutoLockMs),
         intervalMs: read(v.auditAutoResponseIntervalMs),
       }),
+    }),
+    audio: Object.freeze({
+      engineProcesses: read(v.ttsEngineProcesses) ?? COMPUTED_DEFAULTS.ttsEngineProcesses(),
+      maxStreamsPerPrincipal: read(v.audioMaxStreamsPerPrincipal),
+    }),
+    ai: Object.freeze({
+      ...aiProviders,
+      defaultMaxTokens: aiDefaultMaxTokens,
+      maxTokens: aiMaxTokens,
+      maxPromptChars: read(v.aiMaxPromptChars),
+      maxMessages: read(v.aiMaxMessages),
+      probeIntervalMs: read(v.aiProbeIntervalMs),
+      credentialKeyVersion: read(v.credentialKeyVersion),
     }),
   };
   return Object.freeze(config);

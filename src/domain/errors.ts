@@ -13,10 +13,21 @@ export type DomainErrorCode =
   | "resource_exhausted"
   | "unavailable"
   | "aborted"
-  | "out_of_range";
+  | "out_of_range"
+  | "unimplemented"
+  | "deadline_exceeded";
 
 /** Machine-readable refinements a client can act on; mirrors portcullis.v1.ErrorReason. */
-export type DomainErrorReason = "mfa_required" | "fresh_mfa_required" | "rate_limited" | "locked" | "credential_expired" | "credential_revoked" | "no_access_rule" | "shutting_down";
+export type DomainErrorReason =
+  | "mfa_required"
+  | "fresh_mfa_required"
+  | "rate_limited"
+  | "locked"
+  | "credential_expired"
+  | "credential_revoked"
+  | "no_access_rule"
+  | "shutting_down"
+  | "budget_exceeded";
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;

@@ -15,6 +15,8 @@ export interface Principal {
   readonly id: string;
   /** The user who owns the credential (equals id for users). */
   readonly userId: string;
+  /** A human-readable name: the username, or the API key's name (WhoAmI, audit `actor.display_name`). */
+  readonly displayName: string;
   readonly role: Role;
   /** Effective permissions: the role's, narrowed by a key's scopes. */
   readonly permissions: ReadonlySet<string>;

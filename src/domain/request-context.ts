@@ -5,8 +5,14 @@ import type { ClientInfo, Principal } from "./principal.ts";
  * access by its caller receives. Handlers build it with `callerOf(ctx)` (src/handlers/caller.ts); the
  * domain never sees the transport's context itself.
  */
-export interface RequestContext {
+export interface RequestContext extends CallOrigin {
   readonly principal: Principal;
+  readonly client: ClientInfo;
+  readonly requestId: string;
+}
+
+/** Where a call comes from, whoever makes it: all an anonymous call (Login, Refresh, ExchangeApiKey) has. */
+export interface CallOrigin {
   readonly client: ClientInfo;
   readonly requestId: string;
 }

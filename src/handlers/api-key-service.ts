@@ -7,6 +7,7 @@ import type { RateLimitTier as DomainTier, ApiKeyStatus as DomainStatus } from "
 import type { ApiKeyService as ApiKeyLifecycle, ApiKeyView, HealthFinding } from "../domain/api-keys/api-keys.ts";
 import { DomainError } from "../domain/errors.ts";
 import { callerOf, originOf } from "./caller.ts";
+import { principalKey } from "./context-keys.ts";
 import { durationMs, timestamp } from "./converters.ts";
 
 const STATUS_TO_PROTO: Readonly<Record<DomainStatus, ApiKeyStatus>> = {
@@ -79,7 +80,27 @@ function apiKeyMessage(key: ApiKeyView): MessageInitShape<typeof ApiKeySchema> {
     revokeReason: key.revokeReason ?? "",
     rotatedAt: timestamp(key.rotatedAt),
     graceExpiresAt: timestamp(key.graceExpiresAt),
+    ...(key.tokenBudget.perDay !== undefined ? { dailyTokenBudget: BigInt(key.tokenBudget.perDay) } : {}),
+    ...(key.tokenBudget.perMonth !== undefined ? { monthlyTokenBudget: BigInt(key.tokenBudget.perMonth) } : {}),
+    dailyTokensSpent: BigInt(key.aiUsage.spentToday),
+    monthlyTokensSpent: BigInt(key.aiUsage.spentThisMonth),
+    aiQueryCount: BigInt(key.aiUsage.queries),
+    inputTokens: BigInt(key.aiUsage.inputTokens),
+    outputTokens: BigInt(key.aiUsage.outputTokens),
+    meanQueryLatencyMs: BigInt(key.aiUsage.queries > 0 ? Math.round(key.aiUsage.latencyMs / key.aiUsage.queries) : 0),
   };
+}
+
+/** A budget from a request: int64 → number, refusing what no budget can be (the domain checks the range). */
+function budgetFromProto(daily: bigint | undefined, monthly: bigint | undefined): { perDay?: number; perMonth?: number } {
+  const convert = (value: bigint | undefined, field: string) => {
+    if (value === undefined) return undefined;
+    if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new DomainError("invalid_argument", `${field} is out of range`);
+    return Number(value);
+  };
+  const perDay = convert(daily, "daily_token_budget");
+  const perMonth = convert(monthly, "monthly_token_budget");
+  return { ...(perDay !== undefined ? { perDay } : {}), ...(perMonth !== undefined ? { perMonth } : {}) };
 }
 
 /** ApiKeyService: request → domain → response; the domain decides who may do what. */
@@ -95,6 +116,7 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
         tier: tierFromProto(req.rateLimitTier, "standard")!,
         allowedCidrs: req.allowedCidrs,
         metadata: req.metadata,
+        tokenBudget: budgetFromProto(req.dailyTokenBudget, req.monthlyTokenBudget),
       });
       return { apiKey: apiKeyMessage(created.key), secret: created.secret };
     },
@@ -124,6 +146,7 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
         ...(tier ? { tier } : {}),
         ...(req.allowedCidrs ? { allowedCidrs: req.allowedCidrs.values } : {}),
         ...(req.metadata ? { metadata: req.metadata.entries } : {}),
+        tokenBudget: budgetFromProto(req.dailyTokenBudget, req.monthlyTokenBudget),
       });
       return { apiKey: apiKeyMessage(updated) };
     },
@@ -153,6 +176,10 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
         usedLast30DaysCount: BigInt(stats.usedRecently),
         expiringWithin7DaysCount: BigInt(stats.expiringSoon),
         lastUsedAt: timestamp(stats.lastUsedAt),
+        aiQueryCount: BigInt(stats.ai.queries),
+        inputTokens: BigInt(stats.ai.inputTokens),
+        outputTokens: BigInt(stats.ai.outputTokens),
+        meanQueryLatencyMs: BigInt(stats.ai.queries > 0 ? Math.round(stats.ai.latencyMs / stats.ai.queries) : 0),
       };
     },
 
@@ -192,7 +219,10 @@ export function createExchangeApiKeyHandler(keys: ApiKeyLifecycle): Pick<Service
   return {
     async exchangeApiKey(req, ctx) {
       const ttlMs = durationMs(req.ttl, "ttl");
-      const exchanged = await keys.exchange(originOf(ctx), { apiKey: req.apiKey.trim(), scopes: req.scopes, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+      const exchanged = await keys.exchange(
+        { ...originOf(ctx), principal: ctx.values.get(principalKey) },
+        { apiKey: req.apiKey.trim(), scopes: req.scopes, ...(ttlMs !== undefined ? { ttlMs } : {}) },
+      );
       return { accessToken: exchanged.token, expiresAt: timestamp(exchanged.expiresAt), scopes: exchanged.scopes, apiKeyId: exchanged.keyId };
     },
   };

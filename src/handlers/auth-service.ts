@@ -12,8 +12,11 @@ import type { SessionRecord } from "../domain/sessions/sessions.ts";
 import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import type { UserRecord } from "../domain/users/user-record.ts";
 import { isPromotion, type UsersService } from "../domain/users/users.ts";
+import type { HandlerContext } from "@connectrpc/connect";
 import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
+import type { RequestContext } from "../domain/request-context.ts";
 import { callerOf, originOf } from "./caller.ts";
+import { credentialKey } from "./context-keys.ts";
 import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
 
 export interface AuthHandlerDeps {
@@ -25,6 +28,15 @@ export interface AuthHandlerDeps {
   readonly signingKeys: SigningKeySet;
   readonly revocations: RevocationCache;
   readonly freshMfa: FreshMfaVerifier;
+}
+
+/** GetTokenInfo's empty `token`: the access token that authenticated this call; an API key is none. */
+function ownAccessToken(ctx: HandlerContext, principal: Principal): string {
+  const credential = ctx.values.get(credentialKey);
+  if (principal.method === "api_key" || credential?.kind !== "bearer") {
+    throw new DomainError("failed_precondition", "this call was authenticated with an API key, not an access token: pass the token to introspect");
+  }
+  return credential.value;
 }
 
 function userSession(principal: Principal): string {
@@ -60,8 +72,8 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     current: session.id === current,
   });
   // Granting admin or owner is as sensitive as the operations whose access rule says fresh_mfa.
-  const requireFreshMfa = async (principal: Principal, code: string) => {
-    if (code === "" || !(await deps.freshMfa.verify(principal, code))) {
+  const requireFreshMfa = async (action: RequestContext, code: string) => {
+    if (code === "" || !(await deps.freshMfa.verify(action.principal, code, action))) {
       throw new DomainError("permission_denied", "granting admin or owner needs a fresh MFA code", { reason: "fresh_mfa_required" });
     }
   };
@@ -111,14 +123,17 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async getTokenInfo(req, ctx) {
-      const info = await deps.sessions.tokenInfo(callerOf(ctx), req.token);
+      const action = callerOf(ctx);
+      const info = await deps.sessions.tokenInfo(action, req.token === "" ? ownAccessToken(ctx, action.principal) : req.token);
       if (!info.active) return { active: false };
       const user = await deps.users.getUser(info.userId).catch(() => undefined);
+      // An access token carries the role it was issued with; a refresh token acts with the current one.
+      const role = info.claims?.role ?? user?.role;
       return {
         active: true,
         subject: info.userId,
         sessionId: info.sessionId,
-        role: user ? roleToProto(user.role) : undefined,
+        role: role ? roleToProto(role) : undefined,
         permissions: info.claims?.permissions ?? [],
         issuedAt: timestamp(info.issuedAt),
         expiresAt: timestamp(info.expiresAt),
@@ -143,7 +158,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         principal: {
           kind: principal.kind === "user" ? PrincipalKind.USER : PrincipalKind.API_KEY,
           id: principal.id,
-          displayName: user.username,
+          displayName: principal.displayName,
           role: roleToProto(principal.role),
           userId: principal.userId,
         },
@@ -166,13 +181,11 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async createUser(req, ctx) {
-      const { principal } = callerOf(ctx);
+      const action = callerOf(ctx);
+      const { principal } = action;
       const role = roleFromProto(req.role);
-      if (role !== "user") await requireFreshMfa(principal, ctx.requestHeader.get("x-mfa-code") ?? "");
-      const user = await deps.users.createUser(
-        { userId: principal.userId, role: principal.role },
-        { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) },
-      );
+      if (role !== "user") await requireFreshMfa(action, ctx.requestHeader.get("x-mfa-code") ?? "");
+      const user = await deps.users.createUser(principal, { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) });
       return { user: await userMessage(user) };
     },
 
@@ -199,10 +212,10 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       const before = await deps.users.getUser(req.userId);
       // Promotions to admin or owner need a fresh code from the caller, whoever is promoted.
       if (role !== undefined && isPromotion(before.role, role) && role !== "user") {
-        await requireFreshMfa(principal, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
+        await requireFreshMfa(action, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
       }
       if (req.disabled === true && req.userId === principal.userId) throw new DomainError("failed_precondition", "you cannot disable yourself");
-      const user = await deps.users.updateUser({ userId: principal.userId, role: principal.role }, req.userId, {
+      const user = await deps.users.updateUser(principal, req.userId, {
         ...(role !== undefined ? { role } : {}),
         ...(req.disabled !== undefined ? { disabled: req.disabled } : {}),
         ...(req.email !== undefined ? { email: req.email } : {}),
@@ -213,9 +226,10 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async changePassword(req, ctx) {
-      const { principal } = callerOf(ctx);
+      const action = callerOf(ctx);
+      const { principal } = action;
       const sessionId = userSession(principal);
-      await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword);
+      await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword, action);
       const sessionsRevoked = req.keepOtherSessions ? 0 : await deps.sessions.revokeUserSessions(principal.userId, "password_changed", sessionId);
       return { sessionsRevoked };
     },
@@ -260,7 +274,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async emergencyRevoke(req, ctx) {
       const result = await deps.emergencyRevoke(callerOf(ctx), req.reason);
-      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked) };
+      return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked), auditEventId: result.auditEventId };
     },
   };
 }

@@ -1,7 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import { DomainError } from "../domain/errors.ts";
-import type { ClientInfo } from "../domain/principal.ts";
-import type { RequestContext } from "../domain/request-context.ts";
+import type { CallOrigin, RequestContext } from "../domain/request-context.ts";
 import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
 
 /**
@@ -15,6 +14,6 @@ export function callerOf(ctx: HandlerContext): RequestContext {
 }
 
 /** Where an anonymous call (login, refresh, key exchange) came from, and its request id. */
-export function originOf(ctx: HandlerContext): { readonly client: ClientInfo; readonly requestId: string } {
+export function originOf(ctx: HandlerContext): CallOrigin {
   return { client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) };
 }

@@ -44,7 +44,8 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   router.service(AuthService, services.auth ?? {});
   router.service(ApiKeyService, services.apiKey ?? {});
   router.service(AiService, services.ai ?? {});
-  router.service(AudioStreamService, services.audioStream ?? {});
+  // Audio does not compress: gzip would spend the gateway's CPU on every chunk for almost nothing.
+  router.service(AudioStreamService, services.audioStream ?? {}, { compressMinBytes: Number.MAX_SAFE_INTEGER });
   router.service(AuditService, services.audit ?? {});
   registerHealth(router, deps.health);
   if (deps.descriptorIndex) {

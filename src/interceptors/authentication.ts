@@ -3,19 +3,23 @@ import { accessRuleOf, type AccessRule } from "../access/access-rules.ts";
 import type { Authenticator, Credential } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { Principal } from "../domain/principal.ts";
-import { clientKey, principalKey } from "../handlers/context-keys.ts";
+import { clientKey, credentialHeaderCountKey, credentialKey, principalKey } from "../handlers/context-keys.ts";
 
 // Longer than any JWT or key we issue; refuse before parsing so garbage costs nothing.
 const MAX_CREDENTIAL_LENGTH = 8192;
 
 /**
- * Authenticates every call that carries credentials, and every call to a non-public method. The
+ * Authenticates every call that carries credentials, and every call to a non-public method. A call
+ * carrying more than one credential is refused (UNAUTHENTICATED), never read as its first. The
  * principal goes into the context for the interceptors and handlers after it; handlers never parse
  * credentials themselves. Credentials sent to a public method must still be valid: a bad token is an
  * error, never silently anonymous.
  */
 export function createAuthenticationInterceptor(authenticator: Authenticator): Interceptor {
   return (next) => async (req) => {
+    // Two credentials (two `authorization` fields, or `authorization` and `x-api-key`) are ambiguous:
+    // which one is meant is a guess, so none is taken.
+    if (req.contextValues.get(credentialHeaderCountKey) > 1) throw new DomainError("unauthenticated", "send exactly one credential: one authorization or one x-api-key header");
     const credential = readCredential(req.header);
     const rule = accessRuleOf(req.method);
     if (credential === undefined) {
@@ -24,6 +28,7 @@ export function createAuthenticationInterceptor(authenticator: Authenticator): I
     }
     const principal = await authenticator.authenticate(credential, req.contextValues.get(clientKey));
     req.contextValues.set(principalKey, principal);
+    req.contextValues.set(credentialKey, credential);
     const res = await next(req);
     if (!res.stream || !authenticator.watch) return res;
     return endOnRevocation(res, principal, rule, authenticator.watch.bind(authenticator));

@@ -2,11 +2,13 @@ import type { Interceptor } from "@connectrpc/connect";
 import { accessRuleOf } from "../access/access-rules.ts";
 import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
-import { principalKey } from "../handlers/context-keys.ts";
+import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.ts";
 
 /**
- * Enforces the access rule each method declares in the proto. Fail closed: a method without a usable
- * rule is denied to everyone. Resource-level checks ("is this key yours?") belong to the domain.
+ * Enforces the access rule each method declares in the proto: audience and permission, session-only
+ * (program credentials — API keys and tokens exchanged for them — refused on account and session
+ * management), then fresh MFA. Fail closed: a method without a usable rule is denied to everyone.
+ * Resource-level checks ("is this key yours?") belong to the domain.
  */
 export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Interceptor {
   return (next) => async (req) => {
@@ -20,9 +22,13 @@ export function createAuthorizationInterceptor(freshMfa: FreshMfaVerifier): Inte
     if (rule.audience === "permission" && !principal.permissions.has(rule.permission)) {
       throw new DomainError("permission_denied", `permission ${rule.permission} required`);
     }
+    // Before fresh MFA: a program credential must not even get to try a code here.
+    if (rule.sessionOnly && principal.kind === "api_key" && !(rule.programPermission !== undefined && principal.permissions.has(rule.programPermission))) {
+      throw new DomainError("permission_denied", "this method needs a person's session: API keys and tokens exchanged for them may not call it");
+    }
     if (rule.freshMfa) {
       const code = req.header.get("x-mfa-code") ?? (req.stream ? undefined : mfaCodeField(req.message));
-      if (!code || !(await freshMfa.verify(principal, code))) {
+      if (!code || !(await freshMfa.verify(principal, code, { client: req.contextValues.get(clientKey), requestId: req.contextValues.get(requestIdKey) }))) {
         throw new DomainError("permission_denied", "a fresh MFA code is required", { reason: "fresh_mfa_required" });
       }
     }

@@ -7,6 +7,7 @@ import { createAuthorizationInterceptor } from "./authorization.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import { createDenialAuditInterceptor } from "./denial-audit.ts";
 import { createErrorMappingInterceptor } from "./error-mapping.ts";
+import { createFailedAuthenticationInterceptor, type FailedAuthenticationBudget } from "./failed-authentication.ts";
 import { createLoggingInterceptor } from "./logging.ts";
 import { createRateLimitInterceptor } from "./rate-limit.ts";
 import { createRequestIdInterceptor } from "./request-id.ts";
@@ -18,6 +19,8 @@ export interface InterceptorDeps {
   readonly rateLimiter: RateLimiter;
   /** Where refusals for lack of permission are recorded; without it they are only logged. */
   readonly audit?: AuditRecorder;
+  /** The per-address budget of failed authentications; without it failures cost nothing (tests only). */
+  readonly failedAuthentications?: FailedAuthenticationBudget;
 }
 
 /**
@@ -28,6 +31,8 @@ export interface InterceptorDeps {
  * 2. logging — outside error mapping, so it logs the code the client actually receives.
  * 3. error mapping — turns everything thrown below into a safe status (INTERNAL carries only the id).
  *    denial audit — records every PERMISSION_DENIED raised below (rule, fresh MFA or handler).
+ *    failed authentication — per client address: a spent budget refuses calls presenting a secret
+ *    before authentication looks at them (no database work); every UNAUTHENTICATED below spends it.
  * 4. authentication — credentials → principal in the context; required unless the method is public.
  * 5. authorization — the method's declared access rule (fail closed), permissions, fresh MFA.
  * 6. rate limit — per principal (or IP when anonymous) and rate-limit class; after authentication so
@@ -39,6 +44,7 @@ export function createInterceptorChain(deps: InterceptorDeps): Interceptor[] {
     createLoggingInterceptor(deps.logger),
     createErrorMappingInterceptor(deps.logger),
     ...(deps.audit ? [createDenialAuditInterceptor(deps.audit)] : []),
+    ...(deps.failedAuthentications ? [createFailedAuthenticationInterceptor(deps.failedAuthentications)] : []),
     createAuthenticationInterceptor(deps.authenticator),
     createAuthorizationInterceptor(deps.freshMfa),
     createRateLimitInterceptor(deps.rateLimiter),

@@ -17,6 +17,8 @@ const CODES: Readonly<Record<DomainErrorCode, Code>> = {
   unavailable: Code.Unavailable,
   aborted: Code.Aborted,
   out_of_range: Code.OutOfRange,
+  unimplemented: Code.Unimplemented,
+  deadline_exceeded: Code.DeadlineExceeded,
 };
 
 const REASONS: Readonly<Record<DomainErrorReason, ErrorReason>> = {
@@ -28,6 +30,7 @@ const REASONS: Readonly<Record<DomainErrorReason, ErrorReason>> = {
   credential_revoked: ErrorReason.CREDENTIAL_REVOKED,
   no_access_rule: ErrorReason.NO_ACCESS_RULE,
   shutting_down: ErrorReason.SHUTTING_DOWN,
+  budget_exceeded: ErrorReason.BUDGET_EXCEEDED,
 };
 
 // Codes whose message may come from a library or a dependency rather than from us.

@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Filter } from "mongodb";
-import type { ChainSealer, SealedAuditRecord } from "../domain/audit/audit-chain.ts";
+import type { ChainHead, ChainSealer, SealedAuditRecord } from "../domain/audit/audit-chain.ts";
 import type { AuditRecord } from "../domain/audit/audit-event.ts";
 import type { AuditLogStore } from "../domain/audit/audit-log-store.ts";
 import type { AuditFilter } from "../domain/audit/audit-filter.ts";
@@ -42,23 +42,23 @@ export interface MongoAuditStore extends AuditLogStore {
  */
 export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditStore {
   const collection: Collection<AuditEventDocument> = store.db.collection<AuditEventDocument>("audit_events");
-  let cachedHead: { seq: number; hash: string } | undefined;
+  let cachedHead: ChainHead | undefined;
   const written = new WeakSet<AuditRecord>();
   const attempted = new WeakSet<AuditRecord>();
 
   const readNewest = async () => {
     // Numbers only: a database from before the chain (schema 1) holds string ids, which are not part of it.
     const [doc] = await collection
-      .find({ prevHash: { $exists: true } }, { projection: { _id: 1, hash: 1 } })
+      .find({ prevHash: { $exists: true } }, { projection: { _id: 1, hash: 1, time: 1 } })
       .sort({ _id: -1 })
       .limit(1)
       .toArray();
-    return doc ? { seq: Number(doc._id), hash: doc.hash } : undefined;
+    return doc ? { seq: Number(doc._id), hash: doc.hash, time: doc.time } : undefined;
   };
 
   // `known` exists: walk up in growing steps until a position is free, then bisect. Positions are
   // filled contiguously (a writer inserts N+1 only once N exists), so the first free one is the head + 1.
-  const probeFrom = async (known: number) => {
+  const probeFrom = async (known: number): Promise<ChainHead | undefined> => {
     const exists = async (seq: number) => (await collection.findOne({ _id: auditSeqKey(seq) }, { projection: { _id: 1 } })) !== null;
     let low = known;
     let step = 1;
@@ -72,8 +72,8 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
       if (await exists(mid)) low = mid;
       else high = mid;
     }
-    const doc = await collection.findOne({ _id: auditSeqKey(low) }, { projection: { hash: 1 } });
-    return doc ? { seq: low, hash: doc.hash } : await readNewest();
+    const doc = await collection.findOne({ _id: auditSeqKey(low) }, { projection: { hash: 1, time: 1 } });
+    return doc ? { seq: low, hash: doc.hash, time: doc.time } : await readNewest();
   };
 
   const chainStart = async () => {
@@ -108,7 +108,7 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
       try {
         await collection.insertMany(chained.map(toDocument), { ordered: true });
         for (const record of pending) written.add(record);
-        cachedHead = { seq: chained.at(-1)!.seq, hash: chained.at(-1)!.hash };
+        cachedHead = { seq: chained.at(-1)!.seq, hash: chained.at(-1)!.hash, time: chained.at(-1)!.time };
         return;
       } catch (err) {
         if (!isDuplicateKey(err)) {

@@ -18,6 +18,8 @@ export const SCHEMA_VERSION = 2;
 /** The collection holding the schema marker document `{ _id: "schema", version }`. */
 export const META_COLLECTION = "meta";
 export const SCHEMA_MARKER_ID = "schema";
+/** Identifier claims: `_id` "username:<lookalike key>" or "email:<address>", inserted before a user takes it. */
+export const USER_CLAIMS_COLLECTION = "user_claims";
 
 export interface IndexSpec {
   readonly name: string;
@@ -61,6 +63,10 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
       { name: "updated_at", key: { updatedAt: 1 } },
     ],
   },
+  // What makes usernames (by look, UTS #39 skeleton) and e-mail addresses unique: one insert-only
+  // document per identifier, `_id` "username:<key>" / "email:<address>", holding the user id. The unique
+  // _id decides between concurrent creates and updates (FerretDB has no atomic conditional update).
+  { name: USER_CLAIMS_COLLECTION, indexes: [] },
   {
     // One document per failed sign-in and key ("user:<usernameKey>" or "ip:<address>"), shared by all
     // instances; inserted, never updated (FerretDB loses concurrent updates of one document). Old ones
@@ -139,4 +145,12 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
   // Usage counts: one document per key and server instance (_id "<keyId>:<instanceId>"), written only
   // by that instance as running totals; a key's usage is the sum over its documents.
   { name: "api_key_usage", indexes: [{ name: "key_id", key: { keyId: 1 } }] },
+  // AI usage: one document per subject (key, user, a key's budget period) and instance
+  // (_id "<subject>|<instanceId>"), written only by that instance; budget checks read an _id range.
+  { name: "ai_usage", indexes: [{ name: "subject", key: { subject: 1 } }] },
+  // Provider credentials (envelope-encrypted; _id derived from provider and name), the rotation lock
+  // (_id "rotation", insert-only) and the first-use claims (_id "<credential id>:<version time>").
+  { name: "provider_credentials", indexes: [{ name: "provider_name", key: { provider: 1, name: 1 } }] },
+  { name: "provider_credential_locks", indexes: [] },
+  { name: "provider_credential_uses", indexes: [] },
 ];

@@ -28,6 +28,8 @@ interface RevocationDocument {
   userId: string;
   revokedAt: Date;
   reason: string;
+  /** Only for an id without a session (an exchanged API key's token): when that token expires. */
+  tokenExpiresAt?: Date;
 }
 
 /** How long an expired session is kept before the sweep deletes it (for "why was I signed out?"). */
@@ -99,6 +101,16 @@ export function createSessionsStore(store: Store): MongoSessionsStore {
       return doc ? (await revokeSessions([doc], reason, at)) === 1 : false;
     },
 
+    async revokeStandalone(id, userId, reason, at, expiresAt) {
+      try {
+        await revocations.insertOne({ _id: String(id), userId: String(userId), revokedAt: at, reason: String(reason), tokenExpiresAt: expiresAt });
+        return true;
+      } catch (err) {
+        if (duplicateKeyErrors(err) !== undefined) return false;
+        throw err;
+      }
+    },
+
     revokeAllForUser: (userId, reason, at, exceptId) => revokeMatching({ userId: String(userId) }, reason, at, exceptId),
 
     revokeAll: (reason, at, exceptId) => revokeMatching({}, reason, at, exceptId),
@@ -112,6 +124,8 @@ export function createSessionsStore(store: Store): MongoSessionsStore {
     },
 
     async sweepExpired(now) {
+      // Revocations of exchanged tokens outlive nothing: their tokens are expired.
+      await revocations.deleteMany({ tokenExpiresAt: { $lt: new Date(now.getTime() - SWEEP_GRACE_MS) } });
       const expired = await sessions.find({ expiresAt: { $lt: new Date(now.getTime() - SWEEP_GRACE_MS) } }, { projection: { _id: 1 } }).toArray();
       if (expired.length === 0) return 0;
       const ids = expired.map((d) => d._id);

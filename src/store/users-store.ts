@@ -3,7 +3,7 @@ import type { Role } from "../domain/permissions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { UserListQuery, UserRecord, UsersStore } from "../domain/users/user-record.ts";
 import type { Store } from "./mongo-store.ts";
-import { META_COLLECTION } from "./schema.ts";
+import { META_COLLECTION, USER_CLAIMS_COLLECTION } from "./schema.ts";
 
 export type { UserListQuery, UserPatch, UserRecord, UsersStore } from "../domain/users/user-record.ts";
 
@@ -20,6 +20,7 @@ const MAX_UPDATED_SINCE = 1000;
 export function createUsersStore(store: Store): UsersStore {
   const users: Collection<UserRecord> = store.db.collection<UserRecord>("users");
   const meta = store.db.collection<{ _id: string; userId: string; at: Date }>(META_COLLECTION);
+  const claims = store.db.collection<{ _id: string; userId: string; at: Date }>(USER_CLAIMS_COLLECTION);
 
   const byId = (id: string): Filter<UserRecord> => ({ _id: String(id) });
 
@@ -75,6 +76,26 @@ export function createUsersStore(store: Store): UsersStore {
 
     async releaseBootstrap(userId) {
       await meta.deleteOne({ _id: BOOTSTRAP_CLAIM_ID, userId: String(userId) });
+    },
+
+    async claimIdentifier(id, userId, at) {
+      try {
+        await claims.insertOne({ _id: String(id), userId: String(userId), at });
+        return "claimed";
+      } catch (err) {
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      }
+      const held = await claims.findOne({ _id: String(id) });
+      // Released between our insert and this read: report it as held just now, so it is respected.
+      return held ? { userId: held.userId, at: held.at } : { userId: "", at: new Date() };
+    },
+
+    async releaseIdentifier(id, userId) {
+      await claims.deleteOne({ _id: String(id), userId: String(userId) });
+    },
+
+    async hasIdentifierClaim(id) {
+      return (await claims.findOne({ _id: String(id) }, { projection: { _id: 1 } })) !== null;
     },
 
     async update(id, patch, expected) {

@@ -7,10 +7,11 @@ import { registerRoutes, type ServiceHandlers } from "../handlers/routes.ts";
 import type { HealthStatus } from "../health/health-status.ts";
 import { rejectAllCredentials, rejectAllMfaCodes, type Authenticator, type FreshMfaVerifier } from "../domain/auth/authenticator.ts";
 import { createInterceptorChain } from "../interceptors/chain.ts";
-import { clientKey } from "../handlers/context-keys.ts";
+import { clientKey, credentialHeaderCountKey } from "../handlers/context-keys.ts";
 import type { Logger } from "../log/logger.ts";
 import type { DescriptorIndex } from "../reflection/descriptor-index.ts";
 import { corsHeaders } from "./cors.ts";
+import { credentialHeaderCount } from "./credential-headers.ts";
 import { createListener, type RequestHandler } from "./listener.ts";
 
 export interface ServerDeps {
@@ -51,6 +52,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     authenticator: deps.authenticator ?? rejectAllCredentials,
     freshMfa: deps.freshMfa ?? rejectAllMfaCodes,
     rateLimiter: createRateLimiter(config.rateLimits),
+    failedAuthentications: createRateLimiter({ failed_authentication: config.failedAuthenticationsPerMinute }),
     ...(deps.audit ? { audit: deps.audit } : {}),
   });
   const rpcHandler = connectNodeAdapter({
@@ -67,6 +69,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
       const values = createContextValues();
       const userAgent = req.headers["user-agent"];
       values.set(clientKey, { ip: listener.remoteAddressOf(req), userAgent: typeof userAgent === "string" ? userAgent.slice(0, 256) : "" });
+      values.set(credentialHeaderCountKey, credentialHeaderCount(req.rawHeaders));
       return values;
     },
   });

@@ -102,7 +102,9 @@ describe("API key lifecycle", () => {
     expect((await keysAs("user-vic").listApiKeys({ status: ApiKeyStatus.REVOKED })).apiKeys.map((k) => k.name)).toEqual(["v1"]);
     expect((await keysAs("user-vic").listApiKeys({ status: ApiKeyStatus.ACTIVE })).apiKeys.map((k) => k.name)).toEqual(["v3", "v2"]);
     expect(await codeOf(keysAs("user-vic").listApiKeys({ pageToken: "garbage!" }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(keysAs("user-vic").listApiKeys({ pageSize: 1_000_000_000 }))).toBe(Code.InvalidArgument);
+    // Above the maximum is clamped (common.proto), not refused; negative is refused.
+    expect((await keysAs("user-vic").listApiKeys({ pageSize: 1_000_000_000 })).apiKeys.map((k) => k.name)).toEqual(["v3", "v2", "v1"]);
+    expect(await codeOf(keysAs("user-vic").listApiKeys({ pageSize: -1 }))).toBe(Code.InvalidArgument);
 
     // Another user's keys: a user may not ask; an admin may, and it is audited.
     expect(await codeOf(keysAs("user-uma").listApiKeys({ userId: ids["user-vic"]! }))).toBe(Code.PermissionDenied);
@@ -235,7 +237,7 @@ describe("API key lifecycle", () => {
   });
 
   it("verifies keys for other services (keys.verify) without counting it as use", async () => {
-    const { apiKey, secret } = await keysAs("user-uma").createApiKey({ name: "verify-me", scopes: ["ai.query", "ai.status"], rateLimitTier: RateLimitTier.PREMIUM });
+    const { apiKey, secret } = await keysAs("user-uma").createApiKey({ name: "verify-me", scopes: ["ai.query", "ai.status"], rateLimitTier: RateLimitTier.BASIC });
     expect(await codeOf(keysAs("user-uma").verifyApiKey({ apiKey: secret }))).toBe(Code.PermissionDenied);
     const verified = await keysAs("admin-ada").verifyApiKey({ apiKey: secret, clientIp: "203.0.113.7" });
     expect(verified).toMatchObject({
@@ -243,7 +245,7 @@ describe("API key lifecycle", () => {
       keyId: apiKey!.id,
       ownerUserId: ids["user-uma"],
       scopes: ["ai.query", "ai.status"],
-      rateLimitTier: RateLimitTier.PREMIUM,
+      rateLimitTier: RateLimitTier.BASIC,
       status: ApiKeyStatus.ACTIVE,
     });
     expect((await keysAs("admin-ada").verifyApiKey({ apiKey: secret.slice(0, -1) + (secret.endsWith("a") ? "b" : "a") })).valid).toBe(false);

@@ -49,7 +49,7 @@ describe("audit hash chain", () => {
   });
 
   it("two instances writing at once: one chain, every sequence exactly once, and it verifies", async () => {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let i = 0; i < 300; i++) {
       const gw = i % 2 === 0 ? a : b;
       if (i % 3 === 0) writes.push(gw.audit.recordNow({ type: "test.concurrent", outcome: "success", metadata: { i } }));

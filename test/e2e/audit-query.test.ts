@@ -98,9 +98,7 @@ describe("QueryAuditEvents and ListMyAuditEvents", () => {
     const bad: Array<Parameters<ReturnType<typeof audit>["queryAuditEvents"]>[0]> = [
       { pageToken: "garbage" },
       { pageToken: "eyJzIjoxLCJvIjoiZGVzYyIsImYiOiJ4In0.AAAA" },
-      { pageSize: 1_000_000_000 },
       { pageSize: -1 },
-      { pageSize: 1001 },
       { filter: { startTime: timestampFromDate(new Date()), endTime: timestampFromDate(new Date(Date.now() - 1000)) } },
       { filter: { actorId: '{"$ne": ""}' } },
       { filter: { actorId: "$ne" } },

@@ -140,10 +140,10 @@ describe("the CLI's remembered login", () => {
     await gw.client(AuthService, { token: accessToken }).logout({});
     await rewrite(file, { accessTokenExpiresAt: new Date(Date.now() - 1000).toISOString() });
     const ended = await cli(["whoami"], file);
-    expect(ended).toEqual({ code: 1, stdout: "", stderr: 'portcullis: your login has ended (expired or revoked); run "portcullis login" again\n' });
+    expect(ended).toEqual({ code: 1, stdout: "", stderr: `portcullis: ${gw.baseUrl} ended your login (expired or revoked); run "portcullis login" again\n` });
 
     await rewrite(file, { refreshTokenExpiresAt: new Date(Date.now() - 1000).toISOString() });
-    expect((await cli(["whoami"], file)).stderr).toBe('portcullis: your login has expired; run "portcullis login" again\n');
+    expect((await cli(["whoami"], file)).stderr).toBe(`portcullis: your login at ${gw.baseUrl} has expired; run "portcullis login" again\n`);
   });
 
   it("never sends the remembered tokens to another URL", async () => {
@@ -168,7 +168,7 @@ describe("the CLI's remembered login", () => {
 
     const bad = await cli(["whoami", "--url", gw.baseUrl, "--token", "not.a-valid.token"], file);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^portcullis: [^\n]+ \(unauthenticated\)\n$/);
+    expect(bad.stderr).toBe(`portcullis: invalid token (unauthenticated, refused by ${gw.baseUrl})\n`);
     expect(bad.stderr).not.toContain("not.a-valid.token");
 
     const closed = await cli(["whoami", "--url", "http://127.0.0.1:9", "--token", accessToken], file);

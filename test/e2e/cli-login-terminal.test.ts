@@ -16,9 +16,12 @@ const hasScript = spawnSync("script", ["--version"], { encoding: "utf8" }).stdou
 /**
  * Runs the CLI on a pseudo-terminal and answers its prompts in turn: each time the output ends with a
  * prompt of `answers`, the answer is typed followed by Enter. Returns everything the terminal showed.
+ * With `pipedStdin`, the CLI's stdin is a pipe carrying that text instead, the terminal still its own.
  */
-function runOnTerminal(args: string[], env: Record<string, string>, answers: Array<[prompt: string, answer: string]>): Promise<{ code: number | null; screen: string }> {
-  const command = [process.execPath, "src/cli/main.ts", ...args].map((part) => `'${part.replaceAll("'", "'\\''")}'`).join(" ");
+function runOnTerminal(args: string[], env: Record<string, string>, answers: Array<[prompt: string, answer: string]>, pipedStdin?: string): Promise<{ code: number | null; screen: string }> {
+  const quote = (part: string) => `'${part.replaceAll("'", "'\\''")}'`;
+  const cli = [process.execPath, "src/cli/main.ts", ...args].map(quote).join(" ");
+  const command = pipedStdin === undefined ? cli : `printf %s ${quote(pipedStdin)} | ${cli}`;
   const child = spawn("script", ["-qec", command, "/dev/null"], { cwd: ROOT, env: { PATH: process.env["PATH"] ?? "", TERM: "dumb", ...env }, stdio: ["pipe", "pipe", "pipe"] });
   let screen = "";
   const pending = [...answers];
@@ -87,5 +90,18 @@ describe.skipIf(!hasScript)("portcullis login at a terminal", () => {
     expect(screen).not.toContain(testPassword("mona"));
     expect(screen).toMatch(/Logged in to .*: mona \(role user, MFA on/);
     expect(code).toBe(0);
+  });
+
+  it("asks for the MFA code at the terminal when the password is piped in", async () => {
+    const file = join(home, "mona-piped", "credentials.json");
+    const { code, screen } = await runOnTerminal(
+      ["login", "--url", gw.baseUrl, "--username", "mona"],
+      { HOME: home, PORTCULLIS_CREDENTIALS_FILE: file },
+      [["MFA code (TOTP or backup code):", totpCodeAt(totpSecret, Date.now() + 30_000)]],
+      testPassword("mona"),
+    );
+    expect(screen).toMatch(/Logged in to .*: mona \(role user, MFA on/);
+    expect(code).toBe(0);
+    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ username: "mona" });
   });
 });

@@ -74,16 +74,16 @@ describe("portcullis login / logout", () => {
     const file = await credentialsIn();
     const wrong = "not-alices-password-at-all";
     const result = await cli(["login", "--username", "alice", "--url", gw.baseUrl], file, wrong);
-    expect(result).toEqual({ code: 1, stdout: "", stderr: "portcullis: invalid username, password or code (unauthenticated)\n" });
+    expect(result).toEqual({ code: 1, stdout: "", stderr: `portcullis: invalid username, password or code (unauthenticated, refused by ${gw.baseUrl})\n` });
     await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
   });
 
-  it("asks for --totp when the account has MFA, and logs in with a TOTP code or a backup code", async () => {
+  it("without a terminal, fails (exit 1) asking for --totp when the account has MFA; logs in with a TOTP code or a backup code", async () => {
     const file = await credentialsIn();
     const password = `${testPassword("mona")}\n`;
     const without = await cli(["login", "--username", "mona", "--url", gw.baseUrl], file, password);
-    expect(without.code).toBe(2);
-    expect(without.stderr).toBe("portcullis: this account requires an MFA code: pass --totp CODE (a TOTP code or a backup code); see --help\n");
+    expect(without.code).toBe(1);
+    expect(without.stderr).toBe("portcullis: this account requires an MFA code and there is no terminal to ask for it: pass --totp CODE (a TOTP code or a backup code)\n");
     await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
 
     const withTotp = await cli(["login", "--username", "mona", "--url", gw.baseUrl, "--totp", totpCodeAt(totpSecret, Date.now())], file, password);
@@ -98,7 +98,7 @@ describe("portcullis login / logout", () => {
     expect(withBackup.stdout).toContain("A backup code was used; 9 remain.\n");
 
     const reused = await cli(["login", "--username", "mona", "--url", gw.baseUrl, "--totp", backupCodes[0]!], file, password);
-    expect(reused).toMatchObject({ code: 1, stderr: "portcullis: invalid username, password or code (unauthenticated)\n" });
+    expect(reused).toMatchObject({ code: 1, stderr: `portcullis: invalid username, password or code (unauthenticated, refused by ${gw.baseUrl})\n` });
   });
 
   it("logout ends the session at the gateway and deletes the file; a second logout has nothing to do", async () => {

@@ -12,14 +12,16 @@ export interface CliResult {
 /**
  * Runs the real CLI (`node src/cli/main.ts …`, as the `portcullis` bin and `npm run -s cli` do) in a
  * child process with a clean environment: only PATH, the given HOME and `env` — never the developer's
- * PORTCULLIS_* variables or real home directory. Stdin is piped (`stdin`, or closed empty), so the CLI
- * sees no terminal.
+ * PORTCULLIS_* variables or real home directory. Stdin is piped (`stdin`, or closed empty) and the child
+ * runs in a session of its own, without a controlling terminal, so the CLI sees no terminal at all (it
+ * would otherwise prompt at the developer's through /dev/tty).
  */
 export function runCli(args: readonly string[], options: { home: string; env?: Record<string, string>; stdin?: string; closeStdout?: boolean }): Promise<CliResult> {
   const child = spawn(process.execPath, ["src/cli/main.ts", ...args], {
     cwd: ROOT,
     env: { PATH: process.env["PATH"] ?? "", HOME: options.home, ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
+    detached: true,
   });
   let stdout = "";
   let stderr = "";

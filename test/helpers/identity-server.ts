@@ -115,7 +115,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
         if (role === "owner") return first;
       }
       const owner = (await usersStore.list({ role: "owner", pageSize: 1 }))[0]!;
-      return users.createUser({ userId: owner._id, role: "owner" }, { username, password, role });
+      return users.createUser({ kind: "user", id: owner._id, userId: owner._id, role: "owner", displayName: owner.username }, { username, password, role });
     },
     async auditEvents(type) {
       await audit.flush();

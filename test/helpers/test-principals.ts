@@ -22,6 +22,7 @@ export const roleTokenAuthenticator: Authenticator = {
           kind: "user",
           id: `${role}-1`,
           userId: `${role}-1`,
+          displayName: `${role}-1`,
           role,
           permissions: ROLE_PERMISSIONS[role],
           method: "access_token",

@@ -77,6 +77,8 @@ describe("configuration", () => {
     ["PORTCULLIS_MAX_MESSAGE_BYTES", "10"],
     ["PORTCULLIS_CORS_ORIGINS", "https://ok.example.com/path"],
     ["PORTCULLIS_RATE_LIMIT_CREDENTIAL", "0"],
+    ["PORTCULLIS_TTS_ENGINE_PROCESSES", "0"],
+    ["PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", "0"],
   ])("rejects %s=%s naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     try {
@@ -118,6 +120,14 @@ describe("configuration", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("sizes the speech engine pool from the cores unless told, and caps audio streams per caller", () => {
+    const defaults = loadConfig({});
+    expect(defaults.audio.engineProcesses).toBeGreaterThanOrEqual(1);
+    expect(defaults.audio.engineProcesses).toBeLessThanOrEqual(4);
+    expect(defaults.audio.maxStreamsPerPrincipal).toBe(4);
+    expect(loadConfig({ PORTCULLIS_TTS_ENGINE_PROCESSES: "3", PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL: "9" }).audio).toEqual({ engineProcesses: 3, maxStreamsPerPrincipal: 9 });
   });
 
   it("documents every variable in the README", async () => {

@@ -15,6 +15,17 @@ describe("rate limiter", () => {
     expect(limiter.take("credential", "ip:1.2.3.4").allowed).toBe(false);
   });
 
+  it("peeks without taking, for budgets spent only on failure", () => {
+    let now = 0;
+    const limiter = createRateLimiter({ failed_authentication: 2 }, { now: () => now });
+    for (let i = 0; i < 5; i++) expect(limiter.peek("failed_authentication", "ip:1.2.3.4").allowed).toBe(true);
+    limiter.take("failed_authentication", "ip:1.2.3.4");
+    limiter.take("failed_authentication", "ip:1.2.3.4");
+    expect(limiter.peek("failed_authentication", "ip:1.2.3.4")).toEqual({ allowed: false, retryAfterMs: 30_000 });
+    now = 30_000;
+    expect(limiter.peek("failed_authentication", "ip:1.2.3.4").allowed).toBe(true);
+  });
+
   it("keeps separate budgets per subject and per class", () => {
     const limiter = createRateLimiter(limits, { now: () => 0 });
     for (let i = 0; i < 3; i++) limiter.take("credential", "user:a");

@@ -66,7 +66,7 @@ async function seed(role: Role, options: { disabled?: boolean } = {}): Promise<U
     passwordChangedAt: at,
   };
   await usersStore.insert(user);
-  return { userId: user._id, role, user };
+  return { kind: "user", id: user._id, userId: user._id, role, displayName: username, user };
 }
 
 async function countUsers(filter: Record<string, unknown>): Promise<number> {
@@ -198,8 +198,8 @@ describe("getUser and listUsers", () => {
     expect((await users.listUsers({ pageSize: 0 })).users.length).toBeLessThanOrEqual(50);
   });
 
-  it("refuses a page size above 500 and malformed tokens", async () => {
-    await expectDomainError(users.listUsers({ pageSize: 501 }), "invalid_argument");
+  it("clamps a page size above 500, refuses a negative one and malformed tokens", async () => {
+    expect((await users.listUsers({ pageSize: 501 })).users.length).toBe(Math.min(500, await countUsers({})));
     await expectDomainError(users.listUsers({ pageSize: -1 }), "invalid_argument");
     await expectDomainError(users.listUsers({ pageToken: "!!!" }), "invalid_argument");
     await expectDomainError(users.listUsers({ pageToken: Buffer.from('{"$gt":""}').toString("base64url") }), "invalid_argument");
@@ -250,7 +250,7 @@ describe("updateUser", () => {
     expect(await usersStore.countActiveOwners()).toBe(1);
 
     const second = await users.createUser(first, { username: name("second"), password: PASSWORD, role: "owner" });
-    const secondActor = { userId: second._id, role: second.role };
+    const secondActor = { kind: "user", id: second._id, userId: second._id, role: second.role, displayName: second.username } as const;
     await expect(users.updateUser(secondActor, first.userId, { role: "admin" })).resolves.toMatchObject({ role: "admin" });
     await expectDomainError(users.updateUser(secondActor, second._id, { disabled: true }), "failed_precondition");
     expect(await usersStore.countActiveOwners()).toBe(1);

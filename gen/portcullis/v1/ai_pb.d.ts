@@ -362,6 +362,14 @@ export declare type ProviderStatus = Message<"portcullis.v1.ProviderStatus"> & {
    * @generated from field: google.protobuf.Timestamp checked_at = 6;
    */
   checkedAt?: Timestamp | undefined;
+
+  /**
+   * The round-trip time of the last health probe, in milliseconds; 0 if not probed (or probing costs
+   * nothing, as for the built-in local provider).
+   *
+   * @generated from field: int64 latency_ms = 7;
+   */
+  latencyMs: bigint;
 };
 
 /**
@@ -1160,7 +1168,7 @@ export declare type ProviderCredential = Message<"portcullis.v1.ProviderCredenti
   updatedAt?: Timestamp | undefined;
 
   /**
-   * The version of the data-encryption key the secret is encrypted under.
+   * The version of the key-encryption key that wraps the secret's own data key.
    *
    * @generated from field: int32 key_version = 7;
    */
@@ -1350,14 +1358,14 @@ export declare const RotateCredentialEncryptionRequestSchema: GenMessage<RotateC
  */
 export declare type RotateCredentialEncryptionResponse = Message<"portcullis.v1.RotateCredentialEncryptionResponse"> & {
   /**
-   * The number of credentials re-encrypted.
+   * The number of credentials whose data key was re-wrapped.
    *
    * @generated from field: int32 reencrypted_count = 1;
    */
   reencryptedCount: number;
 
   /**
-   * The key version all credentials are now encrypted under.
+   * The key version all credentials are now wrapped under.
    *
    * @generated from field: int32 key_version = 2;
    */
@@ -1734,9 +1742,12 @@ export declare const AiService: GenService<{
   /**
    * Query sends a prompt (or a conversation) to a model and returns the complete answer. Errors:
    * UNAUTHENTICATED; PERMISSION_DENIED without `ai.query`; INVALID_ARGUMENT when neither or both of
-   * `prompt` and `messages` are set, or for out-of-range `max_tokens` or `temperature`; NOT_FOUND for an
-   * unknown provider or model; UNAVAILABLE when the provider is down or has no credential;
-   * DEADLINE_EXCEEDED when the provider does not answer in time.
+   * `prompt` and `messages` are set, for out-of-range `max_tokens` or `temperature`, for a conversation
+   * that does not end with a user message or exceeds the server's size limits, or when the provider
+   * refuses the request; NOT_FOUND for an unknown provider or model; RESOURCE_EXHAUSTED (ErrorInfo
+   * reason BUDGET_EXCEEDED) when the API key's daily or monthly token budget is spent; UNAVAILABLE when
+   * the provider is down, overloaded, or has no (or a refused) credential; DEADLINE_EXCEEDED when the
+   * provider does not answer in time.
    *
    * @generated from rpc portcullis.v1.AiService.Query
    */
@@ -1888,10 +1899,13 @@ export declare const AiService: GenService<{
     output: typeof DeleteProviderCredentialResponseSchema;
   },
   /**
-   * RotateCredentialEncryption re-encrypts every stored provider credential under a new data-encryption
-   * key version, atomically. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `credentials.manage`;
-   * FAILED_PRECONDITION when no new key is configured or a credential cannot be decrypted (nothing is
-   * changed); ABORTED when another rotation is in progress.
+   * RotateCredentialEncryption re-wraps the data key of every stored provider credential below the
+   * server's configured key version under that version's key-encryption key. Every credential is
+   * decrypted in memory first, and nothing is changed unless all of them can be; each credential is then
+   * changed in one write, so every credential stays readable throughout. Errors: UNAUTHENTICATED;
+   * PERMISSION_DENIED without `credentials.manage`; FAILED_PRECONDITION when no new key is configured
+   * (every credential is already under the configured version) or a credential cannot be decrypted
+   * (nothing is changed); ABORTED when another rotation is in progress.
    *
    * @generated from rpc portcullis.v1.AiService.RotateCredentialEncryption
    */

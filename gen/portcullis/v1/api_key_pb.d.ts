@@ -152,6 +152,63 @@ export declare type ApiKey = Message<"portcullis.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp grace_expires_at = 19;
    */
   graceExpiresAt?: Timestamp | undefined;
+
+  /**
+   * The most AI tokens (input plus output) the key may spend per UTC day; unset for no daily budget.
+   *
+   * @generated from field: optional int64 daily_token_budget = 20;
+   */
+  dailyTokenBudget?: bigint | undefined;
+
+  /**
+   * The most AI tokens (input plus output) the key may spend per UTC calendar month; unset for no
+   * monthly budget.
+   *
+   * @generated from field: optional int64 monthly_token_budget = 21;
+   */
+  monthlyTokenBudget?: bigint | undefined;
+
+  /**
+   * The AI tokens the key has spent today (UTC), over every instance.
+   *
+   * @generated from field: int64 daily_tokens_spent = 22;
+   */
+  dailyTokensSpent: bigint;
+
+  /**
+   * The AI tokens the key has spent this month (UTC), over every instance.
+   *
+   * @generated from field: int64 monthly_tokens_spent = 23;
+   */
+  monthlyTokensSpent: bigint;
+
+  /**
+   * How many AI queries (Query and QueryStream) the key has made.
+   *
+   * @generated from field: int64 ai_query_count = 24;
+   */
+  aiQueryCount: bigint;
+
+  /**
+   * The input tokens of all the key's AI queries.
+   *
+   * @generated from field: int64 input_tokens = 25;
+   */
+  inputTokens: bigint;
+
+  /**
+   * The output tokens of all the key's AI queries.
+   *
+   * @generated from field: int64 output_tokens = 26;
+   */
+  outputTokens: bigint;
+
+  /**
+   * The mean time the provider took to answer the key's AI queries, in milliseconds; 0 if none.
+   *
+   * @generated from field: int64 mean_query_latency_ms = 27;
+   */
+  meanQueryLatencyMs: bigint;
 };
 
 /**
@@ -210,11 +267,30 @@ export declare type CreateApiKeyRequest = Message<"portcullis.v1.CreateApiKeyReq
   allowedCidrs: string[];
 
   /**
-   * Free-form labels (keys up to 64 and values up to 256 characters).
+   * Free-form labels, at most 32. Keys are 1 to 64 characters of `A-Z a-z 0-9 _ : / -` (no `.` and
+   * no `$`: keys are stored as document field names); values are at most 256 characters without
+   * control characters. Anything else is INVALID_ARGUMENT.
    *
    * @generated from field: map<string, string> metadata = 7;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * The most AI tokens (input plus output) the key may spend per UTC day; unset for no daily budget.
+   * Must be positive. A query that would start once the budget is spent is refused with
+   * RESOURCE_EXHAUSTED (ErrorInfo reason BUDGET_EXCEEDED).
+   *
+   * @generated from field: optional int64 daily_token_budget = 8;
+   */
+  dailyTokenBudget?: bigint | undefined;
+
+  /**
+   * The most AI tokens the key may spend per UTC calendar month; unset for no monthly budget. Must be
+   * positive.
+   *
+   * @generated from field: optional int64 monthly_token_budget = 9;
+   */
+  monthlyTokenBudget?: bigint | undefined;
 };
 
 /**
@@ -278,7 +354,7 @@ export declare type ListApiKeysRequest = Message<"portcullis.v1.ListApiKeysReque
   status: ApiKeyStatus;
 
   /**
-   * The maximum number of keys to return (default 50, at most 500).
+   * The maximum number of keys to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 4;
    */
@@ -408,11 +484,25 @@ export declare type UpdateApiKeyRequest = Message<"portcullis.v1.UpdateApiKeyReq
   allowedCidrs?: StringList | undefined;
 
   /**
-   * The new metadata, replacing the old map.
+   * The new metadata, replacing the old map; the rules of CreateApiKeyRequest.metadata apply.
    *
    * @generated from field: portcullis.v1.StringMap metadata = 6;
    */
   metadata?: StringMap | undefined;
+
+  /**
+   * The new daily token budget; 0 removes it. Takes effect on every instance within a second.
+   *
+   * @generated from field: optional int64 daily_token_budget = 7;
+   */
+  dailyTokenBudget?: bigint | undefined;
+
+  /**
+   * The new monthly token budget; 0 removes it. Takes effect on every instance within a second.
+   *
+   * @generated from field: optional int64 monthly_token_budget = 8;
+   */
+  monthlyTokenBudget?: bigint | undefined;
 };
 
 /**
@@ -699,6 +789,35 @@ export declare type GetApiKeyStatsResponse = Message<"portcullis.v1.GetApiKeySta
    * @generated from field: google.protobuf.Timestamp last_used_at = 9;
    */
   lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * The AI queries (Query and QueryStream) of the counted users, by any of their credentials (sessions
+   * and keys).
+   *
+   * @generated from field: int64 ai_query_count = 10;
+   */
+  aiQueryCount: bigint;
+
+  /**
+   * The input tokens of those queries.
+   *
+   * @generated from field: int64 input_tokens = 11;
+   */
+  inputTokens: bigint;
+
+  /**
+   * The output tokens of those queries.
+   *
+   * @generated from field: int64 output_tokens = 12;
+   */
+  outputTokens: bigint;
+
+  /**
+   * The mean time the provider took to answer those queries, in milliseconds; 0 if none.
+   *
+   * @generated from field: int64 mean_query_latency_ms = 13;
+   */
+  meanQueryLatencyMs: bigint;
 };
 
 /**
@@ -983,7 +1102,8 @@ export enum RateLimitTier {
   STANDARD = 2,
 
   /**
-   * An increased budget; server policy may restrict who can assign it.
+   * An increased budget. Only callers holding `users.manage` may assign it, unless the server's
+   * self-service tier (PORTCULLIS_API_KEY_SELF_SERVICE_TIER) is raised to premium.
    *
    * @generated from enum value: RATE_LIMIT_TIER_PREMIUM = 3;
    */
@@ -1054,17 +1174,22 @@ export declare const ApiKeyFindingKindSchema: GenEnum<ApiKeyFindingKind>;
  * (a subset of its owner's permissions), optionally to client CIDRs, and to a rate-limit tier.
  *
  * Only a hash of each key is stored. The full key string (`secret`) is returned only by CreateApiKey
- * and RotateApiKey. Users manage their own keys; callers whose role grants user management (admins and
- * owners) may act on other users' keys through the `user_id` and `all_users` fields.
+ * and RotateApiKey. Nobody ever receives or shapes a key that acts as another user: keys are created for
+ * the caller, and only a key's owner rotates or updates it. Callers holding `users.manage` (admins and
+ * owners) may also read other users' keys (through `user_id` and `all_users`, audited) and revoke them,
+ * as far as the role hierarchy allows: an owner revokes anyone's keys, an admin only plain users' keys.
  *
  * @generated from service portcullis.v1.ApiKeyService
  */
 export declare const ApiKeyService: GenService<{
   /**
    * CreateApiKey creates a key for the caller and returns its secret once. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `keys.write`, or when a scope is not among the caller's own permissions;
-   * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, an expiry that
-   * is not positive or exceeds the server maximum, or `no_expiry` together with `expires_in`;
+   * PERMISSION_DENIED without `keys.write`, when a scope is not among the caller's own permissions, or
+   * when `rate_limit_tier` is above the server's self-service tier (RATE_LIMIT_TIER_STANDARD unless
+   * configured otherwise) and the caller lacks `users.manage`;
+   * INVALID_ARGUMENT for an empty or too long name, an unknown scope, a malformed CIDR, metadata outside
+   * the rules of `metadata`, an expiry that is not positive or exceeds the server maximum, `no_expiry`
+   * together with `expires_in`, or a token budget that is not positive;
    * FAILED_PRECONDITION when `no_expiry` is not allowed by server policy or the caller has reached the
    * per-user key limit.
    *
@@ -1078,7 +1203,8 @@ export declare const ApiKeyService: GenService<{
   /**
    * ListApiKeys lists API keys, newest first: by default the caller's own. Errors: UNAUTHENTICATED;
    * PERMISSION_DENIED without `keys.read`, or when `user_id` (another user) or `all_users` is used by a
-   * caller without user-management rights; INVALID_ARGUMENT for a bad page token.
+   * caller without user-management rights; INVALID_ARGUMENT for a bad page token or a negative page
+   * size.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.ListApiKeys
    */
@@ -1100,10 +1226,13 @@ export declare const ApiKeyService: GenService<{
     output: typeof GetApiKeyResponseSchema;
   },
   /**
-   * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs or metadata; unset fields
-   * are left unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the new
-   * scopes are not a subset of the key's current scopes; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION
-   * for a revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR or tier.
+   * UpdateApiKey renames a key, narrows its scopes, or changes its tier, CIDRs, metadata or token
+   * budgets; unset fields are left unchanged. Only the key's owner may update it. Errors:
+   * UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, when the new scopes are not a subset of the
+   * key's current scopes, when a new `rate_limit_tier` is above the self-service tier and the caller
+   * lacks `users.manage` (as for CreateApiKey), or when the key belongs to another user whom the caller
+   * can see through `users.manage` (audited); NOT_FOUND as for GetApiKey; FAILED_PRECONDITION for a
+   * revoked or expired key; INVALID_ARGUMENT for a bad name, CIDR, tier, metadata or a negative budget.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.UpdateApiKey
    */
@@ -1114,9 +1243,11 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * RotateApiKey issues a new key with the same settings and returns its secret once; the old key stays
-   * valid for the grace period, then stops working. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `keys.write`; NOT_FOUND as for GetApiKey; FAILED_PRECONDITION when the key is not ACTIVE (already
-   * rotated, revoked or expired); INVALID_ARGUMENT for a negative grace period or one above 24 hours.
+   * valid for the grace period, then stops working. Only the key's owner may rotate it. Errors:
+   * UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or when the key belongs to another user
+   * whom the caller can see through `users.manage` (audited); NOT_FOUND as for GetApiKey;
+   * FAILED_PRECONDITION when the key is not ACTIVE (already rotated, revoked or expired);
+   * INVALID_ARGUMENT for a negative grace period or one above 24 hours.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.RotateApiKey
    */
@@ -1127,8 +1258,10 @@ export declare const ApiKeyService: GenService<{
   },
   /**
    * RevokeApiKey revokes a key immediately and permanently. Revoking an already revoked key succeeds and
-   * returns the record unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`;
-   * NOT_FOUND as for GetApiKey; INVALID_ARGUMENT for an empty reason.
+   * returns the record unchanged. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `keys.write`, or
+   * when the key belongs to another user whose role the caller may not manage (an admin revoking an
+   * owner's or another admin's key; audited); NOT_FOUND as for GetApiKey; INVALID_ARGUMENT for an empty
+   * reason.
    *
    * @generated from rpc portcullis.v1.ApiKeyService.RevokeApiKey
    */

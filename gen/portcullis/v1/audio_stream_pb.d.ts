@@ -61,7 +61,8 @@ export declare type StreamHeader = Message<"portcullis.v1.StreamHeader"> & {
   contentType: string;
 
   /**
-   * The chunk size the server uses, in bytes (every chunk but the last has about this size).
+   * The chunk size the server uses, in bytes: every chunk but the last has exactly this size (for
+   * chunk_duration_ms, the duration converted to bytes).
    *
    * @generated from field: int32 chunk_size_bytes = 7;
    */
@@ -157,7 +158,8 @@ export declare const StreamEndSchema: GenMessage<StreamEnd>;
  */
 export declare type SynthesizeRequest = Message<"portcullis.v1.SynthesizeRequest"> & {
   /**
-   * The text to speak (at most 5000 characters).
+   * The text to speak: plain text of at most 5000 characters (Unicode code points). SSML is refused
+   * (INVALID_ARGUMENT); markup-like characters are spoken as characters; control characters are removed.
    *
    * @generated from field: string text = 1;
    */
@@ -178,7 +180,9 @@ export declare type SynthesizeRequest = Message<"portcullis.v1.SynthesizeRequest
   format: AudioFormat;
 
   /**
-   * The sample rate, in Hz; 0 for the voice's default rate.
+   * The sample rate, in Hz; 0 for the voice's default rate (for Ogg Opus, the nearest Opus rate above
+   * it). Otherwise one of the voice's sample_rates_hz that the format can carry: MP3 takes every
+   * standard rate from 8000 to 48000, Ogg Opus 8000, 12000, 16000, 24000 or 48000.
    *
    * @generated from field: int32 sample_rate_hz = 4;
    */
@@ -209,7 +213,8 @@ export declare type SynthesizeRequest = Message<"portcullis.v1.SynthesizeRequest
   } | { case: undefined; value?: undefined };
 
   /**
-   * The speaking rate: 1.0 is normal, 0.5 half speed, 2.0 double; unset for 1.0.
+   * The speaking rate: 1.0 is normal, 0.5 half speed, 2.0 double; unset for 1.0. From 0.5 to 2.5;
+   * anything else is INVALID_ARGUMENT.
    *
    * @generated from field: optional double speaking_rate = 7;
    */
@@ -273,7 +278,8 @@ export declare const SynthesizeResponseSchema: GenMessage<SynthesizeResponse>;
  */
 export declare type ListVoicesRequest = Message<"portcullis.v1.ListVoicesRequest"> & {
   /**
-   * Only voices for this language (BCP 47 tag or prefix, for example "en" or "en-GB"); empty for all.
+   * Only voices for this language (BCP 47 tag or prefix, for example "en" or "en-GB", matched without
+   * regard to case against every language a voice speaks); empty for all.
    *
    * @generated from field: string language = 1;
    */
@@ -673,11 +679,15 @@ export declare const VoiceGenderSchema: GenEnum<VoiceGender>;
  */
 export declare const AudioStreamService: GenService<{
   /**
-   * Synthesize speaks a text and streams the audio. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `audio.stream`; INVALID_ARGUMENT for empty or too long text, a sample rate the voice does not
-   * support, or a chunk size or duration out of range; NOT_FOUND for an unknown voice; UNIMPLEMENTED for
-   * a format the TTS engine cannot produce; UNAVAILABLE when the TTS engine is down; CANCELLED when the
-   * client cancels.
+   * Synthesize speaks a text and streams the audio, sentence by sentence: the first chunk leaves long
+   * before the whole text is spoken, and synthesis pauses while the client is not reading. Errors, all
+   * before the header unless noted: UNAUTHENTICATED (also mid-stream, within a second of the caller's
+   * credentials being revoked); PERMISSION_DENIED without `audio.stream`; INVALID_ARGUMENT for empty or
+   * too long text, SSML, a sample rate the voice or format does not support, a chunk size or duration
+   * out of range, or a speaking rate out of range; NOT_FOUND for an unknown voice; UNIMPLEMENTED for a
+   * format the TTS engine cannot produce; RESOURCE_EXHAUSTED when the caller already has the maximum
+   * number of open audio streams (or is over its rate limit); UNAVAILABLE when the TTS engine is down
+   * (also mid-stream, if it fails while speaking); CANCELLED when the client cancels.
    *
    * @generated from rpc portcullis.v1.AudioStreamService.Synthesize
    */
@@ -688,7 +698,8 @@ export declare const AudioStreamService: GenService<{
   },
   /**
    * ListVoices lists the voices of the TTS engine. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `audio.stream`; UNAVAILABLE when the TTS engine is down.
+   * `audio.stream`; INVALID_ARGUMENT for a language that is not a BCP 47 tag or prefix; UNAVAILABLE when
+   * the TTS engine is down.
    *
    * @generated from rpc portcullis.v1.AudioStreamService.ListVoices
    */

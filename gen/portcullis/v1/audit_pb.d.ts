@@ -33,7 +33,9 @@ export declare type AuditActor = Message<"portcullis.v1.AuditActor"> & {
   kind: PrincipalKind;
 
   /**
-   * A human-readable name at the time of the event (username or key name).
+   * A human-readable name at the time of the event, set for every event: the username, the API key's
+   * name, "anonymous" for an unauthenticated caller, and for the server itself "system" or the part of
+   * it that acted (for example "retention", "auto-response", "bootstrap-owner", "cli").
    *
    * @generated from field: string display_name = 3;
    */
@@ -101,14 +103,19 @@ export declare type AuditEvent = Message<"portcullis.v1.AuditEvent"> & {
   sequence: bigint;
 
   /**
-   * When the event was recorded.
+   * When the event was recorded, to the millisecond: the time the gateway accepted it, raised to the
+   * `time` of the event before it in the chain when that is later (an event queued before a
+   * security-critical one was written, or another instance's clock running ahead). So `time` never
+   * decreases as `sequence` increases; VerifyAuditChain reports an event dated before its predecessor
+   * as CHAIN_BREAK_REASON_REORDERED.
    *
    * @generated from field: google.protobuf.Timestamp time = 3;
    */
   time?: Timestamp | undefined;
 
   /**
-   * The event type, dot-separated, for example "auth.login", "apikey.revoke" or "access.denied".
+   * The event type, dot-separated, for example "auth.login", "api_key.revoke" or "access.denied"; every
+   * type, with its outcomes, actor and target, is listed in docs/audit-events.md.
    *
    * @generated from field: string type = 4;
    */
@@ -289,7 +296,7 @@ export declare type QueryAuditEventsRequest = Message<"portcullis.v1.QueryAuditE
   filter?: AuditEventFilter | undefined;
 
   /**
-   * The maximum number of events to return (default 100, at most 1000).
+   * The maximum number of events to return (default 100; larger values are clamped to 1000).
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -364,7 +371,7 @@ export declare type ListMyAuditEventsRequest = Message<"portcullis.v1.ListMyAudi
   endTime?: Timestamp | undefined;
 
   /**
-   * The maximum number of events to return (default 100, at most 1000).
+   * The maximum number of events to return (default 100; larger values are clamped to 1000).
    *
    * @generated from field: int32 page_size = 3;
    */
@@ -1005,7 +1012,8 @@ export enum ChainBreakReason {
   INSERTED = 3,
 
   /**
-   * Sequence numbers or times are out of order.
+   * Sequence numbers or times are out of order: an event links to another event than the one before it,
+   * or is dated before it.
    *
    * @generated from enum value: CHAIN_BREAK_REASON_REORDERED = 4;
    */
@@ -1036,8 +1044,8 @@ export declare const ChainBreakReasonSchema: GenEnum<ChainBreakReason>;
 export declare const AuditService: GenService<{
   /**
    * QueryAuditEvents searches the audit log with filters, a page at a time. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `audit.read`; INVALID_ARGUMENT for an inverted time range, a bad page
-   * token or a page size above 1000.
+   * PERMISSION_DENIED without `audit.read`; INVALID_ARGUMENT for an inverted time range, a bad filter,
+   * a bad page token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuditService.QueryAuditEvents
    */
@@ -1049,8 +1057,8 @@ export declare const AuditService: GenService<{
   /**
    * ListMyAuditEvents lists the events in which the caller's user account is the actor or the target
    * (including events of the user's API keys), newest first. Errors: UNAUTHENTICATED;
-   * PERMISSION_DENIED without `audit.read.self`; INVALID_ARGUMENT for an inverted time range or a bad
-   * page token.
+   * PERMISSION_DENIED without `audit.read.self`; INVALID_ARGUMENT for an inverted time range, a bad
+   * page token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuditService.ListMyAuditEvents
    */

@@ -396,7 +396,8 @@ export declare const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest>;
  */
 export declare type RevokeTokenResponse = Message<"portcullis.v1.RevokeTokenResponse"> & {
   /**
-   * True if a valid token was revoked by this call; false if it was unknown, expired or already revoked.
+   * True if this call revoked an active token (and, for a login session's token, its session); false if
+   * the token was unknown, expired, already used or already revoked.
    *
    * @generated from field: bool revoked = 1;
    */
@@ -424,7 +425,7 @@ export declare const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse>;
 export declare type GetTokenInfoRequest = Message<"portcullis.v1.GetTokenInfoRequest"> & {
   /**
    * The access or refresh token to introspect; empty means the access token that authenticated this
-   * call.
+   * call (FAILED_PRECONDITION when that was an API key).
    *
    * @generated from field: string token = 1;
    */
@@ -451,7 +452,8 @@ export declare const GetTokenInfoRequestSchema: GenMessage<GetTokenInfoRequest>;
  */
 export declare type GetTokenInfoResponse = Message<"portcullis.v1.GetTokenInfoResponse"> & {
   /**
-   * Whether the token is currently valid (well-formed, correctly signed, not expired, not revoked).
+   * Whether the token is currently valid (well-formed, correctly signed, not expired, not revoked; for a
+   * refresh token also not yet exchanged by Refresh).
    *
    * @generated from field: bool active = 1;
    */
@@ -472,14 +474,16 @@ export declare type GetTokenInfoResponse = Message<"portcullis.v1.GetTokenInfoRe
   sessionId: string;
 
   /**
-   * The subject's role at issue time.
+   * The subject's role: for an access token the role it was issued with, for a refresh token the user's
+   * current role (the role the next access token gets).
    *
    * @generated from field: portcullis.v1.Role role = 4;
    */
   role: Role;
 
   /**
-   * The permissions the token grants (for exchanged API key tokens, the key's scopes).
+   * The permissions an access token grants (for exchanged API key tokens, the key's scopes); empty for a
+   * refresh token, which grants nothing but Refresh.
    *
    * @generated from field: repeated string permissions = 5;
    */
@@ -882,7 +886,7 @@ export declare const CreateUserResponseSchema: GenMessage<CreateUserResponse>;
  */
 export declare type ListUsersRequest = Message<"portcullis.v1.ListUsersRequest"> & {
   /**
-   * The maximum number of users to return (default 50, at most 500).
+   * The maximum number of users to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -1294,7 +1298,7 @@ export declare type ListSessionsRequest = Message<"portcullis.v1.ListSessionsReq
   userId: string;
 
   /**
-   * The maximum number of sessions to return (default 50, at most 500).
+   * The maximum number of sessions to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -1429,7 +1433,8 @@ export declare type EmergencyRevokeResponse = Message<"portcullis.v1.EmergencyRe
   apiKeysRevoked: bigint;
 
   /**
-   * The id of the audit event recording the action.
+   * The id of the `system.emergency_revoke` audit event recording the action (AuditEvent.id, as
+   * QueryAuditEvents returns it); always set, since the event is written before the response.
    *
    * @generated from field: string audit_event_id = 3;
    */
@@ -1595,8 +1600,9 @@ export declare const AuthService: GenService<{
   },
   /**
    * Logout ends the caller's current session, or all of the caller's sessions, revoking their refresh
-   * and access tokens. Errors: UNAUTHENTICATED without valid credentials; FAILED_PRECONDITION when the
-   * scope is LOGOUT_SCOPE_CURRENT_SESSION and the caller authenticated with an API key (no session).
+   * and access tokens. Only a person's session may log out: program credentials cannot end their owner's
+   * sessions. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED for an API key or a
+   * token from ExchangeApiKey (the rule is session_only).
    *
    * @generated from rpc portcullis.v1.AuthService.Logout
    */
@@ -1606,10 +1612,16 @@ export declare const AuthService: GenService<{
     output: typeof LogoutResponseSchema;
   },
   /**
-   * RevokeToken revokes one access or refresh token (RFC 7009 style): revoking an unknown, expired or
-   * already revoked token succeeds with `revoked` false. Errors: UNAUTHENTICATED without valid
-   * credentials; PERMISSION_DENIED when the token belongs to another user and the caller lacks the
-   * `users.manage` permission; INVALID_ARGUMENT for an empty token.
+   * RevokeToken revokes a token and what was issued with it (RFC 7009, which allows either choice): an
+   * access or refresh token of a login session ends that whole session, so its refresh token and every
+   * access token issued for it stop working (an access token is a JWT and cannot be revoked alone); a
+   * token from ExchangeApiKey belongs to no session and is revoked alone (its API key keeps working).
+   * The revocation takes effect on every instance within a second. Revoking an unknown, expired,
+   * already used (refresh), or already revoked token succeeds with `revoked` false. Errors:
+   * UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when the token belongs to another user
+   * and the caller lacks the `users.manage` permission, or when that user's role is one the caller may
+   * not manage (an admin revoking an owner's or another admin's token; audited); INVALID_ARGUMENT for an
+   * empty token.
    *
    * @generated from rpc portcullis.v1.AuthService.RevokeToken
    */
@@ -1619,9 +1631,11 @@ export declare const AuthService: GenService<{
     output: typeof RevokeTokenResponseSchema;
   },
   /**
-   * GetTokenInfo introspects a token (RFC 7662 style): an inactive token yields `active` false and no
-   * other fields. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when the token
-   * belongs to another user and the caller lacks the `users.manage` permission.
+   * GetTokenInfo introspects a token (RFC 7662 style), or with an empty `token` the access token that
+   * authenticated this call: an inactive token yields `active` false and no other fields. Errors:
+   * UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when the token belongs to another user
+   * and the caller lacks the `users.manage` permission; FAILED_PRECONDITION when `token` is empty and the
+   * call was authenticated with an API key (there is no token to describe).
    *
    * @generated from rpc portcullis.v1.AuthService.GetTokenInfo
    */
@@ -1656,8 +1670,10 @@ export declare const AuthService: GenService<{
    * ExchangeApiKey trades an API key for a short-lived access token (JWT) carrying the key's scopes, for
    * clients that prefer bearer tokens. Errors: UNAUTHENTICATED for an unknown key, or with reason
    * CREDENTIAL_EXPIRED / CREDENTIAL_REVOKED for an expired or revoked key; PERMISSION_DENIED when the
-   * caller's IP is outside the key's allowed CIDRs, the key's owner is disabled, or a requested scope is
-   * not on the key; INVALID_ARGUMENT for an empty key or a malformed TTL.
+   * caller's IP is outside the key's allowed CIDRs, the key's owner is disabled, a requested scope is
+   * not on the key, or the call also carries credentials of a user other than the key's owner (a
+   * signed-in caller exchanges only their own keys; audited); INVALID_ARGUMENT for an empty key or a
+   * malformed TTL.
    *
    * @generated from rpc portcullis.v1.AuthService.ExchangeApiKey
    */
@@ -1670,8 +1686,11 @@ export declare const AuthService: GenService<{
    * CreateUser creates a user account. Creating an admin or owner needs a fresh MFA code of the caller
    * in the `x-mfa-code` header. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `users.manage`, when
    * assigning a role above the caller's own (only owners create admins and owners), or with reason
-   * FRESH_MFA_REQUIRED when creating an admin or owner without a valid code;
-   * ALREADY_EXISTS for a taken username or email; INVALID_ARGUMENT for a malformed username or email, a
+   * FRESH_MFA_REQUIRED when creating an admin or owner without a valid code (a wrong code counts toward
+   * the caller's login lock; RESOURCE_EXHAUSTED with reason LOCKED while it is on);
+   * ALREADY_EXISTS for a taken username, a username that looks like a taken one (same Unicode UTS #39
+   * confusable skeleton, case aside: "оwner" with a Cyrillic о beside "owner"), or an email another user
+   * has (case aside); INVALID_ARGUMENT for a malformed username or email, a
    * password that fails the password policy, or ROLE_UNSPECIFIED.
    *
    * @generated from rpc portcullis.v1.AuthService.CreateUser
@@ -1684,7 +1703,7 @@ export declare const AuthService: GenService<{
   /**
    * ListUsers lists user accounts, optionally filtered by role and disabled state, ordered by username.
    * Errors: UNAUTHENTICATED; PERMISSION_DENIED without `users.manage`; INVALID_ARGUMENT for a bad page
-   * token.
+   * token or a negative page size.
    *
    * @generated from rpc portcullis.v1.AuthService.ListUsers
    */
@@ -1709,8 +1728,10 @@ export declare const AuthService: GenService<{
    * Disabling a user revokes their sessions. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
    * `users.manage`, when changing an account whose role is above the caller's or granting a role above
    * the caller's own, or with reason FRESH_MFA_REQUIRED when promoting to ROLE_ADMIN or ROLE_OWNER
-   * without a valid `mfa_code`; NOT_FOUND for an unknown user; FAILED_PRECONDITION when the change would
-   * leave no enabled owner or would disable the caller; ALREADY_EXISTS for a taken email;
+   * without a valid `mfa_code` (a wrong code counts toward the caller's login lock; RESOURCE_EXHAUSTED
+   * with reason LOCKED while it is on); NOT_FOUND for an unknown user; FAILED_PRECONDITION when the change would
+   * leave no enabled owner or would disable the caller; ALREADY_EXISTS for an email another user has
+   * (case aside);
    * INVALID_ARGUMENT for a malformed email.
    *
    * @generated from rpc portcullis.v1.AuthService.UpdateUser
@@ -1722,9 +1743,11 @@ export declare const AuthService: GenService<{
   },
   /**
    * ChangePassword changes the caller's own password and, unless asked not to, ends the caller's other
-   * sessions. Errors: UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when
-   * `current_password` is wrong; INVALID_ARGUMENT when the new password fails the password policy;
-   * FAILED_PRECONDITION when the caller authenticated with an API key.
+   * sessions. A wrong `current_password` counts as a failed sign-in (toward the same lock as Login).
+   * Errors: RESOURCE_EXHAUSTED with reason LOCKED, without checking the password, while the caller's
+   * login lock is on; UNAUTHENTICATED without valid credentials; PERMISSION_DENIED when
+   * `current_password` is wrong, or for an API key or a token from ExchangeApiKey (the rule is
+   * session_only); INVALID_ARGUMENT when the new password fails the password policy.
    *
    * @generated from rpc portcullis.v1.AuthService.ChangePassword
    */
@@ -1736,8 +1759,8 @@ export declare const AuthService: GenService<{
   /**
    * BeginMfaEnrollment starts TOTP enrollment for the caller: it returns a new secret, which becomes
    * active only after ConfirmMfaEnrollment. Calling it again replaces a pending enrollment. Errors:
-   * UNAUTHENTICATED; FAILED_PRECONDITION when MFA is already enabled or the caller authenticated with an
-   * API key.
+   * UNAUTHENTICATED; FAILED_PRECONDITION when MFA is already enabled; PERMISSION_DENIED for an API key
+   * or a token from ExchangeApiKey (the rule is session_only).
    *
    * @generated from rpc portcullis.v1.AuthService.BeginMfaEnrollment
    */
@@ -1749,8 +1772,9 @@ export declare const AuthService: GenService<{
   /**
    * ConfirmMfaEnrollment completes enrollment with a code from the new secret, enables MFA and returns
    * ten single-use backup codes, shown only this once. Errors: UNAUTHENTICATED; FAILED_PRECONDITION
-   * when there is no pending (or an expired) enrollment, MFA is already enabled, or the caller
-   * authenticated with an API key; INVALID_ARGUMENT when the code is wrong.
+   * when there is no pending (or an expired) enrollment or MFA is already enabled; PERMISSION_DENIED for
+   * an API key or a token from ExchangeApiKey (the rule is session_only); INVALID_ARGUMENT when the code
+   * is wrong.
    *
    * @generated from rpc portcullis.v1.AuthService.ConfirmMfaEnrollment
    */
@@ -1761,7 +1785,9 @@ export declare const AuthService: GenService<{
   },
   /**
    * DisableMfa turns MFA off for the caller and discards the secret and backup codes. Errors:
-   * UNAUTHENTICATED; PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid `mfa_code`;
+   * UNAUTHENTICATED; RESOURCE_EXHAUSTED with reason LOCKED while the caller's login lock is on (wrong
+   * `mfa_code`s count toward it); PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid `mfa_code`, or for
+   * an API key or a token from ExchangeApiKey (the rule is session_only);
    * FAILED_PRECONDITION when MFA is not enabled, or when server policy requires MFA for the caller's
    * role.
    *
@@ -1774,8 +1800,10 @@ export declare const AuthService: GenService<{
   },
   /**
    * RegenerateBackupCodes replaces the caller's backup codes with ten new ones, returned only this once;
-   * the old codes stop working. Errors: UNAUTHENTICATED; PERMISSION_DENIED with reason
-   * FRESH_MFA_REQUIRED without a valid `mfa_code`; FAILED_PRECONDITION when MFA is not enabled.
+   * the old codes stop working. Errors: UNAUTHENTICATED; RESOURCE_EXHAUSTED with reason LOCKED while the
+   * caller's login lock is on (wrong `mfa_code`s count toward it); PERMISSION_DENIED with reason
+   * FRESH_MFA_REQUIRED without a valid `mfa_code`, or for an API key or a token from ExchangeApiKey (the
+   * rule is session_only); FAILED_PRECONDITION when MFA is not enabled.
    *
    * @generated from rpc portcullis.v1.AuthService.RegenerateBackupCodes
    */
@@ -1787,8 +1815,9 @@ export declare const AuthService: GenService<{
   /**
    * ListSessions lists the caller's active sessions, newest first; callers holding `users.manage` may
    * pass another user's id. Errors: UNAUTHENTICATED; PERMISSION_DENIED when `user_id` names another user
-   * and the caller lacks `users.manage`; NOT_FOUND for an unknown user; INVALID_ARGUMENT for a bad page
-   * token.
+   * and the caller lacks `users.manage`, or for an API key or a token from ExchangeApiKey (the rule is
+   * session_only); NOT_FOUND for an unknown user; INVALID_ARGUMENT for a bad page token or a negative
+   * page size.
    *
    * @generated from rpc portcullis.v1.AuthService.ListSessions
    */
@@ -1799,8 +1828,11 @@ export declare const AuthService: GenService<{
   },
   /**
    * RevokeSession ends one session and revokes its tokens. Users may revoke their own sessions; callers
-   * holding `users.manage` may revoke anyone's. Errors: UNAUTHENTICATED; NOT_FOUND for an unknown
-   * session, or another user's session when the caller lacks `users.manage`.
+   * holding `users.manage` may revoke the sessions of users whose role they manage (an owner anyone's,
+   * an admin only plain users'). Errors: UNAUTHENTICATED; NOT_FOUND for an unknown session, or another
+   * user's session when the caller lacks `users.manage`; PERMISSION_DENIED for the session of an owner,
+   * or of another admin, when the caller is an admin (audited), or for an API key or a token from
+   * ExchangeApiKey (the rule is session_only).
    *
    * @generated from rpc portcullis.v1.AuthService.RevokeSession
    */
@@ -1813,8 +1845,9 @@ export declare const AuthService: GenService<{
    * EmergencyRevoke is the break-glass action: it revokes every session and every API key of every user,
    * except the caller's current session, and records the reason in the audit log. Errors:
    * UNAUTHENTICATED; PERMISSION_DENIED without `system.emergency` (owners only), or with reason
-   * FRESH_MFA_REQUIRED without a valid `mfa_code`; INVALID_ARGUMENT for an empty reason;
-   * FAILED_PRECONDITION when the caller authenticated with an API key.
+   * FRESH_MFA_REQUIRED without a valid `mfa_code`, or for an API key or a token from ExchangeApiKey (the
+   * rule is session_only); RESOURCE_EXHAUSTED with reason LOCKED while the caller's login lock is on
+   * (wrong `mfa_code`s count toward it); INVALID_ARGUMENT for an empty reason.
    *
    * @generated from rpc portcullis.v1.AuthService.EmergencyRevoke
    */

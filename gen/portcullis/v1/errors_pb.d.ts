@@ -32,8 +32,8 @@ export declare type ErrorInfo = Message<"portcullis.v1.ErrorInfo"> & {
   requestId: string;
 
   /**
-   * For RATE_LIMITED and LOCKED: how many milliseconds to wait before retrying. Zero when not
-   * applicable.
+   * For RATE_LIMITED and LOCKED: how many milliseconds to wait before retrying; for BUDGET_EXCEEDED:
+   * how many milliseconds until the spent budget resets. Zero when not applicable.
    *
    * @generated from field: int64 retry_after_ms = 3;
    */
@@ -123,6 +123,14 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_SHUTTING_DOWN = 9;
    */
   SHUTTING_DOWN = 9,
+
+  /**
+   * The API key's token budget for the day or month is spent (RESOURCE_EXHAUSTED); retry_after_ms says
+   * when it resets.
+   *
+   * @generated from enum value: ERROR_REASON_BUDGET_EXCEEDED = 10;
+   */
+  BUDGET_EXCEEDED = 10,
 }
 
 /**

@@ -36,7 +36,9 @@ export declare type AccessRule = Message<"portcullis.v1.AccessRule"> & {
 
   /**
    * Whether the call must also carry a fresh TOTP or backup code, in the request or in the `x-mfa-code`
-   * header.
+   * header (PERMISSION_DENIED with reason FRESH_MFA_REQUIRED without a valid one). A wrong code counts
+   * as a failed sign-in of the caller's user and address, toward the same lock as Login; while that lock
+   * is on, the call fails with RESOURCE_EXHAUSTED, reason LOCKED, without the code being checked.
    *
    * @generated from field: bool fresh_mfa = 3;
    */
@@ -49,6 +51,27 @@ export declare type AccessRule = Message<"portcullis.v1.AccessRule"> & {
    * @generated from field: portcullis.v1.RateLimitClass rate_limit = 4;
    */
   rateLimit: RateLimitClass;
+
+  /**
+   * Whether only a person's own session may call the method: an access token from Login or Refresh.
+   * Program credentials (API keys, and access tokens from ExchangeApiKey) are refused with
+   * PERMISSION_DENIED, whatever their scopes, unless `program_permission` admits them. Used for
+   * account and session management. Not allowed together with AUDIENCE_PUBLIC (the method is then
+   * denied to everyone).
+   *
+   * @generated from field: bool session_only = 5;
+   */
+  sessionOnly: boolean;
+
+  /**
+   * With `session_only`, a permission that admits a program credential holding it anyway; it must be a
+   * permission of the gateway's permission table. Empty (the default): no program credential is
+   * admitted. Set without `session_only`, or naming an unknown permission, the rule is unusable and the
+   * method is denied to everyone.
+   *
+   * @generated from field: string program_permission = 6;
+   */
+  programPermission: string;
 };
 
 /**

@@ -6,7 +6,7 @@ import { isoOf } from "../remote/remembered-login.ts";
 import type { Runnable } from "../command-table.ts";
 import { parseCommandLine, runReportingErrors, writeOut } from "../remote/remote-command.ts";
 import { isMfaRequired } from "../remote/remote-error.ts";
-import { promptHidden, promptLine, readSecretFromStdin, stdinIsTerminal } from "../remote/terminal-input.ts";
+import { openTerminal, promptHidden, promptLine, readSecretFromStdin, stdinIsTerminal } from "../remote/terminal-input.ts";
 import { describeWhoAmI } from "./whoami.ts";
 
 const USAGE = `Usage: portcullis login [--username NAME] [--totp CODE] [--url URL]
@@ -24,9 +24,11 @@ or asked for at the terminal without echo.
 Options:
   --username NAME      The login name (asked for at a terminal when omitted).
   --password-stdin     Read the password from stdin (the default when stdin is not a terminal).
-  --totp CODE          A current TOTP code or a backup code, for accounts with MFA (asked for at a
-                       terminal when the gateway requires one and this is omitted).
-  --url URL            Gateway URL (PORTCULLIS_URL; default http://127.0.0.1:50051).
+  --totp CODE          A current TOTP code or a backup code, for accounts with MFA. When the gateway
+                       requires one and this is omitted, it is asked for at the terminal (even when
+                       the password is piped); without a terminal the login fails (exit 1).
+  --url URL            Gateway URL (PORTCULLIS_URL; default: the remembered login's, else
+                       http://127.0.0.1:50051).
   -h, --help           Show this help.
 `;
 
@@ -67,9 +69,16 @@ export const loginCommand: Runnable = {
         response = await auth.login({ username, password, mfaCode: values.totp?.trim() ?? "" });
       } catch (err) {
         if (!isMfaRequired(err) || values.totp !== undefined) throw err;
-        if (!interactive) throw new CommandError("this account requires an MFA code: pass --totp CODE (a TOTP code or a backup code)", 2);
-        const mfaCode = (await promptLine("MFA code (TOTP or backup code): ")).replace(/\s+/g, "");
-        if (mfaCode === "") throw new CommandError("no MFA code given", 2);
+        // Not a usage error: the command line was fine, the account needs a code nobody can type here.
+        const terminal = openTerminal();
+        if (!terminal) throw new CommandError("this account requires an MFA code and there is no terminal to ask for it: pass --totp CODE (a TOTP code or a backup code)");
+        let mfaCode: string;
+        try {
+          mfaCode = (await promptLine("MFA code (TOTP or backup code): ", terminal)).replace(/\s+/g, "");
+        } finally {
+          terminal.close();
+        }
+        if (mfaCode === "") throw new CommandError("no MFA code given");
         response = await auth.login({ username, password, mfaCode });
       }
 

@@ -2,7 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../../gen/portcullis/v1/auth_pb.js";
-import { CommandError } from "../command-error.ts";
+import { CommandError, oneLine } from "../command-error.ts";
 import { credentialsFilePath, readStoredLogin } from "./credentials-file.ts";
 import { DEFAULT_GATEWAY_URL, normalizeGatewayUrl } from "./gateway-url.ts";
 import { createRememberedLogin, type RememberedLogin } from "./remembered-login.ts";
@@ -33,9 +33,13 @@ const CALL_TIMEOUT_MS = 30_000;
 
 /**
  * The gateway URL and credentials of a command. URL: `--url`, else PORTCULLIS_URL, else the remembered
- * login's, else the local default. Credentials: `--token` / `--api-key`, else PORTCULLIS_TOKEN /
- * PORTCULLIS_API_KEY, else the remembered login — but only if it was made for this same URL, so that
- * tokens are never sent to another server. With `anonymous`, no credentials are looked up (login).
+ * login's, else the local default — the same for every command and every kind of credential, so that a
+ * token, key or password goes where the user's last login went rather than to a local port someone else
+ * may listen on. Credentials: `--token` / `--api-key`, else PORTCULLIS_TOKEN / PORTCULLIS_API_KEY (the
+ * token wins when both are set), else the remembered login — but only if it was made for this same URL,
+ * so that its tokens are never sent to another server. With `anonymous`, no credentials are looked up
+ * (login). A credentials file that cannot be trusted (readable by others, not a login) is refused even
+ * when only its URL is needed: a URL planted there would redirect the credential.
  */
 export async function connectToGateway(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env, mode: { anonymous?: boolean } = {}): Promise<GatewayConnection> {
   const credentialsFile = credentialsFilePath(env);
@@ -55,7 +59,7 @@ export async function connectToGateway(options: ConnectionOptions, env: NodeJS.P
   }
 
   if (mode.anonymous || token !== undefined || apiKey !== undefined) {
-    const url = explicitUrl ?? DEFAULT_GATEWAY_URL;
+    const url = explicitUrl ?? (await rememberedUrl(credentialsFile)) ?? DEFAULT_GATEWAY_URL;
     const header: Record<string, string> = token !== undefined ? { authorization: `Bearer ${token}` } : apiKey !== undefined ? { "x-api-key": apiKey } : {};
     const transport = createTransport(url, [staticHeaders(header)]);
     return {
@@ -79,6 +83,16 @@ export async function connectToGateway(options: ConnectionOptions, env: NodeJS.P
   const login = createRememberedLogin(credentialsFile, stored, (refreshToken) => auth.refresh({ refreshToken }));
   const transport = createTransport(url, [rememberedLoginHeader(login)]);
   return { url, credentials: "login", credentialsFile, login, client: (service) => createClient(service, transport) };
+}
+
+/** The URL of the remembered login, when there is one, for commands that use other credentials. */
+async function rememberedUrl(credentialsFile: string): Promise<string | undefined> {
+  try {
+    return (await readStoredLogin(credentialsFile))?.url;
+  } catch (err) {
+    // Without a trustworthy file the intended gateway is unknown: ask rather than guess.
+    throw new CommandError(`${oneLine(err)} (or pass --url or PORTCULLIS_URL to name the gateway)`);
+  }
 }
 
 /** A Connect transport (HTTP/1.1: it works through any proxy, and a CLI makes a handful of calls). */

@@ -63,13 +63,13 @@ export function createRememberedLogin(path: string, initial: StoredLogin, refres
         if (onDisk.url !== current.url || onDisk.sessionId !== current.sessionId) throw loginAgain("the remembered login changed while this command ran");
         current = onDisk;
         if (fresh(current, options.rejected)) return current.accessToken;
-        if (Date.parse(current.refreshTokenExpiresAt) <= now()) throw new LoginEndedError("your login has expired");
+        if (Date.parse(current.refreshTokenExpiresAt) <= now()) throw new LoginEndedError(`your login at ${current.url} has expired`);
 
         let refreshed;
         try {
           refreshed = await refresh(current.refreshToken);
         } catch (err) {
-          if (err instanceof ConnectError && err.code === Code.Unauthenticated) throw new LoginEndedError("your login has ended (expired or revoked)");
+          if (err instanceof ConnectError && err.code === Code.Unauthenticated) throw new LoginEndedError(`${current.url} ended your login (expired or revoked)`);
           throw err;
         }
         current = {

@@ -49,6 +49,8 @@ export function describeFailure(err: unknown, gatewayUrl: string | undefined): s
   if (network) return `cannot reach the gateway at ${gatewayUrl ?? "(unknown)"} (${network})`;
   if (err.code === Code.DeadlineExceeded) return `the gateway at ${gatewayUrl ?? "(unknown)"} did not answer in time (deadline_exceeded)`;
   const details: string[] = [codeName(err.code)];
+  // Which server said no: with several gateways and credentials about, the first thing to check.
+  if (err.code === Code.Unauthenticated && gatewayUrl !== undefined) details.push(`refused by ${gatewayUrl}`);
   const info = err.findDetails(ErrorInfoSchema)[0];
   if (info && info.retryAfterMs > 0n) details.push(`retry in ${Math.ceil(Number(info.retryAfterMs) / 1000)} s`);
   if (info && info.requestId !== "" && err.code === Code.Internal) details.push(`request id ${printable(info.requestId)}`);

@@ -1,4 +1,6 @@
+import { closeSync, openSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
+import { ReadStream, WriteStream } from "node:tty";
 import { CommandError } from "../command-error.ts";
 
 // A password is at most 1024 code points; anything much longer on stdin is a mistake (a file piped in).
@@ -7,6 +9,45 @@ const MAX_STDIN_BYTES = 16 * 1024;
 /** True when stdin is a terminal someone can type at (prompts are possible). */
 export function stdinIsTerminal(): boolean {
   return process.stdin.isTTY === true;
+}
+
+/** Where prompts are asked and answered; `close` releases it (a no-op for stdin and stderr). */
+export interface Terminal {
+  readonly input: NodeJS.ReadStream;
+  readonly output: NodeJS.WriteStream;
+  close(): void;
+}
+
+/**
+ * The terminal of the person running the command: stdin and stderr when stdin is one; else the
+ * controlling terminal (`/dev/tty`), which a command whose stdin is piped (`printf %s "$PW" | portcullis
+ * login`) still has when started from a shell; undefined in a CI job, a cron job or a service.
+ */
+export function openTerminal(): Terminal | undefined {
+  if (stdinIsTerminal()) return { input: process.stdin, output: process.stderr, close: () => undefined };
+  let inputFd: number;
+  let outputFd: number;
+  try {
+    inputFd = openSync("/dev/tty", "r");
+  } catch {
+    return undefined; // no controlling terminal (ENXIO), or no /dev/tty at all
+  }
+  try {
+    outputFd = openSync("/dev/tty", "w");
+  } catch {
+    closeSync(inputFd);
+    return undefined;
+  }
+  const input = new ReadStream(inputFd);
+  const output = new WriteStream(outputFd);
+  return {
+    input,
+    output,
+    close() {
+      input.destroy();
+      output.destroy();
+    },
+  };
 }
 
 /**
@@ -28,9 +69,9 @@ export async function readSecretFromStdin(what: string): Promise<string> {
   return secret;
 }
 
-/** Asks for a line at the terminal, echoing what is typed (for non-secrets: a username). */
-export async function promptLine(question: string): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+/** Asks for a line at the terminal (stdin by default), echoing what is typed (for non-secrets: a username). */
+export async function promptLine(question: string, terminal: Pick<Terminal, "input" | "output"> = { input: process.stdin, output: process.stderr }): Promise<string> {
+  const rl = createInterface({ input: terminal.input, output: terminal.output, terminal: true });
   try {
     return (await rl.question(question)).trim();
   } finally {

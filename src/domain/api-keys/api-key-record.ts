@@ -26,6 +26,8 @@ export interface ApiKeyRecord {
   readonly expiresAt?: Date;
   /** The key this one replaced by rotation. */
   readonly parentKeyId?: string;
+  /** AI token budgets (input plus output tokens per UTC day and month); absent fields are no limit. */
+  readonly tokenBudget?: TokenBudgetSettings;
   /** Bumped by every settings change. */
   readonly version: number;
   /** Moves with every change, so other instances' pollers see it. */
@@ -33,7 +35,32 @@ export interface ApiKeyRecord {
 }
 
 /** The settings UpdateApiKey may change. */
-export type ApiKeySettings = { -readonly [K in "name" | "scopes" | "tier" | "allowedCidrs" | "metadata"]?: ApiKeyRecord[K] };
+export type ApiKeySettings = { -readonly [K in "name" | "scopes" | "tier" | "allowedCidrs" | "metadata" | "tokenBudget"]?: ApiKeyRecord[K] };
+
+/** A key's token budgets as stored. */
+export interface TokenBudgetSettings {
+  readonly perDay?: number;
+  readonly perMonth?: number;
+}
+
+/** A key's AI use over every instance: queries and tokens in all, and tokens spent in the current budget periods. */
+export interface ApiKeyAiUsage {
+  readonly queries: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  /** The provider's time, summed over the key's queries. */
+  readonly latencyMs: number;
+  readonly spentToday: number;
+  readonly spentThisMonth: number;
+}
+
+/** AI use as the key service shows it; implemented by the AI usage ledger (src/app/ai.ts wires it). */
+export interface AiUsageReader {
+  /** Per key id; keys never used for AI are absent. */
+  keyUsage(keyIds: readonly string[], at: Date): Promise<Map<string, ApiKeyAiUsage>>;
+  /** Summed over one user's queries (sessions and keys), or everyone's. */
+  userUsage(scope: { readonly ownerUserId: string } | { readonly all: true }): Promise<{ queries: number; inputTokens: number; outputTokens: number; latencyMs: number }>;
+}
 
 /** `api_key_revocations`, _id = key id: the first revocation wins and none is ever lost. */
 export interface ApiKeyRevocation {

@@ -36,7 +36,7 @@ export function createApiKeyHealth(deps: {
   const { now } = deps;
   return {
     async health(ctx, selection) {
-      const seen = await deps.views.selected(ctx, selection, "key health", "api_key.health");
+      const { keys: seen } = await deps.views.selected(ctx, selection, "key health", "api_key.health");
       const at = now().getTime();
       // Keys that still work (active, or rotated within grace) are the ones worth advice.
       const live = seen.filter((k) => k.status === "active" || (k.status === "rotated" && (k.graceExpiresAt?.getTime() ?? 0) > at));

@@ -1,15 +1,15 @@
 import { ROLE_PERMISSIONS } from "../permissions.ts";
-import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
-import { statusOf, type ApiKeyRecord, type ApiKeySettings, type ApiKeyStatus, type RateLimitTier } from "./api-key-record.ts";
-import type { ApiKeysStore, KeyOwnerScope, RevocationTarget } from "./api-keys-store.ts";
+import { statusOf, TIER_RATE_SCALE, type ApiKeyRecord, type ApiKeySettings, type ApiKeyStatus, type RateLimitTier } from "./api-key-record.ts";
+import type { ApiKeysStore } from "./api-keys-store.ts";
 import { normaliseCidrs } from "./client-networks.ts";
 import { generateApiKey, hashSecret } from "./key-format.ts";
-import { checkMetadata, checkName, checkReason, checkScopes, decodeKeyPageToken, encodeKeyPageToken } from "./key-input.ts";
+import { checkBudget, checkMetadata, checkName, checkScopes, decodeKeyPageToken, encodeKeyPageToken, type TokenBudgetChange } from "./key-input.ts";
+import { createKeyRevocations, type ApiKeyRevocations } from "./key-revocations.ts";
 import type { ApiKeyView, KeyViews, OwnerSelection } from "./key-views.ts";
 import type { UserStateReader } from "../revocation/user-state.ts";
 
@@ -19,36 +19,42 @@ export interface ApiKeyPolicy {
   readonly maxTtlMs: number;
   readonly allowNoExpiry: boolean;
   readonly maxPerUser: number;
+  /** The highest tier a caller without `users.manage` may give their own keys (a larger budget is a privilege). */
+  readonly selfServiceTier: RateLimitTier;
 }
 
 /**
- * The API-key lifecycle: create, list, read, update, rotate and revoke. A user acts on their own keys;
- * `users.manage` extends reads and revocation to everyone's. A key the caller may not see answers
- * NOT_FOUND, exactly like a key that does not exist. Every change is audited before it is reported, and
- * applied to this instance's key cache at once (other instances see it within a poll interval).
+ * The API-key lifecycle: create, list, read, update, rotate and revoke (key-revocations.ts). A user acts on their own keys;
+ * `users.manage` extends reads (audited) and revocation to other users' keys, revocation only as far
+ * as the role hierarchy allows (`mayActOnUser`: an admin revokes plain users' keys, never an owner's or
+ * another admin's). Nobody ever receives or shapes a credential that acts as another user: a key is
+ * created for its caller only, and rotated or updated by its owner only. A key the caller may not see
+ * answers NOT_FOUND, exactly like a key that does not exist; one they may see but not touch answers
+ * PERMISSION_DENIED, audited. Every change is audited before it is reported, and applied to this
+ * instance's key cache at once (other instances see it within a poll interval).
  */
-export interface ApiKeyLifecycle {
+export interface ApiKeyLifecycle extends ApiKeyRevocations {
   create(
     ctx: RequestContext,
-    input: { name: string; scopes: readonly string[]; expiresInMs?: number; noExpiry: boolean; tier?: RateLimitTier; allowedCidrs: readonly string[]; metadata: Record<string, string> },
+    input: {
+      name: string;
+      scopes: readonly string[];
+      expiresInMs?: number;
+      noExpiry: boolean;
+      tier?: RateLimitTier;
+      allowedCidrs: readonly string[];
+      metadata: Record<string, string>;
+      tokenBudget?: TokenBudgetChange;
+    },
   ): Promise<{ key: ApiKeyView; secret: string }>;
   list(ctx: RequestContext, input: OwnerSelection & { status?: ApiKeyStatus; pageSize?: number; pageToken?: string }): Promise<{ keys: ApiKeyView[]; nextPageToken: string }>;
   get(ctx: RequestContext, keyId: string): Promise<ApiKeyView>;
   update(
     ctx: RequestContext,
     keyId: string,
-    changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string> },
+    changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string>; tokenBudget?: TokenBudgetChange },
   ): Promise<ApiKeyView>;
   rotate(ctx: RequestContext, keyId: string, graceMs: number): Promise<{ key: ApiKeyView; secret: string; parentKeyId: string; graceExpiresAt: Date }>;
-  revoke(ctx: RequestContext, keyId: string, reason: string): Promise<ApiKeyView>;
-  /**
-   * The audit service's automatic response: revokes a key without a caller (the response audits
-   * itself, naming the finding). False when the key is unknown or was revoked already.
-   */
-  revokeForResponse(keyId: string, reason: string): Promise<boolean>;
-  revokeAll(ctx: RequestContext, input: { reason: string; allUsers: boolean }): Promise<number>;
-  /** EmergencyRevoke's reach: every key of every user, revoked by "emergency"; resolves with how many. */
-  revokeEveryKey(reason: string): Promise<number>;
 }
 
 const DAY_MS = 86_400_000;
@@ -69,14 +75,13 @@ export function createApiKeyLifecycle(deps: {
   const { policy, store, cache, now } = deps;
   const keyViews = deps.views;
 
-  const auditNow = (ctx: RequestContext, type: string, keyId: string | undefined, extra: { reason?: string; metadata?: Record<string, string | number | boolean> } = {}) =>
-    deps.audit.recordNow({
-      type,
-      outcome: "success",
-      ...auditedCaller(ctx),
-      ...(keyId ? { target: { kind: "api_key", id: keyId } } : {}),
-      ...extra,
-    });
+  /** A tier the caller may assign: up to the self-service tier, anything with `users.manage`. */
+  const checkTier = (ctx: RequestContext, tier: RateLimitTier): RateLimitTier => {
+    if (TIER_RATE_SCALE[tier] > TIER_RATE_SCALE[policy.selfServiceTier] && !ctx.principal.permissions.has("users.manage")) {
+      throw new DomainError("permission_denied", `the ${tier} rate-limit tier needs users.manage`);
+    }
+    return tier;
+  };
 
   const lifetime = (input: { expiresInMs?: number | undefined; noExpiry: boolean }, at: Date): Date | undefined => {
     if (input.noExpiry) {
@@ -90,24 +95,28 @@ export function createApiKeyLifecycle(deps: {
     return new Date(at.getTime() + ttl);
   };
 
-  const revokeStates = async (ctx: RequestContext, targets: readonly RevocationTarget[], reason: string) => {
-    const at = now();
-    const revokedBy = ctx.principal.userId;
-    const count = await store.revoke(targets, { reason, revokedBy, at });
-    for (const t of targets) cache.noteRevocation({ _id: t.keyId, ownerUserId: t.ownerUserId, revokedAt: at, reason, revokedBy });
-    return count;
-  };
-
   return {
+    ...createKeyRevocations({ store, cache, views: keyViews, userState: deps.userState, now }),
+
     async create(
       ctx: RequestContext,
-      input: { name: string; scopes: readonly string[]; expiresInMs?: number; noExpiry: boolean; tier?: RateLimitTier; allowedCidrs: readonly string[]; metadata: Record<string, string> },
+      input: {
+        name: string;
+        scopes: readonly string[];
+        expiresInMs?: number;
+        noExpiry: boolean;
+        tier?: RateLimitTier;
+        allowedCidrs: readonly string[];
+        metadata: Record<string, string>;
+        tokenBudget?: TokenBudgetChange;
+      },
     ): Promise<{ key: ApiKeyView; secret: string }> {
       const name = checkName(input.name);
       const scopes = checkScopes(input.scopes, ctx.principal.permissions);
       const allowedCidrs = normaliseCidrs(input.allowedCidrs);
       const metadata = checkMetadata(input.metadata);
-      const tier = input.tier ?? "standard";
+      const tier = checkTier(ctx, input.tier ?? "standard");
+      const tokenBudget = checkBudget({}, input.tokenBudget ?? {}, false);
       const at = now();
       const expiresAt = lifetime(input, at);
       const ownerUserId = ctx.principal.userId;
@@ -126,12 +135,13 @@ export function createApiKeyLifecycle(deps: {
         secretHash: hashSecret(deps.pepper, secret).toString("hex"),
         createdAt: at,
         ...(expiresAt ? { expiresAt } : {}),
+        ...(Object.keys(tokenBudget).length > 0 ? { tokenBudget } : {}),
         version: 1,
         updatedAt: at,
       };
       await store.insert(record);
       cache.noteRecord(record);
-      await auditNow(ctx, "api_key.create", keyId, { metadata: { scopes: scopes.join(" "), tier, expires: expiresAt?.toISOString() ?? "never", networks: allowedCidrs.length } });
+      await keyViews.recordChange(ctx, "api_key.create", keyId, { metadata: { scopes: scopes.join(" "), tier, expires: expiresAt?.toISOString() ?? "never", networks: allowedCidrs.length } });
       return { key: keyViews.view({ record }, undefined), secret: key };
     },
 
@@ -158,9 +168,9 @@ export function createApiKeyLifecycle(deps: {
     async update(
       ctx: RequestContext,
       keyId: string,
-      changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string> },
+      changes: { name?: string; scopes?: readonly string[]; tier?: RateLimitTier; allowedCidrs?: readonly string[]; metadata?: Record<string, string>; tokenBudget?: TokenBudgetChange },
     ): Promise<ApiKeyView> {
-      const state = await keyViews.visibleKey(ctx, keyId);
+      const state = await keyViews.ownKey(ctx, keyId, "api_key.update", "update");
       const status = statusOf(state, now());
       if (status !== "active") throw new DomainError("failed_precondition", `the key is ${status}`);
       const set: ApiKeySettings = {};
@@ -169,9 +179,12 @@ export function createApiKeyLifecycle(deps: {
         const scopes = checkScopes(changes.scopes, new Set(state.record.scopes), "scopes can only be narrowed: each must be one of the key's current scopes");
         set.scopes = scopes;
       }
-      if (changes.tier !== undefined) set.tier = changes.tier;
+      if (changes.tier !== undefined && changes.tier !== state.record.tier) set.tier = checkTier(ctx, changes.tier);
       if (changes.allowedCidrs !== undefined) set.allowedCidrs = normaliseCidrs(changes.allowedCidrs);
       if (changes.metadata !== undefined) set.metadata = checkMetadata(changes.metadata);
+      if (changes.tokenBudget && (changes.tokenBudget.perDay !== undefined || changes.tokenBudget.perMonth !== undefined)) {
+        set.tokenBudget = checkBudget(state.record.tokenBudget ?? {}, changes.tokenBudget, true);
+      }
       if (Object.keys(set).length === 0) return (await keyViews.views([state]))[0]!;
       const at = now();
       if (!(await store.update(keyId, state.record.version, set, at))) {
@@ -179,13 +192,19 @@ export function createApiKeyLifecycle(deps: {
       }
       const record: ApiKeyRecord = { ...state.record, ...set, version: state.record.version + 1, updatedAt: at };
       cache.noteRecord(record);
-      await auditNow(ctx, "api_key.update", keyId, { metadata: { fields: Object.keys(set).sort().join(" "), ...(set.scopes ? { scopes: set.scopes.join(" ") } : {}) } });
+      await keyViews.recordChange(ctx, "api_key.update", keyId, {
+        metadata: {
+          fields: Object.keys(set).sort().join(" "),
+          ...(set.scopes ? { scopes: set.scopes.join(" ") } : {}),
+          ...(set.tokenBudget ? { daily_token_budget: set.tokenBudget.perDay ?? "none", monthly_token_budget: set.tokenBudget.perMonth ?? "none" } : {}),
+        },
+      });
       return (await keyViews.views([{ ...state, record }]))[0]!;
     },
 
     async rotate(ctx: RequestContext, keyId: string, graceMs: number): Promise<{ key: ApiKeyView; secret: string; parentKeyId: string; graceExpiresAt: Date }> {
       if (!Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS) throw new DomainError("invalid_argument", "grace_period must be from 0 to 24 hours");
-      const parent = await keyViews.visibleKey(ctx, keyId);
+      const parent = await keyViews.ownKey(ctx, keyId, "api_key.rotate", "rotate");
       const status = statusOf(parent, now());
       if (status !== "active") throw new DomainError("failed_precondition", `only an active key can be rotated; this one is ${status}`);
       const owner = await deps.userState(parent.record.ownerUserId);
@@ -217,46 +236,8 @@ export function createApiKeyLifecycle(deps: {
       }
       cache.noteRecord(child);
       cache.noteRotation(rotation);
-      await auditNow(ctx, "api_key.rotate", parent.record._id, { metadata: { new_key_id: childId, grace_seconds: Math.round(graceMs / 1000) } });
+      await keyViews.recordChange(ctx, "api_key.rotate", parent.record._id, { metadata: { new_key_id: childId, grace_seconds: Math.round(graceMs / 1000) } });
       return { key: keyViews.view({ record: child }, undefined), secret: key, parentKeyId: parent.record._id, graceExpiresAt };
-    },
-
-    async revoke(ctx: RequestContext, keyId: string, reasonRaw: string): Promise<ApiKeyView> {
-      const reason = checkReason(reasonRaw);
-      const state = await keyViews.visibleKey(ctx, keyId);
-      if (state.revocation) return (await keyViews.views([state]))[0]!;
-      await revokeStates(ctx, [{ keyId, ownerUserId: state.record.ownerUserId }], reason);
-      await auditNow(ctx, "api_key.revoke", keyId, { reason });
-      const after = await store.findState(keyId);
-      return (await keyViews.views([after ?? state]))[0]!;
-    },
-
-    async revokeForResponse(keyId: string, reason: string): Promise<boolean> {
-      if (!/^[0-9A-Za-z]{16}$/.test(keyId)) return false;
-      const state = await store.findState(keyId);
-      if (!state || state.revocation) return false;
-      const at = now();
-      const revocation = { _id: keyId, ownerUserId: state.record.ownerUserId, revokedAt: at, reason, revokedBy: "system" };
-      const count = await store.revoke([{ keyId, ownerUserId: state.record.ownerUserId }], { reason, revokedBy: "system", at });
-      cache.noteRevocation(revocation);
-      return count === 1;
-    },
-
-    async revokeAll(ctx: RequestContext, input: { reason: string; allUsers: boolean }): Promise<number> {
-      const reason = checkReason(input.reason);
-      if (input.allUsers && ctx.principal.role !== "owner") throw new DomainError("permission_denied", "only an owner may revoke every user's keys");
-      const scope: KeyOwnerScope = input.allUsers ? { all: true } : { ownerUserId: ctx.principal.userId };
-      const count = await revokeStates(ctx, await store.unrevoked(scope), reason);
-      await auditNow(ctx, "api_key.revoke_all", undefined, { reason, metadata: { revoked: count, all_users: input.allUsers } });
-      return count;
-    },
-
-    async revokeEveryKey(reason) {
-      const targets = await store.unrevoked({ all: true });
-      const at = now();
-      const count = await store.revoke(targets, { reason, revokedBy: "emergency", at });
-      for (const t of targets) cache.noteRevocation({ _id: t.keyId, ownerUserId: t.ownerUserId, revokedAt: at, reason, revokedBy: "emergency" });
-      return count;
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { AiUsageReader } from "./api-key-record.ts";
 import type { RequestContext } from "../request-context.ts";
 import type { KeyViews, OwnerSelection } from "./key-views.ts";
 
@@ -15,6 +16,8 @@ export interface ApiKeyStatistics {
   /** Active keys that expire within 7 days. */
   readonly expiringSoon: number;
   readonly lastUsedAt: Date | undefined;
+  /** AI use by the users in view (their sessions and keys). */
+  readonly ai: { readonly queries: number; readonly inputTokens: number; readonly outputTokens: number; readonly latencyMs: number };
 }
 
 export interface ApiKeyStats {
@@ -24,11 +27,11 @@ export interface ApiKeyStats {
 
 const DAY_MS = 86_400_000;
 
-export function createApiKeyStats(deps: { views: KeyViews; now: () => Date }): ApiKeyStats {
+export function createApiKeyStats(deps: { views: KeyViews; aiUsage?: AiUsageReader | undefined; now: () => Date }): ApiKeyStats {
   const { now } = deps;
   return {
     async stats(ctx, selection) {
-      const seen = await deps.views.selected(ctx, selection, "key statistics", "api_key.stats");
+      const { scope, keys: seen } = await deps.views.selected(ctx, selection, "key statistics", "api_key.stats");
       const at = now().getTime();
       const counts = { active: 0, rotated: 0, revoked: 0, expired: 0 };
       let usage = 0;
@@ -43,7 +46,8 @@ export function createApiKeyStats(deps: { views: KeyViews; now: () => Date }): A
         if (key.usage.lastUsedAt && at - key.usage.lastUsedAt.getTime() <= 30 * DAY_MS) usedRecently++;
         if (key.expiresAt && key.expiresAt.getTime() - at <= 7 * DAY_MS) expiringSoon++;
       }
-      return { total: seen.length, ...counts, usage, usedRecently, expiringSoon, lastUsedAt };
+      const ai = (await deps.aiUsage?.userUsage(scope)) ?? { queries: 0, inputTokens: 0, outputTokens: 0, latencyMs: 0 };
+      return { total: seen.length, ...counts, usage, usedRecently, expiringSoon, lastUsedAt, ai };
     },
   };
 }

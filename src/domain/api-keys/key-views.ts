@@ -3,7 +3,17 @@ import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { Principal } from "../principal.ts";
 import type { RequestContext } from "../request-context.ts";
-import { combineUsage, statusOf, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage, type RateLimitTier } from "./api-key-record.ts";
+import {
+  combineUsage,
+  statusOf,
+  type AiUsageReader,
+  type ApiKeyAiUsage,
+  type ApiKeyState,
+  type ApiKeyStatus,
+  type ApiKeyUsage,
+  type RateLimitTier,
+  type TokenBudgetSettings,
+} from "./api-key-record.ts";
 import type { ApiKeysStore, KeyOwnerScope } from "./api-keys-store.ts";
 import { displayPrefix } from "./key-format.ts";
 import type { UsageTracker } from "./usage-tracker.ts";
@@ -27,7 +37,11 @@ export interface ApiKeyView {
   readonly revokeReason?: string | undefined;
   readonly rotatedAt?: Date | undefined;
   readonly graceExpiresAt?: Date | undefined;
+  readonly tokenBudget: TokenBudgetSettings;
+  readonly aiUsage: ApiKeyAiUsage;
 }
+
+const NO_AI_USAGE: ApiKeyAiUsage = { queries: 0, inputTokens: 0, outputTokens: 0, latencyMs: 0, spentToday: 0, spentThisMonth: 0 };
 
 /** Whose keys a list, stats or health call is about, as the request names it. */
 export interface OwnerSelection {
@@ -43,11 +57,20 @@ export interface OwnerSelection {
  */
 export interface KeyViews {
   /** One key as callers see it, with the usage given (none: zero). */
-  view(state: ApiKeyState, usage: ApiKeyUsage | undefined): ApiKeyView;
+  view(state: ApiKeyState, usage: ApiKeyUsage | undefined, aiUsage?: ApiKeyAiUsage): ApiKeyView;
   /** Keys as callers see them, with usage from every instance (this one's from memory: no write on a read). */
   views(states: ApiKeyState[]): Promise<ApiKeyView[]>;
   /** The key, if the caller may see it; NOT_FOUND otherwise. */
   visibleKey(ctx: RequestContext, keyId: string): Promise<ApiKeyState>;
+  /**
+   * The caller's own key, for the operations that shape a credential (rotate, update): NOT_FOUND when
+   * they may not even see it, PERMISSION_DENIED (audited as `type`) when they see it through `users.manage`.
+   */
+  ownKey(ctx: RequestContext, keyId: string, type: string, verb: string): Promise<ApiKeyState>;
+  /** Records a change the caller made (to a key, or to several: no `keyId`), before it is reported. */
+  recordChange(ctx: RequestContext, type: string, keyId: string | undefined, extra?: { reason?: string; metadata?: Record<string, string | number | boolean> }): Promise<string>;
+  /** Refuses with PERMISSION_DENIED, recording the refusal (who, which key, why) as `type` first. */
+  refuse(ctx: RequestContext, type: string, keyId: string, message: string): never;
   /** Whose keys a selection means, if the caller may see them; PERMISSION_DENIED otherwise. */
   ownerScope(ctx: RequestContext, selection: OwnerSelection, what: string): KeyOwnerScope;
   /** Audits a read of keys that are not the caller's own. */
@@ -56,15 +79,23 @@ export interface KeyViews {
    * Every key a selection means, as seen, for statistics and health: refused unless the caller may see
    * them (`what` names the read in the refusal), and audited as `auditType` when they are not the caller's.
    */
-  selected(ctx: RequestContext, selection: OwnerSelection, what: string, auditType: string): Promise<ApiKeyView[]>;
+  selected(ctx: RequestContext, selection: OwnerSelection, what: string, auditType: string): Promise<{ scope: KeyOwnerScope; keys: ApiKeyView[] }>;
 }
 
-export function createKeyViews(deps: { store: ApiKeysStore; usage: UsageTracker; audit: AuditRecorder; prefix: string; now: () => Date }): KeyViews {
+export function createKeyViews(deps: {
+  store: ApiKeysStore;
+  usage: UsageTracker;
+  audit: AuditRecorder;
+  prefix: string;
+  /** AI usage per key and user; without it keys show none. */
+  aiUsage?: AiUsageReader | undefined;
+  now: () => Date;
+}): KeyViews {
   const { store, now } = deps;
   const policy = { prefix: deps.prefix };
   const mayManageOthers = (principal: Principal) => principal.permissions.has("users.manage");
 
-  const view = (state: ApiKeyState, usage: ApiKeyUsage | undefined): ApiKeyView => {
+  const view = (state: ApiKeyState, usage: ApiKeyUsage | undefined, aiUsage?: ApiKeyAiUsage): ApiKeyView => {
     const { record, revocation, rotation } = state;
     return {
       id: record._id,
@@ -84,18 +115,18 @@ export function createKeyViews(deps: { store: ApiKeysStore; usage: UsageTracker;
       revokeReason: revocation?.reason,
       rotatedAt: rotation?.rotatedAt,
       graceExpiresAt: rotation?.graceExpiresAt,
+      tokenBudget: record.tokenBudget ?? {},
+      aiUsage: aiUsage ?? NO_AI_USAGE,
     };
   };
   const views = async (states: ApiKeyState[]): Promise<ApiKeyView[]> => {
     // Other instances' counts as last written, this instance's from memory: no write on a read.
-    const usage = await store.usageOf(
-      states.map((s) => s.record._id),
-      { exceptInstance: deps.usage.instanceId },
-    );
+    const ids = states.map((s) => s.record._id);
+    const [usage, ai] = await Promise.all([store.usageOf(ids, { exceptInstance: deps.usage.instanceId }), deps.aiUsage?.keyUsage(ids, now())]);
     return states.map((s) => {
       const mine = deps.usage.current(s.record._id);
       const theirs = usage.get(s.record._id);
-      return view(s, mine ? combineUsage(theirs, mine) : theirs);
+      return view(s, mine ? combineUsage(theirs, mine) : theirs, ai?.get(s.record._id));
     });
   };
   /** The key, if the caller may see it; NOT_FOUND otherwise (existence does not leak). */
@@ -126,11 +157,25 @@ export function createKeyViews(deps: { store: ApiKeysStore; usage: UsageTracker;
     });
   };
 
-  const selected = async (ctx: RequestContext, selection: OwnerSelection, what: string, auditType: string): Promise<ApiKeyView[]> => {
+  const selected = async (ctx: RequestContext, selection: OwnerSelection, what: string, auditType: string) => {
     const scope = ownerScope(ctx, selection, what);
     auditOthersRead(ctx, scope, auditType);
-    return views(await store.all(scope));
+    return { scope, keys: await views(await store.all(scope)) };
   };
 
-  return { view, views, visibleKey, ownerScope, auditOthersRead, selected };
+  const refuse = (ctx: RequestContext, type: string, keyId: string, message: string): never => {
+    deps.audit.record({ type, outcome: "denied", ...auditedCaller(ctx), target: { kind: "api_key", id: keyId }, reason: message });
+    throw new DomainError("permission_denied", message);
+  };
+
+  const ownKey = async (ctx: RequestContext, keyId: string, type: string, verb: string): Promise<ApiKeyState> => {
+    const state = await visibleKey(ctx, keyId);
+    if (state.record.ownerUserId !== ctx.principal.userId) refuse(ctx, type, keyId, `only a key's owner may ${verb} it`);
+    return state;
+  };
+
+  const recordChange: KeyViews["recordChange"] = (ctx, type, keyId, extra = {}) =>
+    deps.audit.recordNow({ type, outcome: "success", ...auditedCaller(ctx), ...(keyId ? { target: { kind: "api_key", id: keyId } } : {}), ...extra });
+
+  return { view, views, visibleKey, ownKey, refuse, recordChange, ownerScope, auditOthersRead, selected };
 }

@@ -27,7 +27,7 @@ export interface HashableAuditEvent {
   readonly time: string;
   readonly type: string;
   readonly outcome: AuditOutcome;
-  readonly actor?: { readonly kind: AuditActor["kind"]; readonly id?: string; readonly display?: string } | undefined;
+  readonly actor?: { readonly kind: AuditActor["kind"]; readonly id?: string; readonly display?: string; readonly onBehalfOf?: string } | undefined;
   readonly target?: { readonly kind: string; readonly id: string } | undefined;
   readonly ip?: string | undefined;
   readonly userAgent?: string | undefined;
@@ -44,7 +44,7 @@ export function hashableFromRecord(record: AuditRecord): HashableAuditEvent {
     time: record.time.toISOString(),
     type: record.type,
     outcome: record.outcome,
-    actor: record.actor ? { kind: record.actor.kind, id: record.actor.id, display: record.actor.display } : undefined,
+    actor: record.actor ? { kind: record.actor.kind, id: record.actor.id, display: record.actor.display, onBehalfOf: record.actor.onBehalfOf } : undefined,
     target: record.target,
     ip: record.ip,
     userAgent: record.userAgent,
@@ -78,14 +78,31 @@ function canonical(value: unknown): string | undefined {
   return JSON.stringify(value);
 }
 
-/** Links `records` after `head` (seq and hash of the newest chained event, or of the checkpoint/genesis). */
-export function chainRecords(records: readonly AuditRecord[], head: { seq: number; hash: string }): ChainedAuditRecord[] {
-  let { seq, hash } = head;
+/**
+ * Where a chain continues: the seq and hash of the newest chained event (or of the checkpoint, or
+ * genesis), and that event's time when there is one.
+ */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+  readonly time?: Date | undefined;
+}
+
+/**
+ * Links `records` after `head`. Times never decrease along the chain: a record accepted before its
+ * predecessor was (queued in this process while a security-critical event went straight through, or
+ * accepted by another instance whose clock is behind) takes its predecessor's time. So `time` orders
+ * events as `seq` does, and verification can check it.
+ */
+export function chainRecords(records: readonly AuditRecord[], head: ChainHead): ChainedAuditRecord[] {
+  let { seq, hash, time } = head;
   return records.map((record) => {
     const prevHash = hash;
     seq += 1;
-    hash = chainHash(prevHash, hashableFromRecord(record));
-    return { ...record, seq, prevHash, hash };
+    const stamped = time !== undefined && record.time.getTime() < time.getTime() ? { ...record, time } : record;
+    time = stamped.time;
+    hash = chainHash(prevHash, hashableFromRecord(stamped));
+    return { ...stamped, seq, prevHash, hash };
   });
 }
 
@@ -101,8 +118,8 @@ export function isChainHash(value: unknown): value is string {
  * stretch of, well-formed events: they can recompute hashes but not seals.
  */
 export interface ChainSealer {
-  /** Links and seals `records` after `head`. */
-  chain(records: readonly AuditRecord[], head: { seq: number; hash: string }): SealedAuditRecord[];
+  /** Links and seals `records` after `head` (see {@link chainRecords}). */
+  chain(records: readonly AuditRecord[], head: ChainHead): SealedAuditRecord[];
   /** The gateway's seal of the event with this seq and hash. */
   seal(seq: number, hash: string): string;
   /** Whether `seal` is the gateway's seal of the event with this seq and hash. */

@@ -1,11 +1,17 @@
 /** How a security-relevant action ended: done, refused for bad input/credentials, refused by policy, or broken. */
 export type AuditOutcome = "success" | "failure" | "denied" | "error";
 
-/** Who acted. `id` is a stable identifier (user id, API key id), `display` a human label (email, key name). */
+/**
+ * Who acted. `id` is a stable identifier (user id, API key id), `display` a human label at the time of
+ * the event (the username, the key's name; "anonymous" and "system" by default for those kinds), and
+ * `onBehalfOf` the owner's user id for an API key. Production code builds actors with the helpers of
+ * `audit-actor.ts`, so that every event names its actor as the contract says.
+ */
 export interface AuditActor {
   kind: "user" | "api_key" | "anonymous" | "system";
   id?: string;
   display?: string;
+  onBehalfOf?: string;
 }
 
 /**
@@ -34,7 +40,8 @@ export interface AuditEventInput {
  * document, never null.
  *
  * - `_id`: `<recorderId>:<recorderSeq>`, so a retried write of the same event is recognisably the same.
- * - `time`: when the recorder accepted the event (not when it was written).
+ * - `time`: when the recorder accepted the event (not when it was written); the chain raises it to the
+ *   previous event's time where that is later, so times never decrease along the chain (`chainRecords`).
  * - `type`, `outcome`, `actor`, `target`, `ip`, `userAgent`, `requestId`, `method`, `reason`, `metadata`:
  *   the input, validated, bounded and redacted (see `sanitizeAuditEvent`).
  * - `recorderId`: random per recorder (one per process); `recorderSeq`: 1, 2, 3… within it, in the

@@ -7,6 +7,7 @@ import type { AuditCursorCodec } from "./audit-cursor.ts";
 import { describeAuditFilter, validateAuditFilter, type AuditFilter, type AuditFilterInput } from "./audit-filter.ts";
 import type { AuditLogStore, AuditSealsStore, SignedChainPoint } from "./audit-log-store.ts";
 import type { AuditRecorder } from "./audit-recorder.ts";
+import { resolvePageSize } from "../users/user-paging.ts";
 import { CHECKPOINT_TYP, HEAD_TYP, verifyStatement, type StatementSigner } from "./audit-signatures.ts";
 import { createChainCheck, type ChainBreak } from "./chain-check.ts";
 
@@ -48,8 +49,8 @@ export interface AuditLog {
   query(reader: RequestContext, input: AuditFilterInput, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage>;
   /** ListMyAuditEvents: the caller's own events (as actor or target), newest first. */
   listMine(reader: RequestContext, input: { startTime?: Date | undefined; endTime?: Date | undefined; pageSize: number; pageToken: string }): Promise<AuditPage>;
-  /** Records an export (who, which filter, which format) before its first byte is sent. */
-  noteExport(reader: RequestContext, filter: AuditFilter, format: string): Promise<void>;
+  /** Records an export (who, which filter, which format) before its first byte is sent; resolves with the event id. */
+  noteExport(reader: RequestContext, filter: AuditFilter, format: string): Promise<string>;
   /** Signs the head of the chain now and keeps the signature (the retention sweep and verification rely on it). */
   signHead(): Promise<SignedChainPoint>;
   /** Signs a point of the chain (a retention checkpoint) without storing it. */
@@ -70,12 +71,7 @@ export interface AuditLog {
 export function createAuditLog(deps: AuditLogDeps): AuditLog {
   const now = deps.now ?? (() => new Date());
 
-  const pageSizeOf = (requested: number) => {
-    if (!Number.isInteger(requested) || requested < 0 || requested > MAX_PAGE_SIZE) {
-      throw new DomainError("invalid_argument", `page_size must be from 1 to ${MAX_PAGE_SIZE} (0 for the default of ${DEFAULT_PAGE_SIZE})`);
-    }
-    return requested === 0 ? DEFAULT_PAGE_SIZE : requested;
-  };
+  const pageSizeOf = (requested: number) => resolvePageSize(requested, { defaultSize: DEFAULT_PAGE_SIZE, maxSize: MAX_PAGE_SIZE });
 
   const page = async (filter: AuditFilter, scope: Record<string, string>, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage> => {
     const limit = pageSizeOf(options.pageSize);
@@ -135,7 +131,7 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
       return result;
     },
 
-    /** Records an export (who, which filter, which format) before its first byte is sent. */
+    /** Records an export (who, which filter, which format) before its first byte is sent; resolves with the event id. */
     noteExport(reader: RequestContext, filter: AuditFilter, format: string) {
       return deps.audit.recordNow({
         type: "audit.export",
@@ -177,11 +173,11 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
       const retainedFrom = checkpoint ? checkpoint.seq + 1 : 1;
       const from = Math.max(range.from ?? retainedFrom, retainedFrom);
       const to = range.to ?? Number.MAX_SAFE_INTEGER;
-      let anchor = { nextSeq: from, prevHash: checkpoint && from === retainedFrom ? checkpoint.hash : GENESIS_HASH };
+      let anchor: { nextSeq: number; prevHash: string; prevTime?: string } = { nextSeq: from, prevHash: checkpoint && from === retainedFrom ? checkpoint.hash : GENESIS_HASH };
       if (from > retainedFrom) {
         const before = await deps.store.get(from - 1);
         if (!before) return result(0, { seq: from - 1, reason: "deleted", detail: `event ${from - 1} is missing` });
-        anchor = { nextSeq: from, prevHash: before.hash };
+        anchor = { nextSeq: from, prevHash: before.hash, prevTime: before.time.toISOString() };
       }
       const check = createChainCheck({
         anchor,

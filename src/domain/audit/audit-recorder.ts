@@ -13,9 +13,10 @@ export { canonicalAuditContent } from "./canonical-audit-content.ts";
 export interface AuditRecorder {
   /**
    * Security-critical events: resolves only after the event is durably written (the RPC reports success
-   * after). A failed write rejects and is not retried — the caller fails the RPC instead.
+   * after), with the event's id (AuditEvent.id), which a response may hand to the caller. A failed write
+   * rejects and is not retried — the caller fails the RPC instead.
    */
-  recordNow(event: AuditEventInput): Promise<void>;
+  recordNow(event: AuditEventInput): Promise<string>;
   /** Everything else: queued and written in batches (every ~250 ms or 100 events); never throws to the caller. */
   record(event: AuditEventInput): void;
   /**
@@ -110,7 +111,7 @@ export function createAuditRecorder(deps: AuditRecorderDeps): AuditRecorder {
   return {
     recordNow(event) {
       const record = accept(event); // throws synchronously for a malformed event
-      return deps.store.append([record]);
+      return deps.store.append([record]).then(() => record._id);
     },
 
     record(event) {

@@ -21,8 +21,11 @@ export interface ChainEntry {
 }
 
 export interface ChainCheckOptions {
-  /** Where the checked range starts: the first expected seq and the hash it must link to. */
-  readonly anchor: { readonly nextSeq: number; readonly prevHash: string };
+  /**
+   * Where the checked range starts: the first expected seq, the hash it must link to, and the time it
+   * must not precede (the previous event's; unknown after a retention checkpoint or at genesis).
+   */
+  readonly anchor: { readonly nextSeq: number; readonly prevHash: string; readonly prevTime?: string | undefined };
   /** The seq of the entry holding `hash`, if any (to tell a reordering from an insertion). */
   readonly findSeqByHash: (hash: string) => Promise<number | undefined>;
   /** Whether the entry carries the gateway's seal; omitted offline, where the seal key is unknown. */
@@ -37,12 +40,15 @@ export interface ChainCheckOptions {
  * 3. content that does not hash to the stored hash → `modified`;
  * 4. a `prevHash` that is not the previous entry's hash → `reordered` when it is the hash of another
  *    entry of the log (events were moved), else `inserted`;
- * 5. a valid, linked hash without the gateway's seal (server-side only) → `inserted` (written or
+ * 5. a `time` before the previous entry's → `reordered` (the gateway never chains an event before an
+ *    earlier one: see `chainRecords`);
+ * 6. a valid, linked hash without the gateway's seal (server-side only) → `inserted` (written or
  *    rewritten outside the gateway, hashes recomputed).
  */
 export function createChainCheck(options: ChainCheckOptions) {
   let expected = options.anchor.nextSeq;
   let previousHash = options.anchor.prevHash;
+  let previousTime = options.anchor.prevTime === undefined ? undefined : Date.parse(options.anchor.prevTime);
   let checked = 0;
   return {
     /** The number of entries found intact so far. */
@@ -73,10 +79,15 @@ export function createChainCheck(options: ChainCheckOptions) {
         }
         return { seq: entry.seq, reason: "inserted", detail: `event ${entry.seq} does not link to the hash of event ${entry.seq - 1}` };
       }
+      const time = Date.parse(entry.event.time);
+      if (previousTime !== undefined && time < previousTime) {
+        return { seq: entry.seq, reason: "reordered", detail: `event ${entry.seq} is dated before event ${entry.seq - 1}` };
+      }
       if (options.sealed && !options.sealed(entry)) {
         return { seq: entry.seq, reason: "inserted", detail: `event ${entry.seq} was not written by the gateway (no valid seal)` };
       }
       previousHash = entry.hash;
+      previousTime = time;
       expected = entry.seq + 1;
       checked += 1;
       return undefined;

@@ -92,7 +92,12 @@ export const CSV_COLUMNS = [
   "metadata",
   "prev_hash",
   "hash",
+  // Added last, so that the columns before keep their positions for existing readers.
+  "actor_on_behalf_of_user_id",
 ] as const;
+
+/** The header of exports written before `actor_on_behalf_of_user_id` existed; still verifiable. */
+export const LEGACY_CSV_COLUMNS = CSV_COLUMNS.filter((column) => column !== "actor_on_behalf_of_user_id");
 
 /** The first cell of the closing row that carries the signed manifest. */
 export const CSV_MANIFEST_MARKER = "#manifest";

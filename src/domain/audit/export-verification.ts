@@ -4,7 +4,7 @@ import { chainHash, isChainHash, type HashableAuditEvent } from "./audit-chain.t
 import type { AuditActor, AuditOutcome } from "./audit-event.ts";
 import { MANIFEST_TYP, verifyStatement } from "./audit-signatures.ts";
 import type { ChainBreakReason } from "./chain-check.ts";
-import { CSV_COLUMNS, CSV_MANIFEST_MARKER, parseCsv, restoreCell } from "./csv.ts";
+import { CSV_COLUMNS, CSV_MANIFEST_MARKER, LEGACY_CSV_COLUMNS, parseCsv, restoreCell } from "./csv.ts";
 
 /** The verdict on an export file. */
 export type ExportVerdict =
@@ -79,6 +79,10 @@ export async function verifyExportFile(text: string, keys: readonly JWK[]): Prom
     if (!previous) continue;
     if (ascending ? entry.seq <= previous.seq : entry.seq >= previous.seq) return { ok: false, reason: "reordered", ...at, detail: `event ${entry.seq} is out of order after event ${previous.seq}` };
     const [older, newer] = ascending ? [previous, entry] : [entry, previous];
+    // Times never decrease along the chain, so they don't between any two events of an export either.
+    if (Date.parse(newer.event.time) < Date.parse(older.event.time)) {
+      return { ok: false, reason: "reordered", sequence: newer.seq, line: newer.line, detail: `event ${newer.seq} is dated before event ${older.seq}` };
+    }
     if (newer.seq === older.seq + 1 && newer.prevHash !== older.hash) {
       const other = bySeqHash.get(newer.prevHash);
       return other !== undefined
@@ -166,7 +170,7 @@ function jsonEntry(o: Record<string, unknown>, line: number): ExportEntry {
       time: timeOf(str("time"), line),
       type: str("type") ?? "",
       outcome,
-      actor: actor && kind ? { kind, id: str("id", actor), display: str("displayName", actor) } : undefined,
+      actor: actor && kind ? { kind, id: str("id", actor), display: str("displayName", actor), onBehalfOf: str("onBehalfOfUserId", actor) } : undefined,
       target: target ? { kind: str("kind", target) ?? "", id: str("id", target) ?? "" } : undefined,
       ip: str("ip"),
       userAgent: str("userAgent"),
@@ -186,7 +190,8 @@ function parseCsvExport(text: string) {
     throw new Altered(0, "the CSV is malformed (an unterminated quoted cell)");
   }
   const header = rows[0] ?? [];
-  if (header.join(",") !== CSV_COLUMNS.join(",")) throw new Altered(1, "the CSV header was altered");
+  const columns = [CSV_COLUMNS, LEGACY_CSV_COLUMNS].find((known) => header.join(",") === known.join(","));
+  if (!columns) throw new Altered(1, "the CSV header was altered");
   const entries: ExportEntry[] = [];
   let manifestJws: string | undefined;
   let manifestLine = 0;
@@ -198,8 +203,8 @@ function parseCsvExport(text: string) {
       manifestLine = line;
       return;
     }
-    if (cells.length !== CSV_COLUMNS.length) throw new Altered(line, `row ${line} has ${cells.length} cells, not ${CSV_COLUMNS.length}`);
-    const c = Object.fromEntries(CSV_COLUMNS.map((name, i) => [name, restoreCell(cells[i]!)])) as Record<(typeof CSV_COLUMNS)[number], string>;
+    if (cells.length !== columns.length) throw new Altered(line, `row ${line} has ${cells.length} cells, not ${columns.length}`);
+    const c = { actor_on_behalf_of_user_id: "", ...Object.fromEntries(columns.map((name, i) => [name, restoreCell(cells[i]!)])) } as Record<(typeof CSV_COLUMNS)[number], string>;
     if (!DOMAIN_OUTCOMES.has(c.outcome) || (c.actor_kind !== "" && !DOMAIN_KINDS.has(c.actor_kind))) throw new Altered(line, `row ${line}: unknown outcome or actor kind`);
     let metadata: Record<string, string> | undefined;
     if (c.metadata !== "") {
@@ -220,7 +225,7 @@ function parseCsvExport(text: string) {
         time: timeOf(c.time, line),
         type: c.type,
         outcome: c.outcome as AuditOutcome,
-        actor: c.actor_kind === "" ? undefined : { kind: c.actor_kind as AuditActor["kind"], id: c.actor_id, display: c.actor_display_name },
+        actor: c.actor_kind === "" ? undefined : { kind: c.actor_kind as AuditActor["kind"], id: c.actor_id, display: c.actor_display_name, onBehalfOf: c.actor_on_behalf_of_user_id },
         target: c.target_kind === "" && c.target_id === "" ? undefined : { kind: c.target_kind, id: c.target_id },
         ip: c.ip,
         userAgent: c.user_agent,

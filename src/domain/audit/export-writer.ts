@@ -64,6 +64,7 @@ export function createExportWriter(format: ExportFormat, jsonOf: JsonOfEvent) {
         record.metadata ? JSON.stringify(Object.fromEntries(Object.entries(record.metadata).map(([k, v]) => [k, String(v)]))) : "",
         record.prevHash,
         record.hash,
+        record.actor?.onBehalfOf ?? "",
       ]);
     },
     manifest(rest: Omit<ExportManifest, "format" | "count" | "firstSequence" | "lastSequence" | "digest">): ExportManifest {

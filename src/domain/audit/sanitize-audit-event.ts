@@ -10,9 +10,11 @@ export const MAX_AUDIT_STRING = 512;
 export const MAX_AUDIT_METADATA_ENTRIES = 32;
 const MAX_SHORT_STRING = 64; // ip, target kind, metadata keys
 const REDACTED = "[redacted]";
+const DEFAULT_DISPLAY: Readonly<Record<AuditActor["kind"], string | undefined>> = { anonymous: "anonymous", system: "system", user: undefined, api_key: undefined };
 // Keys that match a secret-looking part but name no secret: `username_key` is the normalised username
-// a failed login attempted (the subject of the failed-logins-per-user finding).
-const NOT_SECRET_KEYS: ReadonlySet<string> = new Set(["username_key"]);
+// a failed login attempted (the subject of the failed-logins-per-user finding); AI queries count tokens
+// (numbers of words, not credentials) and credentials carry the version of the key that wraps them.
+const NOT_SECRET_KEYS: ReadonlySet<string> = new Set(["username_key", "input_tokens", "output_tokens", "daily_token_budget", "monthly_token_budget", "key_version"]);
 
 // C0/C1 controls (newlines forge log lines, ESC drives terminals), line separators and bidi overrides
 // (which make text display differently from what is stored).
@@ -38,13 +40,14 @@ export function sanitizeAuditEvent(input: AuditEventInput, stamp: { time: Date; 
     type: input.type,
     outcome: input.outcome,
   };
-  if (input.actor) {
-    record["actor"] = withoutUndefined({
-      kind: input.actor.kind,
-      id: optionalString(input.actor.id, MAX_AUDIT_STRING),
-      display: optionalString(input.actor.display, MAX_AUDIT_STRING),
-    });
-  }
+  // An event without an actor is the server's own doing; anonymous and system actors are named by kind.
+  const actor = input.actor ?? { kind: "system" };
+  record["actor"] = withoutUndefined({
+    kind: actor.kind,
+    id: optionalString(actor.id, MAX_AUDIT_STRING),
+    display: optionalString(actor.display ?? DEFAULT_DISPLAY[actor.kind], MAX_AUDIT_STRING),
+    onBehalfOf: actor.kind === "api_key" ? optionalString(actor.onBehalfOf, MAX_AUDIT_STRING) : undefined,
+  });
   if (input.target) record["target"] = { kind: boundString(String(input.target.kind), MAX_SHORT_STRING), id: boundString(String(input.target.id), MAX_AUDIT_STRING) };
   record["ip"] = optionalString(input.ip, MAX_SHORT_STRING);
   record["userAgent"] = optionalString(input.userAgent, MAX_AUDIT_STRING);
@@ -57,9 +60,13 @@ export function sanitizeAuditEvent(input: AuditEventInput, stamp: { time: Date; 
   return withoutUndefined(record) as unknown as AuditRecord;
 }
 
-/** Removes control characters, then cuts to `max` code points (never inside a surrogate pair). */
+/**
+ * Replaces lone surrogates with U+FFFD, removes control characters, then cuts to `max` code points
+ * (never inside a surrogate pair). A lone surrogate (a Connect JSON request can carry "\ud800") would be
+ * hashed as such but stored as U+FFFD, and the genuine event would then fail verification.
+ */
 export function boundString(value: string, max: number): string {
-  const clean = value.replace(CONTROL_CHARACTERS, "");
+  const clean = value.toWellFormed().replace(CONTROL_CHARACTERS, "");
   if (clean.length <= max) return clean;
   const codePoints = Array.from(clean);
   return codePoints.length <= max ? clean : `${codePoints.slice(0, max - 1).join("")}…`;

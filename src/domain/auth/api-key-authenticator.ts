@@ -41,6 +41,7 @@ export function createApiKeyAuthenticator(deps: { verifier: ApiKeyVerifier; cach
       kind: "api_key",
       id: state.record._id,
       userId: state.record.ownerUserId,
+      displayName: state.record.name,
       role: ownerRole,
       permissions: bound ? new Set([...permissions].filter((p) => bound.has(p))) : permissions,
       method,

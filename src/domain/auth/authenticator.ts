@@ -1,5 +1,6 @@
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
+import type { CallOrigin } from "../request-context.ts";
 
 /**
  * The contracts of authentication, declared here because the domain implements them (tokens, API keys)
@@ -31,7 +32,12 @@ export interface Authenticator {
 
 /** Checks a fresh TOTP or backup code for a principal; consumes it so it cannot be replayed. */
 export interface FreshMfaVerifier {
-  verify(principal: Principal, code: string): Promise<boolean>;
+  /**
+   * Whether `code` is a valid fresh code of the principal's user. `call` says where the attempt comes
+   * from, for the audit record and the login lock; while that lock is on the verifier throws
+   * DomainError("resource_exhausted", reason "locked") without checking the code.
+   */
+  verify(principal: Principal, code: string, call: CallOrigin): Promise<boolean>;
 }
 
 /** The authenticator of a gateway with no identity provider wired in: no credential is valid. */

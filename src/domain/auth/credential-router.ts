@@ -15,6 +15,8 @@ export function createCredentialRouter(deps: {
   accessTokens: AccessTokenService;
   revocations: RevocationCache;
   userState: UserStateReader;
+  /** A user's name, for the principal's display name. */
+  userName: (userId: string) => Promise<string | undefined>;
   apiKeys: ApiKeyAuthenticator;
   /** The configured API-key prefix: a bearer value with it is a key, not a token. */
   keyPrefix: string;
@@ -23,6 +25,7 @@ export function createCredentialRouter(deps: {
     accessTokens: deps.accessTokens,
     revocations: deps.revocations,
     loadUserState: deps.userState,
+    userName: deps.userName,
     exchangedKeyPrincipal: (input) => deps.apiKeys.exchangedTokenPrincipal(input),
   });
   return {

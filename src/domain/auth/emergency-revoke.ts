@@ -10,8 +10,8 @@ export interface ApiKeyMassRevoker {
   revokeEveryKey(reason: string): Promise<number>;
 }
 
-/** The break-glass action, on behalf of an owner's session. */
-export type EmergencyRevoke = (ctx: RequestContext, reason: string) => Promise<{ sessionsRevoked: number; apiKeysRevoked: number }>;
+/** The break-glass action, on behalf of an owner's session; resolves with the counts and the id of its audit event. */
+export type EmergencyRevoke = (ctx: RequestContext, reason: string) => Promise<{ sessionsRevoked: number; apiKeysRevoked: number; auditEventId: string }>;
 
 /**
  * The break-glass action: every session and every API key of every user is revoked, except the
@@ -34,7 +34,7 @@ export function createEmergencyRevoke(deps: {
     const sessionsRevoked = await deps.sessions.revokeAll(`emergency: ${reason}`, ctx.principal.sessionId);
     await deps.refreshRevocations();
     const apiKeysRevoked = await deps.apiKeys.revokeEveryKey(`emergency: ${reason}`);
-    await deps.audit.recordNow({
+    const auditEventId = await deps.audit.recordNow({
       type: "system.emergency_revoke",
       outcome: "success",
       ...auditedCaller(ctx),
@@ -42,6 +42,6 @@ export function createEmergencyRevoke(deps: {
       // (metadata names avoid "key": the recorder redacts secret-looking names)
       metadata: { revoked_sessions: sessionsRevoked, revoked_api_credentials: apiKeysRevoked },
     });
-    return { sessionsRevoked, apiKeysRevoked };
+    return { sessionsRevoked, apiKeysRevoked, auditEventId };
   };
 }

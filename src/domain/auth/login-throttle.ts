@@ -150,9 +150,10 @@ function userKey(usernameKey: string): string {
 
 /**
  * `ip:<address>`. IPv4-mapped IPv6 is its IPv4 address; other IPv6 addresses count per /64, since one
- * subscriber usually holds a whole /64 and could otherwise rotate through it.
+ * subscriber usually holds a whole /64 and could otherwise rotate through it. Every per-address budget
+ * (this lock, the failed-authentication budget) groups addresses this way.
  */
-function ipKey(ip: string): string {
+export function ipKey(ip: string): string {
   const address = String(ip).trim().toLowerCase().replace(/%.*$/, "");
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address)?.[1];
   if (mapped && isIPv4(mapped)) return `ip:${mapped}`;

@@ -1,4 +1,5 @@
 import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
+import { userAuditActor } from "../audit/audit-actor.ts";
 import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
@@ -31,6 +32,8 @@ export interface LoginDeps {
   readonly audit: AuditRecorder;
   /** The user's current role (from the revocation cache or the database). */
   readonly currentRole: (userId: string) => Promise<Role | undefined>;
+  /** The user's username, to name the actor of a refresh in the audit log. */
+  readonly userName: (userId: string) => Promise<string | undefined>;
 }
 
 export interface LoginService {
@@ -86,13 +89,13 @@ export function createLoginService(deps: LoginDeps): LoginService {
         throw error;
       });
 
-      const fail = async (reason: string, userId?: string): Promise<never> => {
+      const fail = async (reason: string, user?: { _id: string; username: string }): Promise<never> => {
         await deps.throttle.recordFailure(key, client.ip);
         await deps.audit.recordNow({
           ...auditBase,
           type: "auth.login",
           outcome: "failure",
-          actor: userId ? { kind: "user", id: userId } : { kind: "anonymous" },
+          actor: user ? userAuditActor(user._id, user.username) : { kind: "anonymous" },
           reason,
           metadata: { username_key: key.slice(0, 64) },
         });
@@ -106,13 +109,13 @@ export function createLoginService(deps: LoginDeps): LoginService {
       let mfaUsed: IssuedTokens["mfaUsed"];
       if (await deps.mfa.isEnabled(user._id)) {
         if (mfaCode === "") {
-          await deps.audit.recordNow({ ...auditBase, type: "auth.login", outcome: "failure", actor: { kind: "user", id: user._id }, reason: "mfa_required" });
+          await deps.audit.recordNow({ ...auditBase, type: "auth.login", outcome: "failure", actor: userAuditActor(user._id, user.username), reason: "mfa_required" });
           throw new DomainError("failed_precondition", "this account requires an MFA code", { reason: "mfa_required" });
         }
         mfaUsed = await deps.mfa.verifyAndConsume(user._id, mfaCode);
         if (!mfaUsed) {
-          await deps.audit.recordNow({ ...auditBase, type: "auth.mfa", outcome: "failure", actor: { kind: "user", id: user._id }, reason: "bad_or_replayed_code" });
-          return fail("bad_mfa_code", user._id);
+          await deps.audit.recordNow({ ...auditBase, type: "auth.mfa", outcome: "failure", actor: userAuditActor(user._id, user.username), reason: "bad_or_replayed_code" });
+          return fail("bad_mfa_code", user);
         }
       }
 
@@ -123,7 +126,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
         ...auditBase,
         type: "auth.login",
         outcome: "success",
-        actor: { kind: "user", id: user._id, display: user.username },
+        actor: userAuditActor(user._id, user.username),
         target: { kind: "session", id: session.sessionId },
         metadata: { mfa: mfaUsed ?? "none" },
       });
@@ -141,7 +144,7 @@ export function createLoginService(deps: LoginDeps): LoginService {
         type: "auth.refresh",
         outcome: "success",
         ...auditedCaller({ client, requestId }),
-        actor: { kind: "user", id: rotated.userId },
+        actor: userAuditActor(rotated.userId, (await deps.userName(rotated.userId)) ?? rotated.userId),
         target: { kind: "session", id: rotated.sessionId },
       });
       return issue(rotated.userId, role, rotated.sessionId, rotated, { amr: "refresh", mfa: rotated.mfaVerified, mfaUsed: undefined });

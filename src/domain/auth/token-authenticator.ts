@@ -13,6 +13,8 @@ export interface TokenAuthenticatorDeps {
    * the user yet (created on another instance since the last poll). Rare; never on the hot path.
    */
   readonly loadUserState: (userId: string) => Promise<{ role: Role; disabled: boolean } | undefined>;
+  /** The user's username (the principal's display name); undefined for an unknown user. Cached: it never changes. */
+  readonly userName: (userId: string) => Promise<string | undefined>;
   /**
    * The principal of a token issued by ExchangeApiKey: its key must still work and bounds it. Without it
    * (a gateway with no API keys) such tokens are refused.
@@ -52,10 +54,13 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
         state = await deps.loadUserState(claims.sub);
         if (state) deps.revocations.noteUserChanged(claims.sub, state);
       }
+      const displayName = await deps.userName(claims.sub);
+      if (displayName === undefined) throw new DomainError("unauthenticated", "invalid credentials");
       const base: Principal = {
         kind: "user",
         id: claims.sub,
         userId: claims.sub,
+        displayName,
         role: claims.role,
         permissions: new Set(),
         method: claims.amr === "refresh" ? "refreshed_access_token" : "access_token",

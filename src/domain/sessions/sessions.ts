@@ -47,6 +47,11 @@ export interface SessionsStore {
   touch(id: string, update: { lastUsedAt: Date; expiresAt: Date; ip: string; userAgent: string }): Promise<boolean>;
   /** Revokes one existing session unless already revoked; true when this call revoked it. */
   revoke(id: string, reason: string, at: Date): Promise<boolean>;
+  /**
+   * Records the revocation of an id that has no session document (the `sid` of a token from
+   * ExchangeApiKey), kept until `expiresAt` (when the token dies anyway); true when this call recorded it.
+   */
+  revokeStandalone(id: string, userId: string, reason: string, at: Date, expiresAt: Date): Promise<boolean>;
   /** Revokes every unrevoked session of a user (but `exceptId`); returns how many. */
   revokeAllForUser(userId: string, reason: string, at: Date, exceptId?: string): Promise<number>;
   /** Revokes every unrevoked session (but `exceptId`); returns how many. */
@@ -80,6 +85,11 @@ export interface SessionService {
   rotate(refreshToken: string, client: { ip: string; userAgent: string }): Promise<{ sessionId: string; userId: string; refreshToken: string; refreshExpiresAt: Date; mfaVerified: boolean }>;
   /** Revokes a session; false when it is unknown or already revoked. */
   revoke(sessionId: string, reason: string): Promise<boolean>;
+  /**
+   * Revokes the one token behind a session id that has no session (an exchanged API key's token),
+   * until `expiresAt`; false when it was already revoked. Instances learn it like any session revocation.
+   */
+  revokeStandalone(id: string, userId: string, reason: string, expiresAt: Date): Promise<boolean>;
   /** Revokes every session of a user except `exceptSessionId` (e.g. "sign out everywhere else"). */
   revokeAllForUser(userId: string, reason: string, exceptSessionId?: string): Promise<number>;
   /** Emergency: revokes every session of every user except `exceptSessionId`. */
@@ -92,6 +102,11 @@ export interface SessionService {
    * Returns it whatever its state — revoked or expired included; undefined for an unknown or malformed token.
    */
   findByRefreshToken(refreshToken: string): Promise<SessionRecord | undefined>;
+  /**
+   * A refresh token as stored (when issued, until when, whether already exchanged) with its session,
+   * without using the token; undefined for an unknown or malformed token or a session that is gone.
+   */
+  describeRefreshToken(refreshToken: string): Promise<{ token: RefreshTokenRecord; session: SessionRecord } | undefined>;
 }
 
 export interface SessionServiceDeps {
@@ -192,6 +207,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     },
 
     revoke: (sessionId, reason) => deps.sessions.revoke(sessionId, reason, new Date(now())),
+    revokeStandalone: (id, userId, reason, expiresAt) => deps.sessions.revokeStandalone(id, userId, reason, new Date(now()), expiresAt),
     revokeAllForUser: (userId, reason, exceptSessionId) => deps.sessions.revokeAllForUser(userId, reason, new Date(now()), exceptSessionId),
     revokeAll: (reason, exceptSessionId) => deps.sessions.revokeAll(reason, new Date(now()), exceptSessionId),
     get: (sessionId) => deps.sessions.get(sessionId),
@@ -201,6 +217,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       if (!isRefreshTokenFormat(refreshToken)) return undefined;
       const token = await deps.refreshTokens.find(hashRefreshToken(refreshToken));
       return token ? deps.sessions.get(token.sessionId) : undefined;
+    },
+
+    async describeRefreshToken(refreshToken) {
+      if (!isRefreshTokenFormat(refreshToken)) return undefined;
+      const token = await deps.refreshTokens.find(hashRefreshToken(refreshToken));
+      const session = token && (await deps.sessions.get(token.sessionId));
+      return token && session ? { token, session } : undefined;
     },
   };
 }

@@ -2,18 +2,19 @@ import { DomainError } from "../errors.ts";
 
 /** Page size when the caller asks for none (or 0). */
 export const DEFAULT_PAGE_SIZE = 50;
-/** Largest page a caller may ask for; more is `invalid_argument` rather than silently less. */
+/** Largest page returned; a larger request is clamped to it, as common.proto promises. */
 export const MAX_PAGE_SIZE = 500;
 
 const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** The page size to use: absent or 0 → 50; negative, fractional or above 500 → `invalid_argument`. */
-export function resolvePageSize(requested: number | undefined): number {
-  if (requested === undefined || requested === 0) return DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(requested) || requested < 0 || requested > MAX_PAGE_SIZE) {
-    throw new DomainError("invalid_argument", `page size must be from 0 to ${MAX_PAGE_SIZE}`);
-  }
-  return requested;
+/**
+ * The page size to use, by the rule of common.proto: absent or 0 → `defaultSize`; above `maxSize` →
+ * `maxSize` (clamped, not refused); negative or fractional → `invalid_argument`.
+ */
+export function resolvePageSize(requested: number | undefined, limits: { defaultSize: number; maxSize: number } = { defaultSize: DEFAULT_PAGE_SIZE, maxSize: MAX_PAGE_SIZE }): number {
+  if (requested === undefined || requested === 0) return limits.defaultSize;
+  if (!Number.isInteger(requested) || requested < 0) throw new DomainError("invalid_argument", "page_size must not be negative");
+  return Math.min(requested, limits.maxSize);
 }
 
 /**

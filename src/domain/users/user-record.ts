@@ -64,6 +64,15 @@ export interface UsersStore {
   /** Gives up `userId`'s bootstrap claim (its run failed, or the claim was abandoned). */
   releaseBootstrap(userId: string): Promise<void>;
   /**
+   * Claims the identifier `id` ("username:<lookalike key>", "email:<address>") for `userId` by inserting
+   * a document with that `_id`: atomic on every database. Resolves "claimed", or with the claim held.
+   */
+  claimIdentifier(id: string, userId: string, at: Date): Promise<"claimed" | { userId: string; at: Date }>;
+  /** Deletes the claim `id` if `userId` holds it. */
+  releaseIdentifier(id: string, userId: string): Promise<void>;
+  /** Whether anyone holds the claim `id`. */
+  hasIdentifierClaim(id: string): Promise<boolean>;
+  /**
    * Applies `patch` and always sets `updatedAt` to now. With `expected`, only when the user still has
    * that role and disabled state (an optimistic check against concurrent changes). Resolves to the
    * updated user, or undefined when no user matched. (On FerretDB 1.x a filtered update is not atomic,

@@ -1,19 +1,25 @@
 import { randomUUID } from "node:crypto";
 import { ROLE_ORDER, roleAtLeast, type Role } from "../permissions.ts";
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
+import type { StepUpAttempts } from "../auth/step-up-attempts.ts";
 import { DomainError } from "../errors.ts";
+import type { Principal } from "../principal.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
-import { checkPasswordStrength } from "../passwords/password-policy.ts";
+import type { ClientInfo } from "../principal.ts";
+import { createIdentifierClaims, emailClaim, usernameClaim } from "./identifier-claims.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
+import { mayManageRole } from "./role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
 import { createOwnerBootstrap } from "./owner-bootstrap.ts";
+import { createUserPasswords, requirePolicy } from "./user-passwords.ts";
 import type { UserPatch, UserRecord, UsersStore } from "./user-record.ts";
 
-/** Who performs an account change: the signed-in user and their current role. */
-export interface UserActor {
-  readonly userId: string;
-  readonly role: Role;
-}
+/**
+ * Who performs an account change: the caller (a user, or an API key acting for its owner, named as the
+ * audit log names it) and the role it acts with (the user's, or the key owner's).
+ */
+export type UserActor = Pick<Principal, "kind" | "id" | "userId" | "role" | "displayName">;
 
 export interface CreateUserInput {
   username: string;
@@ -32,7 +38,7 @@ export interface UpdateUserInput {
 export interface ListUsersInput {
   role?: Role;
   disabled?: boolean;
-  /** 0 or absent: 50. At most 500. */
+  /** 0 or absent: 50. More than 500: 500. Negative: `invalid_argument`. */
   pageSize?: number;
   /** The `nextPageToken` of the previous page; absent or empty for the first. */
   pageToken?: string;
@@ -52,22 +58,32 @@ export interface UsersService {
   /**
    * Creates a user. Only admins and owners create users; nobody grants a role above their own and only
    * an owner creates admins and owners (else `permission_denied`). The password must pass
-   * `checkPasswordStrength` (`invalid_argument` with the reason); a taken username is `already_exists`.
+   * `checkPasswordStrength` (`invalid_argument` with the reason). A username that is taken, or that looks
+   * like a taken one (same UTS #39 confusable skeleton, case aside), and an e-mail address another user
+   * has (case aside) are `already_exists`: decided by identifier claims, so of concurrent creates
+   * exactly one gets an identifier.
    */
   createUser(actor: UserActor, input: CreateUserInput): Promise<UserRecord>;
   /** `not_found` for an unknown id. */
   getUser(id: string): Promise<UserRecord>;
-  /** Users in id order, a page at a time; a page size above 500 or a malformed token is `invalid_argument`. */
+  /** Users in id order, a page at a time (see {@link resolvePageSize}); a malformed token is `invalid_argument`. */
   listUsers(input: ListUsersInput): Promise<UserPage>;
   /**
-   * Changes role, disabled state or email. An admin may change plain users only (and not make them
-   * admins); an owner may change anyone. Nobody changes their own role. The last active owner cannot be
-   * demoted or disabled (`failed_precondition`). A concurrent change to the same user is `aborted`.
+   * Changes role, disabled state or email. Who may change whom is the role hierarchy
+   * ({@link mayManageRole}): an admin changes plain users only (and does not make them admins); an
+   * owner changes anyone. Nobody changes their own role. The last active owner cannot be
+   * demoted or disabled (`failed_precondition`). A concurrent change to the same user is `aborted`. An
+   * e-mail address another user has is `already_exists` (claimed atomically, as on create).
    * Requiring a fresh MFA for promotions (see {@link isPromotion}) is the caller's job.
    */
   updateUser(actor: UserActor, id: string, input: UpdateUserInput): Promise<UserRecord>;
-  /** Wrong `current` is `permission_denied`; `next` must pass the policy and differ from `current`. */
-  changePassword(userId: string, current: string, next: string): Promise<void>;
+  /**
+   * Wrong `current` is `permission_denied`; `next` must pass the policy and differ from `current`. With
+   * `call` (the RPC's client and request id) and step-up attempts wired in, the check runs under the
+   * user's login lock: `resource_exhausted` (reason locked) while it is on, and a wrong `current`
+   * counts as a failed sign-in.
+   */
+  changePassword(userId: string, current: string, next: string, call?: { client: ClientInfo; requestId: string }): Promise<void>;
   /**
    * Checks a username and password. Unknown user, disabled user and wrong password all give undefined
    * after the same amount of work, so neither the answer nor its timing reveals which it was. On success
@@ -82,12 +98,19 @@ export interface UsersService {
    * a fixed-id document (UsersStore.claimBootstrap), and the others are refused.
    */
   bootstrapOwner(input: { username: string; password: string; email?: string }): Promise<UserRecord>;
+  /**
+   * Claims the usernames and e-mail addresses of users created before identifier claims existed, once
+   * per database (at start); resolves with how many users it went through.
+   */
+  backfillIdentifierClaims(): Promise<number>;
 }
 
 export interface UsersServiceDeps {
   usersStore: UsersStore;
   hasher: PasswordHasher;
   audit: AuditRecorder;
+  /** Puts ChangePassword's current-password check under the login lock (see {@link StepUpAttempts}). */
+  stepUp?: StepUpAttempts;
   now?: () => Date;
 }
 
@@ -104,16 +127,7 @@ export function isRole(value: unknown): value is Role {
 export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { usersStore, hasher, audit } = deps;
   const now = deps.now ?? (() => new Date());
-
-  function requirePolicy(password: unknown, userInputs: Array<string | undefined>): string {
-    if (typeof password !== "string") throw new DomainError("invalid_argument", "password is required");
-    const strength = checkPasswordStrength(
-      password,
-      userInputs.filter((input): input is string => input !== undefined),
-    );
-    if (!strength.ok) throw new DomainError("invalid_argument", strength.reason);
-    return password;
-  }
+  const claims = createIdentifierClaims({ usersStore, now });
 
   async function requireUser(id: string): Promise<UserRecord> {
     const user = typeof id === "string" && id.length <= 64 ? await usersStore.findById(id) : undefined;
@@ -123,7 +137,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
 
   /** Refuses with permission_denied, noting the attempt in the audit log first. */
   function deny(type: string, actor: UserActor, message: string, target?: string): never {
-    audit.record({ type, outcome: "denied", actor: { kind: "user", id: actor.userId }, ...(target ? { target: { kind: "user", id: target } } : {}), reason: message });
+    audit.record({ type, outcome: "denied", actor: auditActorOf(actor), ...(target ? { target: { kind: "user", id: target } } : {}), reason: message });
     throw new DomainError("permission_denied", message);
   }
 
@@ -131,13 +145,25 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     const name = normalizeUsername(input.username);
     const email = normalizeEmail(input.email);
     const password = requirePolicy(input.password, [name.display, email]);
+    // Claim the identifiers before the slow hash: a concurrent create of the same name or address fails now.
+    const identifiers = [usernameClaim(name.display), ...(email !== undefined ? [emailClaim(email)] : [])];
+    await claims.claim(id, identifiers);
+    try {
+      return await storeNew(id, name, email, input.role, password);
+    } catch (err) {
+      await claims.release(id, identifiers);
+      throw err;
+    }
+  }
+
+  async function storeNew(id: string, name: { display: string; key: string }, email: string | undefined, role: Role, password: string): Promise<UserRecord> {
     const at = now();
     const user: UserRecord = {
       _id: id,
       username: name.display,
       usernameKey: name.key,
       ...(email !== undefined ? { email } : {}),
-      role: input.role,
+      role,
       disabled: false,
       passwordHash: await hasher.hash(password),
       createdAt: at,
@@ -148,6 +174,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     return user;
   }
 
+  const passwords = createUserPasswords({ usersStore, hasher, audit, ...(deps.stepUp ? { stepUp: deps.stepUp } : {}), requireUser, now });
   const bootstrapOwner = createOwnerBootstrap({ usersStore, audit, insertOwner: (input, id) => insertNew({ ...input, role: "owner" }, id), now });
 
   return {
@@ -155,15 +182,16 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       // 1. The role must exist and be within what the actor may grant.
       if (!isRole(input.role)) throw new DomainError("invalid_argument", "role must be user, admin or owner");
       if (!roleAtLeast(actor.role, "admin")) deny("user.create", actor, "only admins and owners create users");
-      if (!roleAtLeast(actor.role, input.role)) deny("user.create", actor, "you cannot grant a role above your own");
-      if (input.role !== "user" && actor.role !== "owner") deny("user.create", actor, "only an owner creates admins and owners");
+      if (!mayManageRole(actor.role, input.role)) {
+        deny("user.create", actor, roleAtLeast(actor.role, input.role) ? "only an owner creates admins and owners" : "you cannot grant a role above your own");
+      }
 
       // 2. Validate, hash, store; then the audit record, which must be durable before we report success.
       const user = await insertNew(input);
       await audit.recordNow({
         type: "user.create",
         outcome: "success",
-        actor: { kind: "user", id: actor.userId },
+        actor: auditActorOf(actor),
         target: { kind: "user", id: user._id },
         metadata: { username: user.username, role: user.role },
       });
@@ -200,10 +228,8 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
 
       // 2. Who may change whom.
       if (role !== before.role && before._id === actor.userId) deny("user.update", actor, "you cannot change your own role", id);
-      if (actor.role !== "owner") {
-        if (before.role !== "user") deny("user.update", actor, "only an owner changes admins and owners", id);
-        if (role !== "user") deny("user.update", actor, "only an owner grants the admin or owner role", id);
-      }
+      if (!mayManageRole(actor.role, before.role)) deny("user.update", actor, "only an owner changes admins and owners", id);
+      if (!mayManageRole(actor.role, role)) deny("user.update", actor, "only an owner grants the admin or owner role", id);
 
       // 3. Never leave the gateway without an active owner.
       const losesOwner = before.role === "owner" && !before.disabled && (role !== "owner" || disabled);
@@ -218,8 +244,14 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
         ...(input.disabled !== undefined ? { disabled } : {}),
         ...(email !== undefined ? { email } : {}),
       };
+      const newAddress = typeof email === "string" && email.toLowerCase() !== before.email?.toLowerCase() ? [emailClaim(email)] : [];
+      await claims.claim(id, newAddress);
       const after = await usersStore.update(id, patch, { role: before.role, disabled: before.disabled });
-      if (!after) throw new DomainError("aborted", "the user was changed concurrently; try again");
+      if (!after) {
+        await claims.release(id, newAddress);
+        throw new DomainError("aborted", "the user was changed concurrently; try again");
+      }
+      if (before.email !== undefined && before.email.toLowerCase() !== after.email?.toLowerCase()) await claims.release(id, [emailClaim(before.email)]);
       if (losesOwner && (await usersStore.countActiveOwners()) === 0) {
         await usersStore.update(id, { role: before.role, disabled: before.disabled });
         throw new DomainError("failed_precondition", "the last active owner cannot be demoted or disabled");
@@ -228,7 +260,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       await audit.recordNow({
         type: "user.update",
         outcome: "success",
-        actor: { kind: "user", id: actor.userId },
+        actor: auditActorOf(actor),
         target: { kind: "user", id },
         metadata: {
           roleBefore: before.role,
@@ -241,45 +273,13 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       return after;
     },
 
-    async changePassword(userId, current, next) {
-      const user = await requireUser(userId);
-      const verified = await hasher.verify(user.passwordHash, typeof current === "string" ? current : "");
-      if (!verified.ok) {
-        audit.record({ type: "user.password_change", outcome: "failure", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId }, reason: "current password is incorrect" });
-        throw new DomainError("permission_denied", "current password is incorrect");
-      }
-      const password = requirePolicy(next, [user.username, user.email]);
-      if (password.normalize("NFKC") === current.normalize("NFKC")) throw new DomainError("invalid_argument", "the new password must differ from the current one");
-      await usersStore.setPasswordHash(userId, await hasher.hash(password), now());
-      await audit.recordNow({ type: "user.password_change", outcome: "success", actor: { kind: "user", id: userId }, target: { kind: "user", id: userId } });
-    },
-
-    async authenticatePassword(username, password) {
-      const candidate = typeof password === "string" ? password : "";
-      let user: UserRecord | undefined;
-      try {
-        user = await usersStore.findByUsernameKey(normalizeUsername(username).key);
-      } catch (err) {
-        if (!(err instanceof DomainError)) throw err; // a malformed name is just an unknown user
-      }
-      if (!user) {
-        await hasher.verifyDummy(candidate);
-        return undefined;
-      }
-      // A disabled user's password is checked too: the same work and the same answer as a wrong one.
-      const result = await hasher.verify(user.passwordHash, candidate);
-      if (!result.ok || user.disabled) return undefined;
-      if (result.needsRehash) {
-        const passwordHash = await hasher.hash(candidate);
-        await usersStore.setPasswordHash(user._id, passwordHash);
-        user = { ...user, passwordHash };
-      }
-      return { user };
-    },
+    ...passwords,
 
     async touchLastLogin(userId) {
       await usersStore.touchLastLogin(userId, now());
     },
+
+    backfillIdentifierClaims: () => claims.backfill(),
 
     bootstrapOwner,
   };
