@@ -112,7 +112,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     rpcHandler(req, res);
   };
 
-  const listener = createListener(handle, config.tls, (message) => deps.logger.debug(message));
+  const listener = createListener(handle, { tls: config.tls, timeouts: config.clientTimeouts, onError: (message) => deps.logger.debug(message) });
 
   let closing: Promise<void> | undefined;
   return {
