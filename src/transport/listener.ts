@@ -113,10 +113,8 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
     // Replaces Node's default answer, which resets the connection when the client is still sending:
     // a malformed request gets its 400 (431 for oversized headers), then the connection closes.
     server?.on("clientError", (error: Error & { code?: string }, socket: net.Socket) => {
-      if (guard.wasCut(socket)) {
-        socket.destroy();
-        return;
-      }
+      // Already answered or cut: it closes when its linger ends; later parse errors add nothing.
+      if (guard.wasCut(socket)) return;
       onError(`client error: ${error.message}`);
       const answer = answerForHttp1Error(error);
       if (answer === undefined) socket.destroy();
