@@ -73,7 +73,7 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
     // With allowHTTP1 this server carries Node's own HTTP/1.1 limits (it listens, so they run): the
     // guard's take their place, so both protocols and both transports behave alike (Node's request
     // timeout would also cut a long upload that is still making progress).
-    Object.assign(secure, { headersTimeout: 0, requestTimeout: 0, keepAliveTimeout: 0 });
+    Object.assign(secure, http1Limits(timeouts));
     secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) => {
       track(socket);
       if (socket.alpnProtocol !== "h2") guard.watchHttp1(socket, performance.now());
@@ -82,7 +82,7 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
     front = secure;
   } else {
     h2 = http2.createServer({}, handler);
-    h1 = http.createServer({ keepAliveTimeout: 0, headersTimeout: 0, requestTimeout: 0 }, http1Handler);
+    h1 = http.createServer(http1Limits(timeouts), http1Handler);
     const h1Server = h1;
     const h2Server = h2;
     // RPCs are small writes answered at once: Nagle's algorithm would hold them for a delayed ACK (~40 ms).
@@ -147,6 +147,15 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
       return req.socket.remoteAddress ?? "";
     },
   };
+}
+
+/**
+ * Node's own HTTP/1.1 limits: off, the guard enforces them. Only the keep-alive timeout stays, equal to
+ * the guard's idle limit, so responses advertise it (`Keep-Alive: timeout=…`) and clients stop reusing
+ * a connection before the server closes it.
+ */
+function http1Limits(timeouts: ClientTimeouts): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number } {
+  return { headersTimeout: 0, requestTimeout: 0, keepAliveTimeout: timeouts.idleMs };
 }
 
 /** Reads a new connection's first bytes; a client that sends none within `timeoutMs` is cut. */
