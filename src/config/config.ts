@@ -33,6 +33,15 @@ export interface Config {
   readonly keyFile: string;
   /** Largest accepted request message, per message. */
   readonly maxMessageBytes: number;
+  /** How long a slow or silent client may hold a connection (see src/transport/slow-client-guard.ts). */
+  readonly clientTimeouts: {
+    /** A request's headers must have arrived this long after the connection (or the request) began. */
+    readonly headersMs: number;
+    /** A request body may go this long without a byte while the server waits for one. */
+    readonly bodyMs: number;
+    /** A connection with no request in progress is closed after this long. */
+    readonly idleMs: number;
+  };
   /** Browser origins allowed to call the API through CORS (Connect-Web, gRPC-Web). */
   readonly corsOrigins: readonly string[];
   readonly rateLimits: RateLimits;
@@ -122,6 +131,9 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_ENCRYPTION_KEY", default: "(generated)", description: "32 bytes, base64: the AES-256-GCM key for secrets at rest (TOTP secrets, provider credentials). Instances sharing a database must share it." },
   { name: "PORTCULLIS_API_KEY_PEPPER", default: "(generated)", description: "32 bytes, base64: the HMAC key for API-key hashes. Instances sharing a database must share it." },
   { name: "PORTCULLIS_MAX_MESSAGE_BYTES", default: "4194304", description: "Largest accepted request message." },
+  { name: "PORTCULLIS_HEADERS_TIMEOUT_MS", default: "10000", description: "A request's headers must arrive within this time of the connection opening (or, on HTTP/1.1 keep-alive, of the request's first byte); also the TLS handshake limit. Else HTTP/1.1 gets 408 and the connection closes." },
+  { name: "PORTCULLIS_BODY_TIMEOUT_MS", default: "30000", description: "Longest a request body may stall (no byte received while the server waits for one) before the call is cut: 408 and close on HTTP/1.1, RST_STREAM on HTTP/2. Responses, including long server streams, are never cut by it." },
+  { name: "PORTCULLIS_IDLE_TIMEOUT_MS", default: "60000", description: "A connection with no call in progress is closed after this time (HTTP/2: GOAWAY). An open stream, however quiet, keeps its connection." },
   { name: "PORTCULLIS_CORS_ORIGINS", default: "(none)", description: "Comma-separated browser origins allowed by CORS, e.g. https://console.example.com." },
   { name: "PORTCULLIS_JWT_ISSUER", default: "portcullis", description: "`iss` of issued access tokens, checked on every verification." },
   { name: "PORTCULLIS_JWT_AUDIENCE", default: "portcullis", description: "`aud` of issued access tokens, checked on every verification." },
@@ -193,6 +205,11 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
     reflection: parseBoolean("PORTCULLIS_REFLECTION", get("PORTCULLIS_REFLECTION"), true),
     keyFile: absolute(get("PORTCULLIS_KEY_FILE") ?? resolve(dataDir, "keys.json"), cwd),
     maxMessageBytes: parseInteger("PORTCULLIS_MAX_MESSAGE_BYTES", get("PORTCULLIS_MAX_MESSAGE_BYTES"), 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    clientTimeouts: Object.freeze({
+      headersMs: parseInteger("PORTCULLIS_HEADERS_TIMEOUT_MS", get("PORTCULLIS_HEADERS_TIMEOUT_MS"), 10_000, 100, 600_000),
+      bodyMs: parseInteger("PORTCULLIS_BODY_TIMEOUT_MS", get("PORTCULLIS_BODY_TIMEOUT_MS"), 30_000, 100, 3_600_000),
+      idleMs: parseInteger("PORTCULLIS_IDLE_TIMEOUT_MS", get("PORTCULLIS_IDLE_TIMEOUT_MS"), 60_000, 100, 3_600_000),
+    }),
     corsOrigins: Object.freeze(parseOrigins(get("PORTCULLIS_CORS_ORIGINS"))),
     rateLimits: Object.freeze({
       default: parseInteger("PORTCULLIS_RATE_LIMIT_DEFAULT", get("PORTCULLIS_RATE_LIMIT_DEFAULT"), 600, 1, 10_000_000),
