@@ -31,9 +31,9 @@ export const RULES: Readonly<Record<string, LayerRule>> = {
     why: "app/ is the composition root; only main.ts and the CLI may use it",
   },
   transport: {
-    may: ["transport", "interceptors", "handlers", "domain", "access", "config", "log", "health", "reflection"],
+    may: ["transport", "interceptors", "handlers", "domain", "access", "config", "log", "health", "reflection", "gen"],
     forbiddenPackages: DRIVERS,
-    why: "the transport serves HTTP and runs the interceptor chain and the routes; it knows no storage",
+    why: "the transport serves HTTP, answers what never reaches a handler in the wire format, and runs the interceptor chain and the routes; it knows no storage",
   },
   interceptors: {
     may: ["interceptors", "handlers", "domain", "access", "config", "log", "gen"],

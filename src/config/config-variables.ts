@@ -55,6 +55,24 @@ export const VARIABLES = {
   tlsKey: variable("PORTCULLIS_TLS_KEY", NONE, "PEM private key file for PORTCULLIS_TLS_CERT.", parse.path),
   logLevel: variable("PORTCULLIS_LOG_LEVEL", "info", "fatal, error, warn, info, debug, trace or silent.", parse.oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const)),
   shutdownTimeoutMs: variable("PORTCULLIS_SHUTDOWN_TIMEOUT_MS", "10000", "Grace period for in-flight calls and streams on SIGTERM/SIGINT.", parse.integer(0, 600_000)),
+  headersTimeoutMs: variable(
+    "PORTCULLIS_HEADERS_TIMEOUT_MS",
+    "10000",
+    "A request's headers must arrive within this time of the connection opening (or, on HTTP/1.1 keep-alive, of the request's first byte); also the TLS handshake limit. Else HTTP/1.1 gets 408 and the connection closes.",
+    parse.integer(100, 600_000),
+  ),
+  bodyTimeoutMs: variable(
+    "PORTCULLIS_BODY_TIMEOUT_MS",
+    "30000",
+    "Longest a request body may stall (no byte received while the server waits for one) before the call is cut: 408 and close on HTTP/1.1, RST_STREAM on HTTP/2. Responses, including long server streams, are never cut by it.",
+    parse.integer(100, 3_600_000),
+  ),
+  idleTimeoutMs: variable(
+    "PORTCULLIS_IDLE_TIMEOUT_MS",
+    "60000",
+    "A connection with no call in progress is closed after this time (HTTP/2: GOAWAY). An open stream, however quiet, keeps its connection.",
+    parse.integer(100, 3_600_000),
+  ),
   reflection: variable("PORTCULLIS_REFLECTION", "true", "Serve gRPC server reflection (v1 and v1alpha).", parse.boolean),
   keyFile: variable("PORTCULLIS_KEY_FILE", { label: "<data dir>/keys.json" }, "Generated signing and encryption keys, created on first start with mode 0600.", parse.path),
   encryptionKey: variable(

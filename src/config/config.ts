@@ -27,6 +27,15 @@ export interface Config {
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** How long in-flight calls and streams may run on after SIGTERM before they are cut off. */
   readonly shutdownTimeoutMs: number;
+  /** How long a slow or silent client may hold a connection (see src/transport/slow-client-guard.ts). */
+  readonly clientTimeouts: {
+    /** A request's headers must have arrived this long after the connection (or the request) began. */
+    readonly headersMs: number;
+    /** A request body may go this long without a byte while the server waits for one. */
+    readonly bodyMs: number;
+    /** A connection with no request in progress is closed after this long. */
+    readonly idleMs: number;
+  };
   /** Whether gRPC server reflection is served (grpcurl list/describe). */
   readonly reflection: boolean;
   /** The file holding generated signing and encryption keys (owner-only permissions). */
@@ -131,6 +140,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
     tls: certFile && keyFile ? Object.freeze({ certFile, keyFile }) : undefined,
     logLevel: read(v.logLevel),
     shutdownTimeoutMs: read(v.shutdownTimeoutMs),
+    clientTimeouts: Object.freeze({ headersMs: read(v.headersTimeoutMs), bodyMs: read(v.bodyTimeoutMs), idleMs: read(v.idleTimeoutMs) }),
     reflection: read(v.reflection),
     keyFile: read(v.keyFile) ?? resolve(dataDir, "keys.json"),
     maxMessageBytes: read(v.maxMessageBytes),

@@ -39,6 +39,10 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
 }
 
 function codeName(error: unknown): string {
-  const code = error instanceof ConnectError ? error.code : Code.Unknown;
+  return statusName(error instanceof ConnectError ? error.code : Code.Unknown);
+}
+
+/** A status code as logged: "invalid_argument", "unimplemented"… */
+export function statusName(code: Code): string {
   return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
 }

@@ -1,18 +1,20 @@
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createRateLimiter } from "../access/rate-limiter.ts";
 import type { Config } from "../config/config.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
+import { rejectAllCredentials, rejectAllMfaCodes, type Authenticator, type FreshMfaVerifier } from "../domain/auth/authenticator.ts";
+import { clientKey, credentialHeaderCountKey, requestIdKey } from "../handlers/context-keys.ts";
 import { registerRoutes, type ServiceHandlers } from "../handlers/routes.ts";
 import type { HealthStatus } from "../health/health-status.ts";
-import { rejectAllCredentials, rejectAllMfaCodes, type Authenticator, type FreshMfaVerifier } from "../domain/auth/authenticator.ts";
 import { createInterceptorChain } from "../interceptors/chain.ts";
-import { clientKey, credentialHeaderCountKey } from "../handlers/context-keys.ts";
+import { statusName } from "../interceptors/logging.ts";
+import { requestIdFor } from "../interceptors/request-id.ts";
 import type { Logger } from "../log/logger.ts";
 import type { DescriptorIndex } from "../reflection/descriptor-index.ts";
 import { corsHeaders } from "./cors.ts";
 import { credentialHeaderCount } from "./credential-headers.ts";
 import { createListener, type RequestHandler } from "./listener.ts";
+import { createRpcAdapter } from "./rpc-adapter.ts";
 
 export interface ServerDeps {
   readonly logger: Logger;
@@ -55,7 +57,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     failedAuthentications: createRateLimiter({ failed_authentication: config.failedAuthenticationsPerMinute }),
     ...(deps.audit ? { audit: deps.audit } : {}),
   });
-  const rpcHandler = connectNodeAdapter({
+  const rpcHandler = createRpcAdapter({
     routes: (router) =>
       registerRoutes(router, {
         health: deps.health,
@@ -68,10 +70,25 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     contextValues: (req) => {
       const values = createContextValues();
       const userAgent = req.headers["user-agent"];
+      const offeredId = req.headers["x-request-id"];
+      values.set(requestIdKey, requestIdFor(typeof offeredId === "string" ? offeredId : undefined));
       values.set(clientKey, { ip: listener.remoteAddressOf(req), userAgent: typeof userAgent === "string" ? userAgent.slice(0, 256) : "" });
       values.set(credentialHeaderCountKey, credentialHeaderCount(req.rawHeaders));
       return values;
     },
+    // The same line the logging interceptor writes, for calls the transport answered before it ran.
+    onRefused: (call) =>
+      deps.logger.info(
+        {
+          requestId: call.requestId,
+          method: call.method,
+          code: statusName(call.code),
+          durationMs: Math.round(call.durationMs * 100) / 100,
+          ip: call.contextValues.get(clientKey).ip || undefined,
+        },
+        "rpc",
+      ),
+    onFailure: (error, method) => deps.logger.error({ err: error, method }, "rpc handler failed"),
   });
 
   let inFlight = 0;
@@ -111,7 +128,7 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     rpcHandler(req, res);
   };
 
-  const listener = createListener(handle, config.tls, (message) => deps.logger.debug(message));
+  const listener = createListener(handle, { tls: config.tls, timeouts: config.clientTimeouts, onError: (message) => deps.logger.debug(message) });
 
   let closing: Promise<void> | undefined;
   return {
