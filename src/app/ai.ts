@@ -17,6 +17,7 @@ import { createProviders } from "../providers/create-providers.ts";
 import { createAiUsageStore } from "../store/ai-usage-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import { createProviderCredentialsStore } from "../store/provider-credentials-store.ts";
+import type { ChangeFollower } from "../domain/changes/change-feed.ts";
 import type { Poller } from "./background.ts";
 
 const USAGE_FLUSH_MS = 5_000;
@@ -46,8 +47,10 @@ export interface Ai {
   readonly queries: AiQueries;
   readonly registry: ProviderRegistry;
   readonly vault: CredentialVault;
-  /** The credential cache's poller and the providers' health probes. */
+  /** The providers' health probes. */
   readonly pollers: readonly Poller[];
+  /** The credential cache, kept fresh by the change feed. */
+  readonly followers: readonly ChangeFollower[];
 }
 
 /**
@@ -59,7 +62,7 @@ export function createAi(deps: { store: Store; keyring: Keyring; config: Config;
   const { config, audit, logger } = deps;
   const envelope = createCredentialEnvelope(deps.keyring.encryptionKey);
   const credentialStore = createProviderCredentialsStore(deps.store);
-  const cache = createCredentialCache({ store: credentialStore, envelope, audit, onError: (error) => logger.warn({ err: error }, "credential poll failed") });
+  const cache = createCredentialCache({ store: credentialStore, envelope, audit });
   const registry = createProviderRegistry({
     providers: createProviders(config.ai.providers),
     defaultProvider: config.ai.defaultProvider,
@@ -76,5 +79,5 @@ export function createAi(deps: { store: Store; keyring: Keyring; config: Config;
     limits: config.ai,
     onRetry: (provider, error, attempt) => logger.info({ provider, failure: error.kind, status: error.status, attempt }, "retrying provider call"),
   });
-  return { queries, registry, vault: reprobingVault(vault, registry), pollers: [cache, registry] };
+  return { queries, registry, vault: reprobingVault(vault, registry), pollers: [registry], followers: [cache.follower] };
 }

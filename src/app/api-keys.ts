@@ -11,6 +11,7 @@ import type { Keyring } from "../keys/keyring.ts";
 import type { Logger } from "../log/logger.ts";
 import { createApiKeysStore } from "../store/api-keys-store.ts";
 import type { Store } from "../store/mongo-store.ts";
+import type { ChangeFollower } from "../domain/changes/change-feed.ts";
 import type { Poller } from "./background.ts";
 import type { Identity } from "./identity.ts";
 
@@ -21,19 +22,19 @@ export interface ApiKeys {
   readonly usage: UsageTracker;
   readonly service: ApiKeyService;
   readonly authenticator: ApiKeyAuthenticator;
-  /** The key cache's poller and the usage tracker's writer (which writes what is left when stopped). */
+  /** The usage tracker's writer (which writes what is left when stopped). */
   readonly pollers: readonly Poller[];
+  /** The key cache, kept fresh by the change feed. */
+  readonly followers: readonly ChangeFollower[];
 }
 
-// Every instance reads key changes this often: well inside the one-second promise.
-const KEY_POLL_MS = 250;
 const USAGE_FLUSH_MS = 5_000;
 
 /** Wires key storage, the key cache, usage counting, verification and the lifecycle on the identity services (and the AI usage the keys show). */
 export function createApiKeys(deps: { store: Store; identity: Identity; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; aiUsage: AiUsageReader }): ApiKeys {
   const { identity, config, audit, logger } = deps;
   const store = createApiKeysStore(deps.store);
-  const cache = createApiKeyCache({ store, pollIntervalMs: KEY_POLL_MS, onError: (error) => logger.warn({ err: error }, "api key poll failed") });
+  const cache = createApiKeyCache({ store, onError: (error) => logger.warn({ err: error }, "api key poll failed") });
   const usage = createUsageTracker({ sink: store, flushIntervalMs: USAGE_FLUSH_MS, onError: (error) => logger.warn({ err: error }, "api key usage write failed") });
   const verifier = createApiKeyVerifier({ prefix: config.apiKeys.prefix, pepper: deps.keyring.apiKeyPepper, cache, userState: identity.userState });
   return {
@@ -54,8 +55,8 @@ export function createApiKeys(deps: { store: Store; identity: Identity; keyring:
       aiUsage: deps.aiUsage,
     }),
     authenticator: createApiKeyAuthenticator({ verifier, cache, revocations: identity.revocations, usage, audit }),
+    followers: [cache.follower],
     pollers: [
-      cache,
       {
         start: () => usage.start(),
         stop: () => usage.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed")),

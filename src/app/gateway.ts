@@ -5,6 +5,7 @@ import { createAuditRecorder, type AuditRecorder } from "../domain/audit/audit-r
 import { createResponseActions } from "../domain/audit/response-actions.ts";
 import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import { createChangeFeed } from "../domain/changes/change-feed.ts";
 import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import { createAiHandlers } from "../handlers/ai-service.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
@@ -15,6 +16,7 @@ import type { Keyring } from "../keys/keyring.ts";
 import { checkSharedKeys } from "../keys/shared-keys-check.ts";
 import type { Logger } from "../log/logger.ts";
 import { createAuditStore } from "../store/audit-store.ts";
+import { createChangeMarksStore } from "../store/change-marks-store.ts";
 import { createKeyFingerprintsStore } from "../store/key-fingerprints-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import type { ServerDeps } from "../transport/server.ts";
@@ -97,12 +99,17 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
   });
   const ai = createAi({ store, keyring, config, audit, logger, usage: aiUsage, keyCache: apiKeys.cache });
   const audio = createAudio({ config, audit, logger });
+  // One timer for every cache that follows the database: it reads the change marks and refreshes only
+  // what moved (with nothing changing, one read of a few documents per period).
+  const feed = createChangeFeed({ marks: createChangeMarksStore(store), onError: (error, follower) => logger.warn({ err: error, follower }, "change feed refresh failed") });
+  for (const follower of [...identity.followers, ...apiKeys.followers, ...ai.followers]) feed.follow(follower);
   const emergencyRevoke = createEmergencyRevoke({ sessions: identity.sessions, apiKeys: apiKeys.service, audit, refreshRevocations: () => identity.revocations.pollNow() });
   const services: GatewayServerDeps["services"] = {
     auth: {
       ...createAuthHandlers({
         login: identity.login,
         users: identity.users,
+        profiles: identity.profiles,
         mfa: identity.mfa,
         sessions: identity.sessionActions,
         emergencyRevoke,
@@ -121,7 +128,8 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
   const background = createBackground({
     tasks: [...identity.tasks, ...auditService.tasks],
     // Stopped in reverse: speech first (its streams end), then AI, audit, keys, identity.
-    pollers: [...identity.pollers, ...aiUsage.pollers, ...apiKeys.pollers, ...auditService.pollers, ...ai.pollers, ...audio.pollers],
+    // The feed last: it starts once the caches it refreshes have loaded, and stops first.
+    pollers: [...identity.pollers, ...aiUsage.pollers, ...apiKeys.pollers, ...auditService.pollers, ...ai.pollers, ...audio.pollers, feed],
     logger,
   });
   await background.start().catch(async (error: unknown) => {

@@ -13,7 +13,9 @@ import { deriveBackupCodeKey } from "../domain/mfa/backup-codes.ts";
 import { createMfaService } from "../domain/mfa/mfa.ts";
 import { createPasswordHasher } from "../domain/passwords/password-hasher.ts";
 import { createRevocationCache, type RevocationCache } from "../domain/revocation/revocation-cache.ts";
-import { createUserStateReader, type UserStateReader } from "../domain/revocation/user-state.ts";
+import { createUserProfiles, createUserStateReader, type UserStateReader } from "../domain/revocation/user-state.ts";
+import type { ChangeFollower } from "../domain/changes/change-feed.ts";
+import type { UserProfiles } from "../domain/users/user-profile.ts";
 import { createSessionService, type SessionService } from "../domain/sessions/sessions.ts";
 import { createAccessTokenService, type AccessTokenService } from "../domain/tokens/access-tokens.ts";
 import { createSigningKeySet, type SigningKeySet } from "../domain/tokens/signing-keys.ts";
@@ -55,6 +57,8 @@ export interface Identity {
   readonly revocations: RevocationCache;
   /** A user's current role and disabled flag: from the revocation cache, the database when not cached yet. */
   readonly userState: UserStateReader;
+  /** Users' profiles (WhoAmI's fields, MFA on or off) from memory; the database only for a user not known here yet. */
+  readonly profiles: UserProfiles;
   /** Usernames by id, cached: the display names of audit actors. */
   readonly userNames: UserNames;
   readonly sessions: SessionService;
@@ -63,16 +67,17 @@ export interface Identity {
   readonly mfa: MfaActions;
   readonly freshMfa: FreshMfaVerifier;
   readonly accountLocks: AccountLocks;
-  /** Its background work: signing-key refresh, the session sweep, lifting expired locks. */
+  /** Its background work: the session sweep, lifting expired locks. */
   readonly tasks: readonly PeriodicTask[];
-  /** The revocation cache's poller. */
+  /** The revocation cache's first load. */
   readonly pollers: readonly Poller[];
+  /** What the change feed keeps fresh: the revocation cache (sessions, users, MFA) and the signing keys. */
+  readonly followers: readonly ChangeFollower[];
 }
 
-// How often each instance reads revocations and user changes: well inside the 1-second promise.
-const REVOCATION_POLL_MS = 250;
-// Keys published (or retired) by other instances become known here within a second.
-const SIGNING_KEY_REFRESH_MS = 1_000;
+// Keys published or retired by other instances arrive through the change feed; this often the set is
+// reloaded anyway, which is also when the rotation schedule is checked.
+const SIGNING_KEY_REFRESH_MS = 60_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 const LOCK_RELEASE_MS = 30_000;
 
@@ -99,7 +104,6 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
   });
   const revocations = createRevocationCache({
     store: createRevocationStore(store),
-    pollIntervalMs: REVOCATION_POLL_MS,
     retentionMs: config.tokens.accessTtlMs + config.tokens.leewayMs,
     onError: (error) => logger.warn({ err: error }, "revocation poll failed"),
   });
@@ -118,7 +122,7 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     secretBox: createSecretBox(keyring.encryptionKey),
     backupCodeKey: deriveBackupCodeKey(keyring.encryptionKey),
   });
-  const mfa = createMfaActions({ mfa: mfaService, audit });
+  const mfa = createMfaActions({ mfa: mfaService, audit, noteMfa: (userId, enabled) => revocations.noteMfa(userId, enabled) });
   const login = createLoginService({
     users,
     throttle,
@@ -137,7 +141,7 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     users: usersStore,
     locks: createAccountLocksStore(store),
     revokeSessions: (userId, reason) => sessionActions.revokeUserSessions(userId, reason),
-    noteUserChanged: (user) => revocations.noteUserChanged(user._id, { role: user.role, disabled: user.disabled }),
+    noteUserChanged: (user) => revocations.noteUserChanged(user._id, { role: user.role, disabled: user.disabled }, user),
     audit,
   });
 
@@ -148,6 +152,7 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     accessTokens,
     revocations,
     userState,
+    profiles: createUserProfiles({ revocations, users: usersStore, mfaEnabled: (userId) => mfaService.isEnabled(userId) }),
     userNames,
     sessions,
     sessionActions,
@@ -156,7 +161,6 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
     freshMfa: createFreshMfaVerifier({ actions: mfa, users: usersStore, stepUp }),
     accountLocks,
     tasks: [
-      { name: "signing key refresh", everyMs: SIGNING_KEY_REFRESH_MS, run: () => signingKeys.refresh() },
       // No TTL indexes on FerretDB: expired sessions and refresh tokens are swept here, and expiry is
       // checked on every read anyway, so a late sweep costs disk space, never correctness.
       {
@@ -169,6 +173,7 @@ export async function createIdentity(deps: { store: Store; keyring: Keyring; con
       },
       { name: "releasing expired account locks", everyMs: LOCK_RELEASE_MS, run: () => accountLocks.releaseDue() },
     ],
-    pollers: [revocations],
+    pollers: [{ start: () => revocations.start(), stop: () => undefined }],
+    followers: [revocations.follower, { name: "signing keys", topics: ["signing_keys"], refresh: () => signingKeys.refresh(), everyMs: SIGNING_KEY_REFRESH_MS }],
   };
 }

@@ -8,9 +8,9 @@ import { DomainError } from "../domain/errors.ts";
 import type { MfaActions } from "../domain/auth/mfa-actions.ts";
 import type { Principal } from "../domain/principal.ts";
 import type { RevocationCache } from "../domain/revocation/revocation-cache.ts";
-import type { SessionRecord } from "../domain/sessions/sessions.ts";
 import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import type { UserRecord } from "../domain/users/user-record.ts";
+import type { UserProfiles } from "../domain/users/user-profile.ts";
 import { isPromotion, type UsersService } from "../domain/users/users.ts";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
@@ -18,10 +18,13 @@ import type { RequestContext } from "../domain/request-context.ts";
 import { callerOf, originOf } from "./caller.ts";
 import { credentialKey } from "./context-keys.ts";
 import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
+import { createUserMessages, sessionMessage } from "./user-messages.ts";
 
 export interface AuthHandlerDeps {
   readonly login: LoginService;
   readonly users: UsersService;
+  /** Users' profiles from memory (WhoAmI, GetTokenInfo, and MFA state in every user message). */
+  readonly profiles: UserProfiles;
   readonly mfa: MfaActions;
   readonly sessions: SessionActions;
   readonly emergencyRevoke: EmergencyRevoke;
@@ -50,34 +53,20 @@ function userSession(principal: Principal): string {
  * enforced by the interceptors.
  */
 export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<typeof AuthService>> {
-  const userMessage = async (user: UserRecord) => ({
-    id: user._id,
-    username: user.username,
-    email: user.email ?? "",
-    role: roleToProto(user.role),
-    disabled: user.disabled,
-    mfaEnabled: await deps.mfa.isEnabled(user._id),
-    createdAt: timestamp(user.createdAt),
-    updatedAt: timestamp(user.updatedAt),
-    lastLoginAt: timestamp(user.lastLoginAt),
-  });
-  const sessionMessage = (session: SessionRecord, current: string | undefined) => ({
-    id: session.id,
-    userId: session.userId,
-    createdAt: timestamp(session.createdAt),
-    lastUsedAt: timestamp(session.lastUsedAt),
-    expiresAt: timestamp(session.expiresAt),
-    ip: session.ip,
-    userAgent: session.userAgent,
-    current: session.id === current,
-  });
+  const { profileMessage, userMessage } = createUserMessages(deps.profiles);
+  // From memory: the instance holds every user's profile within a second of the database.
+  const requireProfile = async (userId: string) => {
+    const profile = await deps.profiles.get(userId);
+    if (!profile) throw new DomainError("not_found", "user not found");
+    return profile;
+  };
   // Granting admin or owner is as sensitive as the operations whose access rule says fresh_mfa.
   const requireFreshMfa = async (action: RequestContext, code: string) => {
     if (code === "" || !(await deps.freshMfa.verify(action.principal, code, action))) {
       throw new DomainError("permission_denied", "granting admin or owner needs a fresh MFA code", { reason: "fresh_mfa_required" });
     }
   };
-  const noteUser = (user: UserRecord) => deps.revocations.noteUserChanged(user._id, { role: user.role, disabled: user.disabled });
+  const noteUser = (user: UserRecord) => deps.revocations.noteUserChanged(user._id, { role: user.role, disabled: user.disabled }, user);
 
   return {
     async login(req, ctx) {
@@ -126,7 +115,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       const action = callerOf(ctx);
       const info = await deps.sessions.tokenInfo(action, req.token === "" ? ownAccessToken(ctx, action.principal) : req.token);
       if (!info.active) return { active: false };
-      const user = await deps.users.getUser(info.userId).catch(() => undefined);
+      const user = await deps.profiles.get(info.userId);
       // An access token carries the role it was issued with; a refresh token acts with the current one.
       const role = info.claims?.role ?? user?.role;
       return {
@@ -146,8 +135,8 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async whoAmI(_req, ctx) {
       const { principal } = callerOf(ctx);
-      const user = await deps.users.getUser(principal.userId);
-      const mfaEnabled = await deps.mfa.isEnabled(principal.userId);
+      // No database round trip: the principal and the profile are both held in memory.
+      const user = await requireProfile(principal.userId);
       const method = {
         access_token: AuthMethod.PASSWORD,
         refreshed_access_token: AuthMethod.REFRESH,
@@ -162,10 +151,10 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
           role: roleToProto(principal.role),
           userId: principal.userId,
         },
-        user: await userMessage(user),
+        user: profileMessage(user),
         permissions: [...principal.permissions].sort(),
         authMethod: method,
-        mfaEnabled,
+        mfaEnabled: user.mfaEnabled,
         mfaVerified: principal.mfaVerified === true,
         sessionId: principal.sessionId ?? "",
         credentialExpiresAt: timestamp(principal.credentialExpiresAt),
@@ -186,6 +175,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
       const role = roleFromProto(req.role);
       if (role !== "user") await requireFreshMfa(action, ctx.requestHeader.get("x-mfa-code") ?? "");
       const user = await deps.users.createUser(principal, { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) });
+      noteUser(user);
       return { user: await userMessage(user) };
     },
 

@@ -10,6 +10,7 @@ import {
   type ApiKeyUsage,
 } from "../domain/api-keys/api-key-record.ts";
 import type { ApiKeyChanges, ApiKeysStore, KeyOwnerScope, KeyPageCursor, RevocationTarget } from "../domain/api-keys/api-keys-store.ts";
+import { markChanged } from "./change-marks-store.ts";
 import type { Store } from "./mongo-store.ts";
 
 const DUPLICATE_KEY = 11000;
@@ -52,9 +53,13 @@ export function createApiKeysStore(store: Store): ApiKeysStore {
     return { ...live, $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: now } }] };
   };
 
+  // Every instance caches the keys in use; a write of a key, its revocation or rotation marks the topic.
+  const changed = () => markChanged(store.db, "api_keys");
+
   return {
     async insert(record: ApiKeyRecord): Promise<void> {
       await keys.insertOne(record);
+      await changed();
     },
 
     async findState(keyId: string): Promise<ApiKeyState | undefined> {
@@ -96,20 +101,24 @@ export function createApiKeysStore(store: Store): ApiKeysStore {
      */
     async update(keyId: string, expectedVersion: number, changes: ApiKeySettings, now: Date): Promise<boolean> {
       const result = await keys.updateOne({ _id: keyId, version: expectedVersion }, { $set: { ...changes, version: expectedVersion + 1, updatedAt: now } });
-      return result.modifiedCount === 1;
+      if (result.modifiedCount !== 1) return false;
+      await changed();
+      return true;
     },
 
     /** Revokes the keys that are not revoked yet; returns how many this call revoked. */
     async revoke(targets: readonly RevocationTarget[], details: { reason: string; revokedBy: string; at: Date }): Promise<number> {
       if (targets.length === 0) return 0;
       const documents = targets.map((t) => ({ _id: t.keyId, ownerUserId: t.ownerUserId, revokedAt: details.at, reason: details.reason, revokedBy: details.revokedBy }));
+      let revoked: number;
       try {
-        const result = await revocations.insertMany(documents, { ordered: false });
-        return result.insertedCount;
+        revoked = (await revocations.insertMany(documents, { ordered: false })).insertedCount;
       } catch (err) {
-        if (err instanceof MongoBulkWriteError && duplicatesOnly(err)) return err.result.insertedCount;
-        throw err;
+        if (!(err instanceof MongoBulkWriteError && duplicatesOnly(err))) throw err;
+        revoked = err.result.insertedCount;
       }
+      if (revoked > 0) await changed();
+      return revoked;
     },
 
     /** Every not-yet-revoked key in scope, as revocation targets. */
@@ -124,6 +133,7 @@ export function createApiKeysStore(store: Store): ApiKeysStore {
     async claimRotation(rotation: ApiKeyRotation): Promise<boolean> {
       try {
         await rotations.insertOne(rotation);
+        await changed();
         return true;
       } catch (err) {
         if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;

@@ -1,5 +1,6 @@
 import { MongoServerError, type Collection, type Filter, type UpdateFilter } from "mongodb";
 import type { MfaCodeUse, MfaStore } from "../domain/mfa/mfa-factor.ts";
+import { markChanged } from "./change-marks-store.ts";
 import type { Store } from "./mongo-store.ts";
 
 const DUPLICATE_KEY = 11000;
@@ -84,8 +85,8 @@ export function createMfaStore(store: Store): MfaStore {
       }
     },
 
-    enable(userId, factor) {
-      return updated(
+    async enable(userId, factor) {
+      const enabled = await updated(
         { _id: userId, enabled: false, enrollmentId: factor.enrollmentId, pendingSecretSealed: factor.secretSealed },
         {
           $set: {
@@ -98,6 +99,9 @@ export function createMfaStore(store: Store): MfaStore {
           $unset: { pendingSecretSealed: "", pendingCreatedAt: "" },
         },
       );
+      // Whether MFA is on is part of every instance's in-memory profile of the user (WhoAmI).
+      if (enabled) await markChanged(store.db, "mfa");
+      return enabled;
     },
 
     replaceBackupCodes(userId, enrollmentId, backupCodeHashes, at) {
@@ -112,6 +116,7 @@ export function createMfaStore(store: Store): MfaStore {
           $unset: { enrollmentId: "", secretSealed: "", pendingSecretSealed: "", pendingCreatedAt: "", enabledAt: "" },
         },
       );
+      await markChanged(store.db, "mfa");
       // After the factor: once its enrolment id is gone nothing can record uses under it any more.
       await uses.deleteMany({ userId });
     },

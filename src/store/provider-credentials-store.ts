@@ -1,5 +1,6 @@
 import { MongoServerError, type Collection, type Filter } from "mongodb";
 import type { CredentialRecord, CredentialStore } from "../domain/ai/credential-records.ts";
+import { markChanged } from "./change-marks-store.ts";
 import type { Store } from "./mongo-store.ts";
 
 const DUPLICATE_KEY = 11000;
@@ -31,11 +32,17 @@ export function createProviderCredentialsStore(store: Store): CredentialStore {
     }
   };
 
+  // Every instance caches the secrets in use and drops them when this topic's mark moves.
+  const changedIf = async (done: boolean): Promise<boolean> => {
+    if (done) await markChanged(store.db, "provider_credentials");
+    return done;
+  };
+
   return {
-    insert: (record) => insertOnce(credentials, record),
+    insert: async (record) => changedIf(await insertOnce(credentials, record)),
     async replace(record) {
       const { _id, ...rest } = record;
-      return (await credentials.replaceOne({ _id }, rest)).matchedCount === 1;
+      return changedIf((await credentials.replaceOne({ _id }, rest)).matchedCount === 1);
     },
     async find(id) {
       return (await credentials.findOne({ _id: id })) ?? undefined;
@@ -55,10 +62,10 @@ export function createProviderCredentialsStore(store: Store): CredentialStore {
       return credentials.find({}, { projection: { _id: 1, updatedAt: 1 } }).toArray();
     },
     async delete(id) {
-      return (await credentials.deleteOne({ _id: id })).deletedCount === 1;
+      return changedIf((await credentials.deleteOne({ _id: id })).deletedCount === 1);
     },
     async rewrap(id, expectedWrappedKey, next) {
-      return (await credentials.updateOne({ _id: id, wrappedKey: expectedWrappedKey }, { $set: next })).modifiedCount === 1;
+      return changedIf((await credentials.updateOne({ _id: id, wrappedKey: expectedWrappedKey }, { $set: next })).modifiedCount === 1);
     },
     async claimRotation(holder, now, staleMs) {
       if (await insertOnce(locks, { _id: "rotation", holder, startedAt: now })) return true;

@@ -153,4 +153,7 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
   { name: "provider_credentials", indexes: [{ name: "provider_name", key: { provider: 1, name: 1 } }] },
   { name: "provider_credential_locks", indexes: [] },
   { name: "provider_credential_uses", indexes: [] },
+  // One document per followed topic (_id "users", "sessions", "api_keys"…), its mark set to a fresh
+  // value after every change of the topic: what each instance's change feed reads, a few documents whole.
+  { name: "change_marks", indexes: [] },
 ];

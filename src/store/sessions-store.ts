@@ -1,5 +1,6 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Filter } from "mongodb";
 import type { SessionRecord, SessionsStore } from "../domain/sessions/sessions.ts";
+import { markChanged } from "./change-marks-store.ts";
 import type { Store } from "./mongo-store.ts";
 
 export type { SessionRecord, SessionsStore } from "../domain/sessions/sessions.ts";
@@ -53,14 +54,18 @@ export function createSessionsStore(store: Store): MongoSessionsStore {
   const revokeSessions = async (targets: ReadonlyArray<{ _id: string; userId: string }>, reason: string, at: Date): Promise<number> => {
     if (targets.length === 0) return 0;
     const docs = targets.map((t): RevocationDocument => ({ _id: t._id, userId: t.userId, revokedAt: at, reason: String(reason) }));
+    let revoked: number;
     try {
       await revocations.insertMany(docs, { ordered: false });
-      return docs.length;
+      revoked = docs.length;
     } catch (err) {
       const duplicates = duplicateKeyErrors(err);
       if (duplicates === undefined) throw err;
-      return docs.length - duplicates;
+      revoked = docs.length - duplicates;
     }
+    // Every instance holds revoked session ids in memory and refreshes them when the mark moves.
+    if (revoked > 0) await markChanged(store.db, "sessions");
+    return revoked;
   };
 
   const withRevocations = async (docs: SessionDocument[]): Promise<SessionRecord[]> => {
@@ -104,6 +109,7 @@ export function createSessionsStore(store: Store): MongoSessionsStore {
     async revokeStandalone(id, userId, reason, at, expiresAt) {
       try {
         await revocations.insertOne({ _id: String(id), userId: String(userId), revokedAt: at, reason: String(reason), tokenExpiresAt: expiresAt });
+        await markChanged(store.db, "sessions");
         return true;
       } catch (err) {
         if (duplicateKeyErrors(err) !== undefined) return false;

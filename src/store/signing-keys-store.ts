@@ -1,6 +1,7 @@
 import { MongoServerError, type Collection } from "mongodb";
 import type { JWK } from "jose";
 import type { PublishedSigningKey, SigningKeysStore } from "../domain/tokens/signing-keys.ts";
+import { markChanged } from "./change-marks-store.ts";
 import type { Store } from "./mongo-store.ts";
 
 export type { PublishedSigningKey, SigningKeysStore } from "../domain/tokens/signing-keys.ts";
@@ -24,15 +25,20 @@ export function createSigningKeysStore(store: Store): SigningKeysStore {
   return {
     async publish(key) {
       // $setOnInsert: publishing again at every start must not overwrite a retirement.
-      await keys.updateOne({ _id: String(key.kid) }, { $setOnInsert: { publicJwk: key.publicJwk, createdAt: key.createdAt } }, { upsert: true }).catch((err: unknown) => {
+      const result = await keys.updateOne({ _id: String(key.kid) }, { $setOnInsert: { publicJwk: key.publicJwk, createdAt: key.createdAt } }, { upsert: true }).catch((err: unknown) => {
         // Two instances publishing the same key at once: the other one won, which is the same result.
         if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+        return undefined;
       });
+      // A key new to the database: every instance's key set refreshes when the mark moves.
+      if (result?.upsertedCount === 1) await markChanged(store.db, "signing_keys");
     },
 
     async retire(kid, retiredAt, verifyUntil) {
       const result = await keys.updateOne({ _id: String(kid), retiredAt: { $exists: false } }, { $set: { retiredAt, verifyUntil } });
-      return result.modifiedCount === 1;
+      if (result.modifiedCount !== 1) return false;
+      await markChanged(store.db, "signing_keys");
+      return true;
     },
 
     async list() {

@@ -2,6 +2,7 @@ import { MongoServerError, type Collection, type Filter, type UpdateFilter } fro
 import type { Role } from "../domain/permissions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { UserListQuery, UserRecord, UsersStore } from "../domain/users/user-record.ts";
+import { markChanged } from "./change-marks-store.ts";
 import type { Store } from "./mongo-store.ts";
 import { META_COLLECTION, USER_CLAIMS_COLLECTION } from "./schema.ts";
 
@@ -23,6 +24,8 @@ export function createUsersStore(store: Store): UsersStore {
   const claims = store.db.collection<{ _id: string; userId: string; at: Date }>(USER_CLAIMS_COLLECTION);
 
   const byId = (id: string): Filter<UserRecord> => ({ _id: String(id) });
+  // Every write of a user marks the topic: other instances hold users' profiles and states in memory.
+  const changed = () => markChanged(store.db, "users");
 
   return {
     async insert(user) {
@@ -32,6 +35,7 @@ export function createUsersStore(store: Store): UsersStore {
         if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) throw new DomainError("already_exists", "username is taken");
         throw err;
       }
+      await changed();
     },
 
     async findById(id) {
@@ -110,17 +114,22 @@ export function createUsersStore(store: Store): UsersStore {
       if (typeof patch.email === "string") set.email = patch.email;
       const update: UpdateFilter<UserRecord> = { $set: set };
       if (patch.email === null) update.$unset = { email: "" };
-      return (await users.findOneAndUpdate(filter, update, { returnDocument: "after" })) ?? undefined;
+      const updated = (await users.findOneAndUpdate(filter, update, { returnDocument: "after" })) ?? undefined;
+      if (updated) await changed();
+      return updated;
     },
 
     async setPasswordHash(id, passwordHash, passwordChangedAt) {
       const set: Partial<UserRecord> = { passwordHash: String(passwordHash), updatedAt: new Date() };
       if (passwordChangedAt) set.passwordChangedAt = passwordChangedAt;
       await users.updateOne(byId(id), { $set: set });
+      await changed();
     },
 
     async touchLastLogin(id, at) {
       await users.updateOne(byId(id), { $set: { lastLoginAt: at } });
+      // Not a change the revocation state cares about, but a profile field every instance serves (WhoAmI).
+      await changed();
     },
 
     findUpdatedSince(since) {

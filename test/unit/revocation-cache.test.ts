@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRevocationCache, type RevocationCache, type RevocationCacheDeps, type RevocationChange, type RevocationStore } from "../../src/domain/revocation/revocation-cache.ts";
+import { createChangeFeed, type ChangeFeed } from "../../src/domain/changes/change-feed.ts";
 import { createSessionService } from "../../src/domain/sessions/sessions.ts";
+import { createChangeMarksStore, markChanged } from "../../src/store/change-marks-store.ts";
 import { createRefreshTokensStore } from "../../src/store/refresh-tokens-store.ts";
 import { createRevocationStore } from "../../src/store/revocation-store.ts";
 import { createSessionsStore } from "../../src/store/sessions-store.ts";
@@ -13,16 +15,24 @@ const RETENTION_MS = 15 * 60 * 1000 + 30 * 1000;
 const WITHIN_ONE_SECOND = { timeout: 1000, interval: 10 };
 
 describe("revocation cache", () => {
-  const started: RevocationCache[] = [];
+  const started: ChangeFeed[] = [];
   afterEach(() => {
-    for (const cache of started.splice(0)) cache.stop();
+    for (const feed of started.splice(0)) feed.stop();
   });
 
-  /** One instance's cache, started. */
-  async function instance(overrides: Partial<RevocationCacheDeps> = {}): Promise<RevocationCache> {
+  /**
+   * One instance's cache, started and followed by its own change feed (as the gateway does), unless
+   * `followed` is false: then it changes only by local notes and explicit polls.
+   */
+  async function instance(overrides: Partial<RevocationCacheDeps> = {}, followed = true): Promise<RevocationCache> {
     const cache = createRevocationCache({ store: createRevocationStore(database.store), retentionMs: RETENTION_MS, onError: () => undefined, ...overrides });
     await cache.start();
-    started.push(cache);
+    if (followed) {
+      const feed = createChangeFeed({ marks: createChangeMarksStore(database.store), intervalMs: 20, onError: overrides.onError ?? (() => undefined) });
+      feed.follow(cache.follower);
+      feed.start();
+      started.push(feed);
+    }
     return cache;
   }
 
@@ -32,10 +42,15 @@ describe("revocation cache", () => {
   async function insertUser(role: string, disabled = false): Promise<string> {
     const id = randomUUID();
     await users().insertOne({ _id: id as never, username: id, usernameKey: id, role, disabled, passwordHash: "x", createdAt: new Date(), updatedAt: new Date() });
+    await markChanged(database.store.db, "users");
     return id;
   }
 
-  const updateUser = (id: string, set: Record<string, unknown>) => users().updateOne({ _id: id as never }, { $set: { ...set, updatedAt: new Date() } });
+  // As the users store writes: the change, then its mark.
+  const updateUser = async (id: string, set: Record<string, unknown>) => {
+    await users().updateOne({ _id: id as never }, { $set: { ...set, updatedAt: new Date() } });
+    await markChanged(database.store.db, "users");
+  };
 
   it("sees a session revoked on another instance within a second, and tells subscribers", async () => {
     const service = sessions();
@@ -65,7 +80,7 @@ describe("revocation cache", () => {
     const disabled = await insertUser("user", true);
     const strange = await insertUser("superuser");
 
-    const cache = await instance({ pollIntervalMs: 60_000 });
+    const cache = await instance({}, false);
     expect(cache.isSessionRevoked(sessionId)).toBe(true);
     expect(cache.userState(admin)).toEqual({ role: "admin", disabled: false });
     expect(cache.userState(disabled)).toEqual({ role: "user", disabled: true });
@@ -99,7 +114,7 @@ describe("revocation cache", () => {
   });
 
   it("applies local notes at once and stops telling a listener once it unsubscribes", async () => {
-    const cache = await instance({ pollIntervalMs: 60_000 });
+    const cache = await instance({}, false);
     const changes: RevocationChange[] = [];
     const unsubscribe = cache.subscribe((change) => changes.push(change));
     cache.noteSessionRevoked("s-local");
@@ -119,19 +134,20 @@ describe("revocation cache", () => {
 
   it("forgets revoked sessions after the retention period", async () => {
     let clock = Date.now();
-    const cache = await instance({ pollIntervalMs: 10, retentionMs: 60_000, now: () => clock });
+    const cache = await instance({ retentionMs: 60_000, now: () => clock }, false);
     cache.noteSessionRevoked("s-old");
     clock += 30_000;
     cache.noteSessionRevoked("s-newer");
     clock += 30_001;
-    await expect.poll(() => cache.isSessionRevoked("s-old"), WITHIN_ONE_SECOND).toBe(false);
+    await cache.pollNow();
+    expect(cache.isSessionRevoked("s-old")).toBe(false);
     expect(cache.isSessionRevoked("s-newer")).toBe(true);
 
     // Revocations older than the retention are not loaded at start either.
     const service = sessions();
     const { sessionId } = await service.open({ userId: "u-3", ip: "127.0.0.1", userAgent: "vitest" });
     await createSessionsStore(database.store).revoke(sessionId, "old", new Date(Date.now() - RETENTION_MS - 60_000));
-    const fresh = await instance({ pollIntervalMs: 60_000 });
+    const fresh = await instance({}, false);
     expect(fresh.isSessionRevoked(sessionId)).toBe(false);
   });
 
@@ -141,17 +157,18 @@ describe("revocation cache", () => {
     const flaky: RevocationStore = {
       revokedSessionsSince: (since) => (failing ? Promise.reject(new Error("database down")) : real.revokedSessionsSince(since)),
       userStates: (since) => (failing ? Promise.reject(new Error("database down")) : real.userStates(since)),
+      mfaStates: (since) => (failing ? Promise.reject(new Error("database down")) : real.mfaStates(since)),
     };
     const errors: unknown[] = [];
     const id = await insertUser("admin");
-    const cache = await instance({ store: flaky, pollIntervalMs: 20, onError: (err) => errors.push(err) });
+    const cache = await instance({ store: flaky, onError: (err) => errors.push(err) });
+    await expect.poll(() => cache.lastSuccessfulPollAt(), WITHIN_ONE_SECOND).toBeDefined();
 
     failing = true;
-    await expect.poll(() => errors.length, WITHIN_ONE_SECOND).toBeGreaterThan(0);
     const lastGood = cache.lastSuccessfulPollAt();
-    expect(cache.userState(id)).toEqual({ role: "admin", disabled: false });
     await updateUser(id, { disabled: true });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect.poll(() => errors.length, WITHIN_ONE_SECOND).toBeGreaterThan(0);
+    expect(cache.userState(id)).toEqual({ role: "admin", disabled: false });
     expect(cache.lastSuccessfulPollAt()).toBe(lastGood);
 
     // The change made during the outage is read once the database answers again.
@@ -162,15 +179,16 @@ describe("revocation cache", () => {
 
   it("forgets a user deleted outright at the next full reload", async () => {
     const id = await insertUser("user");
-    const cache = await instance({ pollIntervalMs: 20, fullReloadIntervalMs: 100 });
+    const cache = await instance({ fullReloadIntervalMs: 100 });
     expect(cache.userState(id)).toBeDefined();
+    // No mark: only the periodic full reload can notice.
     await users().deleteOne({ _id: id as never });
     await expect.poll(() => cache.userState(id), WITHIN_ONE_SECOND).toBeUndefined();
   });
 
   it("reports a throwing listener without stopping the others", async () => {
     const errors: unknown[] = [];
-    const cache = await instance({ pollIntervalMs: 60_000, onError: (err) => errors.push(err) });
+    const cache = await instance({ onError: (err) => errors.push(err) }, false);
     const seen: RevocationChange[] = [];
     cache.subscribe(() => {
       throw new Error("listener bug");

@@ -1,3 +1,4 @@
+import type { ChangeFollower } from "../changes/change-feed.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -8,15 +9,15 @@ import { auditedCaller } from "../audit/audit-caller.ts";
 /**
  * Provider secrets as adapters read them at call time: decrypted once, then held in memory for a short
  * while, so a query costs no database read and no decryption. A change on this instance drops the entry
- * at once; a change on another instance is noticed by a poll of the credentials' versions (ids and
- * update times, no secret material) every 250 ms while anything is cached, so within a second.
+ * at once; a change on another instance moves the change feed's mark, upon which the credentials'
+ * versions (ids and update times, no secret material) are read while anything is cached: within a second.
  */
 export interface CredentialCache {
   /** The secret of `name` for `provider`, or undefined when none is stored. */
   secretFor(provider: string, name: string, ctx?: RequestContext): Promise<string | undefined>;
   invalidate(provider: string, name: string): void;
-  start(): void;
-  stop(): void;
+  /** The cache as a follower of the change feed. */
+  readonly follower: ChangeFollower;
 }
 
 interface Entry {
@@ -28,18 +29,10 @@ interface Entry {
 // Held no longer than this even without a change, so a missed poll cannot keep a secret forever.
 const MAX_AGE_MS = 5 * 60_000;
 
-export function createCredentialCache(deps: {
-  store: CredentialStore;
-  envelope: CredentialEnvelope;
-  audit: AuditRecorder;
-  pollIntervalMs?: number;
-  onError?: (error: unknown) => void;
-}): CredentialCache {
-  const pollIntervalMs = deps.pollIntervalMs ?? 250;
+export function createCredentialCache(deps: { store: CredentialStore; envelope: CredentialEnvelope; audit: AuditRecorder }): CredentialCache {
   const entries = new Map<string, Entry>();
   const loading = new Map<string, Promise<Entry>>();
   let generation = 0;
-  let timer: NodeJS.Timeout | undefined;
 
   const load = async (provider: string, name: string, ctx: RequestContext | undefined): Promise<Entry> => {
     const id = credentialId(provider, name);
@@ -78,17 +71,6 @@ export function createCredentialCache(deps: {
     }
   };
 
-  const schedule = () => {
-    timer = setTimeout(() => {
-      poll()
-        .catch((error: unknown) => deps.onError?.(error))
-        .finally(() => {
-          if (timer) schedule();
-        });
-    }, pollIntervalMs);
-    timer.unref();
-  };
-
   return {
     async secretFor(provider, name, ctx) {
       const key = JSON.stringify([provider, name]);
@@ -111,12 +93,7 @@ export function createCredentialCache(deps: {
       entries.delete(JSON.stringify([provider, name]));
       generation++;
     },
-    start() {
-      if (!timer) schedule();
-    },
-    stop() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-    },
+    // Every minute even without a change, so an entry past its maximum age goes.
+    follower: { name: "provider credential cache", topics: ["provider_credentials"], refresh: poll, everyMs: 60_000 },
   };
 }

@@ -1,3 +1,4 @@
+import type { ChangeFollower } from "../changes/change-feed.ts";
 import type { ApiKeyRecord, ApiKeyRevocation, ApiKeyRotation, ApiKeyState } from "./api-key-record.ts";
 
 /** The reads the cache needs; implemented by `src/store/api-keys-store.ts`. */
@@ -9,8 +10,8 @@ export interface ApiKeyCacheStore {
 /**
  * Key states held in process so that verifying a key needs no database round trip on the hot path.
  * A key is loaded on first use; revocations, rotations and settings changes made on any instance arrive
- * by polling within one poll interval (plus the query time), and the instance that makes a change
- * applies it at once with `note*`.
+ * through the change feed within one feed period (plus the query time), and the instance that makes a
+ * change applies it at once with `note*`.
  */
 export interface ApiKeyCache {
   /** The key's state, from memory or (first use on this instance) the database; undefined if unknown. */
@@ -22,14 +23,12 @@ export interface ApiKeyCache {
   noteRotation(rotation: ApiKeyRotation): void;
   /** Called with the id of every cached key whose state may have changed. Returns the unsubscribe function. */
   subscribe(listener: (keyId: string) => void): () => void;
-  start(): void;
-  stop(): void;
+  /** The cache as a follower of the change feed: reads what changed since its last read (skipped while nothing is cached). */
+  readonly follower: ChangeFollower;
 }
 
 export interface ApiKeyCacheOptions {
   readonly store: ApiKeyCacheStore;
-  /** Default 250 ms: well inside the one-second propagation promise. */
-  readonly pollIntervalMs?: number;
   /** How far each poll reaches back before the previous one, for clock skew and slow commits. Default 2 s. */
   readonly overlapMs?: number;
   /** Keys unused this long are dropped (and reloaded on next use). Default 10 minutes. */
@@ -49,7 +48,6 @@ interface Entry {
 
 export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
   const now = options.now ?? Date.now;
-  const pollIntervalMs = options.pollIntervalMs ?? 250;
   const overlapMs = options.overlapMs ?? 2_000;
   const idleMs = options.idleMs ?? 10 * 60_000;
   const maxKeys = options.maxKeys ?? 100_000;
@@ -60,7 +58,6 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
   const unknown = new Map<string, number>();
   const loading = new Map<string, Promise<ApiKeyState | undefined>>();
   const listeners = new Set<(keyId: string) => void>();
-  let timer: NodeJS.Timeout | undefined;
   let polledFrom = now();
   let lastSweep = now();
 
@@ -111,17 +108,6 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
     if (startedAt - lastSweep > 60_000) sweep(startedAt);
   };
 
-  const schedule = () => {
-    timer = setTimeout(() => {
-      poll()
-        .catch(onError)
-        .finally(() => {
-          if (timer) schedule();
-        });
-    }, pollIntervalMs);
-    timer.unref();
-  };
-
   return {
     async get(keyId) {
       const at = now();
@@ -165,14 +151,7 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    start() {
-      if (timer) return;
-      polledFrom = now();
-      schedule();
-    },
-    stop() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-    },
+    // Every minute even without a change: idle keys are swept then.
+    follower: { name: "api key cache", topics: ["api_keys"], refresh: poll, everyMs: 60_000 },
   };
 }

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { crc32 } from "node:zlib";
+import { hmacKeyOf } from "../crypto/hmac-key.ts";
 
 /**
  * The API key string: `<prefix>_<id>_<secret><checksum>`, for example
@@ -72,7 +73,7 @@ export function displayPrefix(prefix: string, keyId: string): string {
  * nothing for 256 random bits; the pepper means a stolen database alone cannot confirm a key.
  */
 export function hashSecret(pepper: Buffer, secret: string): Buffer {
-  return createHmac("sha256", pepper).update(secret).digest();
+  return createHmac("sha256", hmacKeyOf(pepper)).update(secret).digest();
 }
 
 /** Constant-time comparison of a presented secret with the stored hash. */

@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { hmacKeyOf } from "../crypto/hmac-key.ts";
 import type { AuditActor, AuditOutcome, AuditRecord } from "./audit-event.ts";
 
 /** The `prevHash` of the first event of the log: 64 zeros. */
@@ -132,7 +133,8 @@ export interface SealedAuditRecord extends ChainedAuditRecord {
 }
 
 export function createChainSealer(key: Uint8Array): ChainSealer {
-  const sealOf = (seq: number, hash: string) => createHmac("sha256", key).update(`${seq}:${hash}`).digest("base64url");
+  const hmacKey = hmacKeyOf(key);
+  const sealOf = (seq: number, hash: string) => createHmac("sha256", hmacKey).update(`${seq}:${hash}`).digest("base64url");
   return {
     chain: (records, head) => chainRecords(records, head).map((record) => ({ ...record, seal: sealOf(record.seq, record.hash) })),
     seal: sealOf,

@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { hmacKeyOf } from "../crypto/hmac-key.ts";
 import { DomainError } from "../errors.ts";
 
 /** Where a page ends: the last seq returned, the order, and what the cursor is bound to. */
@@ -20,7 +21,8 @@ export interface AuditCursorCodec {
 }
 
 export function createAuditCursorCodec(key: Uint8Array): AuditCursorCodec {
-  const mac = (payload: string) => createHmac("sha256", key).update(payload).digest();
+  const hmacKey = hmacKeyOf(key);
+  const mac = (payload: string) => createHmac("sha256", hmacKey).update(payload).digest();
   const scopeDigest = (scope: Record<string, string>) =>
     createHash("sha256")
       .update(JSON.stringify(Object.entries(scope).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))))

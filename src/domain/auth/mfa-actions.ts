@@ -22,7 +22,12 @@ export interface MfaActions {
   verifyFresh(ctx: RequestContext, code: string): Promise<MfaMethod | undefined>;
 }
 
-export function createMfaActions(deps: { mfa: MfaService; audit: AuditRecorder }): MfaActions {
+export function createMfaActions(deps: {
+  mfa: MfaService;
+  audit: AuditRecorder;
+  /** Tells this instance's in-memory profiles at once that MFA went on or off (others learn it from the change feed). */
+  noteMfa?: (userId: string, enabled: boolean) => void;
+}): MfaActions {
   const { mfa, audit } = deps;
   const record = (ctx: RequestContext, type: string, outcome: "success" | "failure", metadata?: Record<string, string | number>) =>
     audit.recordNow({ type, outcome, ...auditedCaller(ctx), target: { kind: "user", id: ctx.principal.userId }, ...(metadata ? { metadata } : {}) });
@@ -40,6 +45,7 @@ export function createMfaActions(deps: { mfa: MfaService; audit: AuditRecorder }
     async confirmEnrollment(ctx, code) {
       try {
         const result = await mfa.confirmEnrollment(ctx.principal.userId, code);
+        deps.noteMfa?.(ctx.principal.userId, true);
         await record(ctx, "mfa.enroll_confirm", "success");
         return result;
       } catch (error) {
@@ -50,6 +56,7 @@ export function createMfaActions(deps: { mfa: MfaService; audit: AuditRecorder }
 
     async disable(ctx) {
       await mfa.disable(ctx.principal.userId);
+      deps.noteMfa?.(ctx.principal.userId, false);
       await record(ctx, "mfa.disable", "success");
     },
 

@@ -1,4 +1,5 @@
 import { createHmac, hkdfSync, randomInt, timingSafeEqual } from "node:crypto";
+import { hmacKeyOf } from "../crypto/hmac-key.ts";
 
 /**
  * Single-use backup codes: the way back in when the authenticator is lost. Each is 10 characters of
@@ -48,7 +49,7 @@ export function normalizeBackupCode(input: string): string | undefined {
 /** The stored form of a code: hex HMAC-SHA-256 of its canonical form. Undefined for input that is no code. */
 export function hashBackupCode(key: Buffer, input: string): string | undefined {
   const code = normalizeBackupCode(input);
-  return code === undefined ? undefined : createHmac("sha256", key).update(code).digest("hex");
+  return code === undefined ? undefined : createHmac("sha256", hmacKeyOf(key)).update(code).digest("hex");
 }
 
 /**

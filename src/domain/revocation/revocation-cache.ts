@@ -1,4 +1,6 @@
+import type { ChangeFollower } from "../changes/change-feed.ts";
 import { ROLE_ORDER, type Role } from "../permissions.ts";
+import type { UserProfile, UserProfileFields } from "../users/user-profile.ts";
 
 /** A user's authorisation-relevant state. */
 export interface UserState {
@@ -9,90 +11,103 @@ export interface UserState {
 /** What changed: a session was revoked, or a user's role or disabled flag changed (or the user vanished). */
 export type RevocationChange = { readonly kind: "session"; readonly sessionId: string } | { readonly kind: "user"; readonly userId: string };
 
-/** The reads the cache polls; implemented by `src/store/revocation-store.ts`. */
+/** A user as the poll reads it: `role` and `disabled` unchecked (the cache validates them), the profile fields as stored. */
+export interface UserStateRow {
+  readonly userId: string;
+  readonly role: unknown;
+  readonly disabled: unknown;
+  readonly username?: unknown;
+  readonly email?: unknown;
+  readonly createdAt?: unknown;
+  readonly updatedAt?: unknown;
+  readonly lastLoginAt?: unknown;
+}
+
+/** The reads the cache makes; implemented by `src/store/revocation-store.ts`. */
 export interface RevocationStore {
   /** Sessions revoked at or after `since`. */
   revokedSessionsSince(since: Date): Promise<Array<{ sessionId: string; revokedAt: Date }>>;
-  /**
-   * Users whose `updatedAt` is at or after `since`, or every user when `since` is undefined. `role` and
-   * `disabled` are as stored (unchecked): the cache validates them.
-   */
-  userStates(since?: Date): Promise<Array<{ userId: string; role: unknown; disabled: unknown }>>;
+  /** Users whose `updatedAt` or `lastLoginAt` is at or after `since`, or every user when `since` is undefined. No secrets. */
+  userStates(since?: Date): Promise<UserStateRow[]>;
+  /** Whether MFA is on, for users whose factor changed at or after `since` (every factor when undefined). */
+  mfaStates(since?: Date): Promise<Array<{ userId: string; enabled: boolean }>>;
 }
 
 /**
- * What every instance knows about revocations without asking the database on the hot path: revoked
- * sessions, and each user's current role and disabled flag. Changes made on any instance arrive by
- * polling within one poll interval (plus the query time); the instance that makes a change notes it at once.
+ * What every instance knows about revocations and users without asking the database on the hot path:
+ * revoked sessions, each user's current role and disabled flag, and each user's profile (WhoAmI's
+ * fields, MFA on or off). Changes made on any instance arrive through the change feed within one feed
+ * period (plus the query time); the instance that makes a change notes it at once.
  */
 export interface RevocationCache {
   isSessionRevoked(sessionId: string): boolean;
   /** Current role and disabled flag of a user, or undefined when unknown (treat as not allowed). */
   userState(userId: string): UserState | undefined;
+  /** The user's profile, or undefined when the user or the profile fields are not known here. */
+  userProfile(userId: string): UserProfile | undefined;
   /**
    * Subscribe to changes (used to end open streams within a second). A user change is reported whenever
    * the user's state differs from what the cache held, including a user the cache just learnt of or
-   * forgot. Returns the unsubscribe function. A listener that throws is reported through `onError`.
+   * forgot; a change of profile fields alone is not reported. Returns the unsubscribe function. A
+   * listener that throws is reported through `onError`.
    */
   subscribe(listener: (change: RevocationChange) => void): () => void;
-  /** Mark locally at once (the instance that revoked doesn't wait for its own poll). */
+  /** Mark locally at once (the instance that revoked doesn't wait for the feed). */
   noteSessionRevoked(sessionId: string): void;
-  noteUserChanged(userId: string, state: UserState): void;
-  /** Polls at once (after a mass revocation made here, whose sessions were not noted one by one). */
+  /** A user's new state; with `profile`, the user's fields too (a user record at hand). */
+  noteUserChanged(userId: string, state: UserState, profile?: UserProfileFields): void;
+  /** MFA turned on or off for a user here. */
+  noteMfa(userId: string, enabled: boolean): void;
+  /** Reads what changed since the last read (a full reload when one is due). The change feed calls it. */
   pollNow(): Promise<void>;
-  /** Loads revocations of the last `retentionMs` and every user's state, then polls. Rejects if the load fails. */
+  /** Loads revocations of the last `retentionMs`, every user's state and profile and MFA state. Rejects if the load fails. */
   start(): Promise<void>;
-  /** Stops polling; the cache keeps answering from its last state. */
-  stop(): void;
-  /**
-   * When the last poll that reached the database started (ms since the epoch); undefined before start.
-   * Everything changed more than a poll interval before it is reflected. The caller may fail closed when
-   * it falls too far behind.
-   */
+  /** The cache as a follower of the change feed: its topics, its refresh, its full-reload period. */
+  readonly follower: ChangeFollower;
+  /** When the last read that reached the database started (ms since the epoch); undefined before start. */
   lastSuccessfulPollAt(): number | undefined;
 }
 
 export interface RevocationCacheDeps {
   store: RevocationStore;
-  /** Default 250 ms. */
-  pollIntervalMs?: number;
   /** How long a revoked session id is remembered: the access-token TTL plus leeway (its tokens are dead after). */
   retentionMs: number;
   /**
-   * How far back each poll reaches before the previous one, so that a change written with a clock a
-   * little behind ours (or committed while we polled) is not missed. Default 2 s.
+   * How far back each read reaches before the previous one, so that a change written with a clock a
+   * little behind ours (or committed while we read) is not missed. Default 2 s.
    */
   overlapMs?: number;
   /**
-   * How often the full state is reloaded, which also catches users deleted outright and changes missed by
-   * clocks skewed beyond the overlap. Default 60 s.
+   * How often the full state is reloaded whatever the marks say, which also catches users deleted
+   * outright and changes whose mark was lost. Default 60 s.
    */
   fullReloadIntervalMs?: number;
   now?: () => number;
-  /** Poll failures and throwing listeners. Must not throw. Default: stderr. */
+  /** Read failures and throwing listeners. Must not throw. Default: stderr. */
   onError?: (err: unknown) => void;
+}
+
+interface UserEntry {
+  readonly state: UserState;
+  readonly fields: UserProfileFields | undefined;
 }
 
 const ROLES: ReadonlySet<unknown> = new Set(ROLE_ORDER);
 
-/** Creates the cache; call `start()` before serving. */
+/** Creates the cache; call `start()` before serving, and let the change feed follow `follower`. */
 export function createRevocationCache(deps: RevocationCacheDeps): RevocationCache {
   const now = deps.now ?? Date.now;
-  const pollIntervalMs = deps.pollIntervalMs ?? 250;
   const overlapMs = deps.overlapMs ?? 2_000;
   const fullReloadIntervalMs = deps.fullReloadIntervalMs ?? 60_000;
   const onError = deps.onError ?? ((err: unknown) => console.error("revocation cache:", err));
 
   /** Revoked session id → when it was revoked (ms), for retention. */
   const revoked = new Map<string, number>();
-  const users = new Map<string, UserState>();
+  const users = new Map<string, UserEntry>();
+  const mfaOn = new Set<string>();
   const listeners = new Set<(change: RevocationChange) => void>();
   let lastPollStartedAt: number | undefined;
   let lastFullLoadAt = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  // Bumped by stop(): a poll still in flight when stopped (and perhaps restarted) must not schedule another.
-  let generation = 0;
 
   const emit = (change: RevocationChange) => {
     for (const listener of [...listeners]) {
@@ -110,34 +125,40 @@ export function createRevocationCache(deps: RevocationCacheDeps): RevocationCach
     if (notify) emit({ kind: "session", sessionId });
   };
 
-  const setUser = (userId: string, state: UserState | undefined, notify: boolean) => {
+  const setUser = (userId: string, state: UserState | undefined, fields: UserProfileFields | undefined, notify: boolean) => {
     const previous = users.get(userId);
-    if (previous?.role === state?.role && previous?.disabled === state?.disabled) return;
-    if (state) users.set(userId, state);
+    if (state) users.set(userId, { state: previous?.state.role === state.role && previous.state.disabled === state.disabled ? previous.state : state, fields: fields ?? previous?.fields });
     else users.delete(userId);
+    if (previous?.state.role === state?.role && previous?.state.disabled === state?.disabled) return;
     if (notify) emit({ kind: "user", userId });
   };
 
   const load = async (full: boolean) => {
     const startedAt = now();
-    const since = full || lastPollStartedAt === undefined ? undefined : lastPollStartedAt - overlapMs;
-    const [sessions, userDocs] = await Promise.all([
-      deps.store.revokedSessionsSince(new Date(since ?? startedAt - deps.retentionMs)),
-      deps.store.userStates(since === undefined ? undefined : new Date(since)),
+    const since = full || lastPollStartedAt === undefined ? undefined : new Date(lastPollStartedAt - overlapMs);
+    const [sessions, userRows, mfaRows] = await Promise.all([
+      deps.store.revokedSessionsSince(since ?? new Date(startedAt - deps.retentionMs)),
+      deps.store.userStates(since),
+      deps.store.mfaStates(since),
     ]);
     // The very first load fills an empty cache: nothing has changed for anyone listening.
     const notify = lastPollStartedAt !== undefined;
     for (const { sessionId, revokedAt } of sessions) addRevoked(sessionId, revokedAt.getTime(), notify);
     const seen = new Set<string>();
-    for (const doc of userDocs) {
-      seen.add(doc.userId);
+    for (const row of userRows) {
+      seen.add(row.userId);
       // A role we don't know is no role: the user is treated as unknown, so not allowed.
-      const state = ROLES.has(doc.role) ? { role: doc.role as Role, disabled: doc.disabled !== false } : undefined;
-      setUser(doc.userId, state, notify);
+      const state = ROLES.has(row.role) ? { role: row.role as Role, disabled: row.disabled !== false } : undefined;
+      setUser(row.userId, state, profileFieldsOf(row), notify);
     }
     if (since === undefined) {
-      for (const userId of [...users.keys()]) if (!seen.has(userId)) setUser(userId, undefined, notify);
+      for (const userId of [...users.keys()]) if (!seen.has(userId)) setUser(userId, undefined, undefined, notify);
+      mfaOn.clear();
       lastFullLoadAt = startedAt;
+    }
+    for (const { userId, enabled } of mfaRows) {
+      if (enabled) mfaOn.add(userId);
+      else mfaOn.delete(userId);
     }
     // Tokens of sessions revoked before this are expired: their ids need no remembering.
     const horizon = now() - deps.retentionMs;
@@ -145,25 +166,29 @@ export function createRevocationCache(deps: RevocationCacheDeps): RevocationCach
     lastPollStartedAt = startedAt;
   };
 
-  const schedule = (ownGeneration: number) => {
-    if (!running || ownGeneration !== generation) return;
-    timer = setTimeout(async () => {
-      try {
-        await load(now() - lastFullLoadAt >= fullReloadIntervalMs);
-      } catch (err) {
-        // Keep answering from the last state; lastSuccessfulPollAt() tells the caller how stale it is.
-        safely(onError, err);
-      }
-      schedule(ownGeneration);
-    }, pollIntervalMs);
-    // Polling alone must not keep the process alive.
-    timer.unref();
-  };
+  const pollNow = () => load(now() - lastFullLoadAt >= fullReloadIntervalMs);
 
   return {
     isSessionRevoked: (sessionId) => revoked.has(sessionId),
 
-    userState: (userId) => users.get(userId),
+    userState: (userId) => users.get(userId)?.state,
+
+    userProfile(userId) {
+      const entry = users.get(userId);
+      if (!entry?.fields) return undefined;
+      const { fields, state } = entry;
+      return {
+        userId,
+        username: fields.username,
+        email: fields.email,
+        role: state.role,
+        disabled: state.disabled,
+        mfaEnabled: mfaOn.has(userId),
+        createdAt: fields.createdAt,
+        updatedAt: fields.updatedAt,
+        lastLoginAt: fields.lastLoginAt,
+      };
+    },
 
     subscribe(listener) {
       listeners.add(listener);
@@ -174,27 +199,43 @@ export function createRevocationCache(deps: RevocationCacheDeps): RevocationCach
 
     noteSessionRevoked: (sessionId) => addRevoked(sessionId, now(), true),
 
-    noteUserChanged(userId, state) {
-      setUser(userId, ROLES.has(state.role) ? { role: state.role, disabled: state.disabled === true } : undefined, true);
+    noteUserChanged(userId, state, profile) {
+      setUser(
+        userId,
+        ROLES.has(state.role) ? { role: state.role, disabled: state.disabled === true } : undefined,
+        profile && profileFieldsOf({ userId, role: state.role, disabled: state.disabled, ...profile }),
+        true,
+      );
     },
 
-    pollNow: () => load(false),
+    noteMfa(userId, enabled) {
+      if (enabled) mfaOn.add(userId);
+      else mfaOn.delete(userId);
+    },
+
+    pollNow,
 
     async start() {
-      if (running) return;
+      if (lastPollStartedAt !== undefined) return;
       await load(true);
-      running = true;
-      schedule(generation);
     },
 
-    stop() {
-      running = false;
-      generation += 1;
-      clearTimeout(timer);
-      timer = undefined;
-    },
+    follower: { name: "revocations and users", topics: ["sessions", "users", "mfa"], refresh: pollNow, everyMs: fullReloadIntervalMs },
 
     lastSuccessfulPollAt: () => lastPollStartedAt,
+  };
+}
+
+/** The profile fields of a row when they have the stored shape, else undefined (the profile is then read from the database). */
+function profileFieldsOf(row: UserStateRow): UserProfileFields | undefined {
+  const { username, email, createdAt, updatedAt, lastLoginAt } = row;
+  if (typeof username !== "string" || !(createdAt instanceof Date) || !(updatedAt instanceof Date)) return undefined;
+  return {
+    username,
+    email: typeof email === "string" ? email : undefined,
+    createdAt,
+    updatedAt,
+    lastLoginAt: lastLoginAt instanceof Date ? lastLoginAt : undefined,
   };
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from "jose";
 import type { Role } from "../permissions.ts";
 import { DomainError } from "../errors.ts";
@@ -45,8 +45,15 @@ export interface AccessTokenService {
    * expiry and issue time with leeway, and the shape of every claim. Throws DomainError("unauthenticated",
    * "invalid token") — with reason "credential_expired" for a token that is valid but expired. No
    * database access: keys come from the SigningKeySet's cache.
+   *
+   * A token is verified once per instance: its claims are then kept (keyed by the token's SHA-256,
+   * never the token) until it expires or its signing key stops being accepted, so a client that calls
+   * again with the same token costs a hash and a lookup, not an EdDSA verification. Revocation is not
+   * part of this: callers check the session against the revocation cache on every call.
    */
   verify(token: string): Promise<AccessTokenClaims>;
+  /** How many verified tokens are held (bounded by `maxVerifiedTokens`). */
+  readonly verifiedTokenCount: number;
 }
 
 export interface AccessTokenServiceDeps {
@@ -57,7 +64,16 @@ export interface AccessTokenServiceDeps {
   ttlMs?: number;
   /** Clock skew tolerated between instances; default 30 s. */
   leewayMs?: number;
+  /** Most verified tokens held; the oldest verified goes first. Default 10,000 (a few MB at most). */
+  maxVerifiedTokens?: number;
   now?: () => number;
+}
+
+interface VerifiedToken {
+  readonly claims: AccessTokenClaims;
+  readonly kid: string;
+  /** The first instant (ms) at which the token is no longer accepted: its expiry plus the leeway. */
+  readonly validUntilMs: number;
 }
 
 /** Tokens are a few hundred bytes; anything near this is not ours, and is refused before parsing. */
@@ -74,7 +90,25 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
   const now = deps.now ?? Date.now;
   const ttlMs = deps.ttlMs ?? 15 * 60 * 1000;
   const leewaySeconds = Math.ceil((deps.leewayMs ?? 30_000) / 1000);
+  const maxVerified = deps.maxVerifiedTokens ?? 10_000;
   const invalid = () => new DomainError("unauthenticated", "invalid token");
+  // Insertion order is verification order: the first key is the oldest, evicted first.
+  const verified = new Map<string, VerifiedToken>();
+
+  const remembered = (digest: string): AccessTokenClaims | undefined => {
+    const entry = verified.get(digest);
+    if (!entry) return undefined;
+    // Past its expiry (the full verification says "expired"), or its key retired past its window.
+    if (now() >= entry.validUntilMs || !deps.keys.publicKey(entry.kid)) {
+      verified.delete(digest);
+      return undefined;
+    }
+    return entry.claims;
+  };
+  const remember = (digest: string, claims: AccessTokenClaims, kid: string) => {
+    if (verified.size >= maxVerified) verified.delete(verified.keys().next().value!);
+    verified.set(digest, { claims, kid, validUntilMs: (claims.exp + leewaySeconds) * 1000 });
+  };
 
   // Unknown, retired-and-expired or non-string kids all fail the same way: jose turns this into a failure.
   const resolveKey = async (header: JWTHeaderParameters) => {
@@ -111,11 +145,22 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
       return { token, expiresAt: new Date(exp * 1000), jti };
     },
 
+    get verifiedTokenCount() {
+      return verified.size;
+    },
+
     async verify(token) {
       if (typeof token !== "string" || token.length > MAX_ACCESS_TOKEN_BYTES || !COMPACT_JWS.test(token)) throw invalid();
+      const digest = createHash("sha256").update(token).digest("base64url");
+      const known = remembered(digest);
+      if (known) return known;
       let payload: JWTPayload;
+      let kid: string | undefined;
       try {
-        ({ payload } = await jwtVerify(token, resolveKey, {
+        ({
+          payload,
+          protectedHeader: { kid },
+        } = await jwtVerify(token, resolveKey, {
           algorithms: ["EdDSA"],
           typ: TOKEN_TYPE,
           issuer: deps.issuer,
@@ -132,7 +177,8 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
         throw invalid();
       }
       const claims = claimsOf(payload);
-      if (!claims) throw invalid();
+      if (!claims || kid === undefined) throw invalid();
+      remember(digest, claims, kid);
       return claims;
     },
   };
@@ -150,18 +196,19 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims | undefined {
   if (mfa !== undefined && mfa !== true) return undefined;
   if (amr === "api_key" ? !isId(keyId) : keyId !== undefined) return undefined;
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp) || (exp as number) <= (iat as number)) return undefined;
-  return {
+  // Frozen: a verified token's claims are shared by every call that presents it again.
+  return Object.freeze({
     sub,
     sid,
     role: role as Role,
-    permissions: permissions as string[],
+    permissions: Object.freeze([...permissions]) as string[],
     amr,
     mfa: mfa === true,
     ...(amr === "api_key" ? { keyId: keyId as string } : {}),
     jti,
     iat: iat as number,
     exp: exp as number,
-  };
+  });
 }
 
 function isId(value: unknown): value is string {
