@@ -9,10 +9,13 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `node src/main.ts` as `npm start` does, with `env`, and waits for its "listening" line. */
-export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+/**
+ * Starts `node src/main.ts` as `npm start` does, with `env`, and waits for its "listening" line. `root`
+ * is the checkout to run (default this one; the hot-path benchmark also runs another, for "before").
+ */
+export async function startGatewayProcess(env: Record<string, string>, root: URL = ROOT): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ["src/main.ts"], {
-    cwd: ROOT,
+    cwd: root,
     // Logging at info, as in production: one line per RPC is part of what a call costs.
     env: { ...process.env, PORTCULLIS_PORT: "0", PORTCULLIS_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -39,15 +42,16 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     child,
     port,
     async stop() {
+      child.kill("SIGCONT"); // a benchmark may have paused it
       child.kill("SIGTERM");
       await exited;
     },
   };
 }
 
-/** Runs the admin CLI with `env` and returns its stdout (throws with its stderr on failure). */
-export function runCli(args: string[], env: Record<string, string>): string {
-  const result = spawnSync(process.execPath, ["src/cli/main.ts", ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+/** Runs the admin CLI (of `root`) with `env` and returns its stdout (throws with its stderr on failure). */
+export function runCli(args: string[], env: Record<string, string>, root: URL = ROOT): string {
+  const result = spawnSync(process.execPath, ["src/cli/main.ts", ...args], { cwd: root, env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
   if (result.status !== 0) throw new Error(`cli ${args[0]} failed: ${result.stderr}`);
   return result.stdout;
 }

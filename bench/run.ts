@@ -4,10 +4,12 @@ import { benchAudioStream } from "./audio-stream.ts";
 import { benchAiStream } from "./ai-stream.ts";
 import { benchAuditChain } from "./audit-chain.ts";
 import { benchAuthThroughput } from "./auth-throughput.ts";
+import { benchHotPath } from "./hot-path.ts";
 import { benchLoginLatency } from "./login-latency.ts";
 
 const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
   ["authentication throughput", benchAuthThroughput],
+  ["hot path", benchHotPath],
   ["login latency", benchLoginLatency],
   ["audit log", benchAuditChain],
   ["audio", benchAudioStream],
@@ -20,5 +22,5 @@ const only = process.argv.slice(2).join(" ").toLowerCase();
 for (const [name, run] of BENCHMARKS.filter(([name]) => name.includes(only))) {
   process.stdout.write(`\n## ${name}\n`);
   const figures = await run();
-  for (const [label, value] of Object.entries(figures)) process.stdout.write(`${label.padEnd(52)} ${value}\n`);
+  for (const [label, value] of Object.entries(figures)) process.stdout.write(`${label.padEnd(72)} ${value}\n`);
 }
