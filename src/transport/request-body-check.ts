@@ -143,6 +143,8 @@ async function checkMessage(bytes: Uint8Array, compressed: boolean, check: BodyC
     }
     return;
   }
+  // `{}` is every message's empty value (WhoAmI, GetJwks, ListModels…): nothing to parse.
+  if (message.byteLength === 2 && message[0] === 0x7b && message[1] === 0x7d) return;
   let text: string;
   try {
     text = strictUtf8.decode(message);

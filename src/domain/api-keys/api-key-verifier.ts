@@ -50,6 +50,20 @@ export function createApiKeyVerifier(deps: {
     return matcher(ip);
   };
 
+  // One verified key per key state and owner role: the cache replaces a key's state object on every
+  // change, so a key used again unchanged costs no new permission set (and keeps its principal, below).
+  const verified = new WeakMap<ApiKeyState, VerifiedApiKey>();
+  // The stored hash as bytes, decoded once per record.
+  const storedHashes = new WeakMap<object, Buffer>();
+  const storedHashOf = (state: ApiKeyState) => {
+    let bytes = storedHashes.get(state.record);
+    if (!bytes) {
+      bytes = Buffer.from(state.record.secretHash, "hex");
+      storedHashes.set(state.record, bytes);
+    }
+    return bytes;
+  };
+
   const judge = async (state: ApiKeyState, clientIp: string | undefined): Promise<KeyVerdict> => {
     const ids = { keyId: state.record._id, ownerUserId: state.record.ownerUserId };
     const unusable = unusableReason(state, now());
@@ -57,9 +71,12 @@ export function createApiKeyVerifier(deps: {
     const owner = await deps.userState(state.record.ownerUserId);
     if (!owner || owner.disabled) return { ok: false, rejection: "owner_disabled", ...ids };
     if (clientIp !== undefined && !inNetworks(state.record.allowedCidrs, clientIp)) return { ok: false, rejection: "network", ...ids };
+    const known = verified.get(state);
+    if (known?.ownerRole === owner.role) return { ok: true, key: known };
     const rolePermissions: ReadonlySet<string> = ROLE_PERMISSIONS[owner.role];
-    const permissions = new Set(state.record.scopes.filter((scope) => rolePermissions.has(scope)));
-    return { ok: true, key: { state, ownerRole: owner.role, permissions } };
+    const key: VerifiedApiKey = { state, ownerRole: owner.role, permissions: new Set(state.record.scopes.filter((scope) => rolePermissions.has(scope))) };
+    verified.set(state, key);
+    return { ok: true, key };
   };
 
   return {
@@ -68,7 +85,7 @@ export function createApiKeyVerifier(deps: {
       if (!parsed) return { ok: false, rejection: "malformed" };
       const state = await deps.cache.get(parsed.keyId);
       if (!state) return { ok: false, rejection: "unknown" };
-      if (!secretMatches(deps.pepper, parsed.secret, Buffer.from(state.record.secretHash, "hex"))) {
+      if (!secretMatches(deps.pepper, parsed.secret, storedHashOf(state))) {
         return { ok: false, rejection: "wrong_secret", keyId: state.record._id, ownerUserId: state.record.ownerUserId };
       }
       return judge(state, clientIp);

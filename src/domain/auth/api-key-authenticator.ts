@@ -1,6 +1,6 @@
 import type { Credential } from "./authenticator.ts";
 import type { ApiKeyCache } from "../api-keys/api-key-cache.ts";
-import type { ApiKeyVerifier, KeyRejection, KeyVerdict } from "../api-keys/api-key-verifier.ts";
+import type { ApiKeyVerifier, KeyRejection, KeyVerdict, VerifiedApiKey } from "../api-keys/api-key-verifier.ts";
 import type { UsageTracker } from "../api-keys/usage-tracker.ts";
 import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
@@ -67,6 +67,9 @@ export function createApiKeyAuthenticator(deps: { verifier: ApiKeyVerifier; cach
     });
   };
 
+  // A key presented directly: one principal per verified key (the verifier keeps that while nothing changes).
+  const direct = new WeakMap<VerifiedApiKey, Principal>();
+
   return {
     async authenticate(credential, client) {
       const verdict = await deps.verifier.verify(credential.value, client.ip);
@@ -74,7 +77,11 @@ export function createApiKeyAuthenticator(deps: { verifier: ApiKeyVerifier; cach
         auditRefusal(verdict, client);
         throw keyRejectionError(verdict.rejection);
       }
-      const principal = principalOf(verdict, "api_key", undefined);
+      let principal = direct.get(verdict.key);
+      if (principal === undefined) {
+        principal = principalOf(verdict, "api_key", undefined);
+        direct.set(verdict.key, principal);
+      }
       if (deps.usage.noteUse(principal.id, client.ip)) {
         deps.audit.record({
           type: "api_key.new_ip",

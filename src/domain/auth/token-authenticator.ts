@@ -2,8 +2,8 @@ import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { DomainError } from "../errors.ts";
 import type { Principal } from "../principal.ts";
-import type { RevocationCache } from "../revocation/revocation-cache.ts";
-import type { AccessTokenService } from "../tokens/access-tokens.ts";
+import type { RevocationCache, UserState } from "../revocation/revocation-cache.ts";
+import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
 
 export interface TokenAuthenticatorDeps {
   readonly accessTokens: AccessTokenService;
@@ -30,6 +30,11 @@ export interface TokenAuthenticatorDeps {
  * carries fewer), so a demotion takes effect on tokens already issued.
  */
 export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenticator {
+  // The principal of a token presented again, as long as its user's state object and name are the ones it
+  // was made from (the revocation cache replaces the state object when the role or disabled flag change).
+  // Keyed by the verified claims, which the token service shares between calls with the same token.
+  const principals = new WeakMap<AccessTokenClaims, { state: UserState; displayName: string; principal: Principal }>();
+
   const principalFor = (base: Principal, state: { role: Role; disabled: boolean } | undefined, claimed: readonly string[]): Principal | undefined => {
     if (state === undefined || state.disabled) return undefined;
     const rolePermissions = ROLE_PERMISSIONS[state.role];
@@ -56,6 +61,8 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
       }
       const displayName = await deps.userName(claims.sub);
       if (displayName === undefined) throw new DomainError("unauthenticated", "invalid credentials");
+      const known = principals.get(claims);
+      if (known !== undefined && known.state === state && known.displayName === displayName) return known.principal;
       const base: Principal = {
         kind: "user",
         id: claims.sub,
@@ -69,7 +76,8 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
         sessionId: claims.sid,
       };
       const principal = principalFor(base, state, claims.permissions);
-      if (!principal) throw new DomainError("unauthenticated", "invalid credentials");
+      if (!principal || !state) throw new DomainError("unauthenticated", "invalid credentials");
+      principals.set(claims, { state, displayName, principal });
       return principal;
     },
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from "jose";
 import type { Role } from "../permissions.ts";
 import { DomainError } from "../errors.ts";
@@ -151,7 +151,7 @@ export function createAccessTokenService(deps: AccessTokenServiceDeps): AccessTo
 
     async verify(token) {
       if (typeof token !== "string" || token.length > MAX_ACCESS_TOKEN_BYTES || !COMPACT_JWS.test(token)) throw invalid();
-      const digest = createHash("sha256").update(token).digest("base64url");
+      const digest = hash("sha256", token, "base64url");
       const known = remembered(digest);
       if (known) return known;
       let payload: JWTPayload;
