@@ -260,4 +260,37 @@ describe("access tokens", () => {
     expect(keys.publicKey(kid)).toBeUndefined();
     expect(keys.publicKey("forged-kid")).toBeUndefined();
   });
+
+  describe("verified once per token", () => {
+    it("keeps a verified token until it expires, then refuses it as expired", async () => {
+      const { token } = await issueDefault();
+      const first = await service.verify(token);
+      expect(service.verifiedTokenCount).toBe(1);
+      expect(await service.verify(token)).toBe(first);
+      expect(service.verifiedTokenCount).toBe(1);
+      clock += TTL_MS + LEEWAY_MS + 1000;
+      await expect(service.verify(token)).rejects.toMatchObject({ code: "unauthenticated", reason: "credential_expired" });
+      expect(service.verifiedTokenCount).toBe(0);
+    });
+
+    it("keeps no token that fails verification, and the same bytes with another signature are another token", async () => {
+      const { token } = await issueDefault();
+      await service.verify(token);
+      const [header, payload] = token.split(".");
+      const forged = `${header}.${payload}.${base64url.encode(new Uint8Array(64))}`;
+      await expect(service.verify(forged)).rejects.toBeInstanceOf(DomainError);
+      await expect(service.verify(forged)).rejects.toBeInstanceOf(DomainError);
+      expect(service.verifiedTokenCount).toBe(1);
+    });
+
+    it("stays bounded under a flood of distinct valid tokens, and verifies the evicted ones again", async () => {
+      const bounded = createAccessTokenService({ keys, issuer: ISSUER, audience: AUDIENCE, ttlMs: TTL_MS, leewayMs: LEEWAY_MS, now, maxVerifiedTokens: 20 });
+      const tokens: string[] = [];
+      for (let i = 0; i < 100; i++) tokens.push((await bounded.issue({ userId: `u-${i}`, sessionId: `s-${i}`, role: "user", permissions: [], amr: "password" })).token);
+      for (const token of tokens) await bounded.verify(token);
+      expect(bounded.verifiedTokenCount).toBe(20);
+      expect((await bounded.verify(tokens[0]!)).sub).toBe("u-0");
+      expect(bounded.verifiedTokenCount).toBe(20);
+    });
+  });
 });
