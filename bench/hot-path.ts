@@ -110,7 +110,15 @@ export async function benchHotPath(): Promise<Record<string, string>> {
       protocol === "gRPC, HTTP/2"
         ? ghzRound({ ghz, protoset, port, method: `portcullis.v1.AuthService/${method}`, headers, concurrency, durationMs, ...(rate ? { rps: rate } : {}) })
         : heyRound({ hey, url: `http://127.0.0.1:${http1Port}/portcullis.v1.AuthService/${method}`, headers, concurrency, durationMs, ...(rate ? { qpsPerWorker: rate / concurrency } : {}) });
-    const checked = (label: string, round: Round) => {
+    /** A measured run and the server's CPU per call (its process and children, µs): steadier than calls/s on a busy machine. */
+    const measured = async (pid: number | undefined, work: () => Promise<Round>): Promise<Round & { cpuPerCallUs: number }> => {
+      const tree = pid === undefined ? [] : [pid, ...childrenOf(pid)];
+      const startCpu = tree.reduce((sum, p) => sum + (cpuSecondsOf(p) ?? 0), 0);
+      const round = await alone(pid, work);
+      const used = tree.reduce((sum, p) => sum + (cpuSecondsOf(p) ?? 0), 0) - startCpu;
+      return { ...round, cpuPerCallUs: (used * 1e6) / (round.perSecond * (ROUND_MS / 1000)) };
+    };
+    const checked = <T extends Round>(label: string, round: T): T => {
       if (round.errors > 0) throw new Error(`${label}: ${round.errors} failed calls`);
       return round;
     };
@@ -123,6 +131,7 @@ export async function benchHotPath(): Promise<Record<string, string>> {
 
     const ratios = new Map<string, number[]>();
     const rates = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
     const note = (map: Map<string, number[]>, key: string, value: number) => map.set(key, [...(map.get(key) ?? []), value]);
     for (let round = 1; round <= ROUNDS; round++) {
       out(`round ${round} of ${ROUNDS} (load average ${(await readFile("/proc/loadavg", "utf8").catch(() => "?")).split(" ").slice(0, 3).join(" ")})`);
@@ -130,16 +139,18 @@ export async function benchHotPath(): Promise<Record<string, string>> {
         for (const concurrency of CONCURRENCIES) {
           for (const method of METHODS) {
             const where = `${method}, ${protocol}, c=${concurrency}`;
-            const baseline = checked(`bare ${where}`, await alone(bare.pid, () => drive(protocol, bare!.port, bare!.http1Port, method, {}, concurrency, ROUND_MS)));
+            const baseline = checked(`bare ${where}`, await measured(bare.pid, () => drive(protocol, bare!.port, bare!.http1Port, method, {}, concurrency, ROUND_MS)));
             note(rates, `bare ${where}`, baseline.perSecond);
-            const parts = [`bare ${baseline.perSecond.toFixed(0)}/s`];
+            note(cpu, `bare ${where}`, baseline.cpuPerCallUs);
+            const parts = [`bare ${baseline.perSecond.toFixed(0)}/s ${baseline.cpuPerCallUs.toFixed(0)} µs`];
             for (const gateway of gateways) {
               for (const [credential, headers] of gateway.credentials) {
                 const label = `${gateway.name} ${method} ${credential}, ${protocol}, c=${concurrency}`;
-                const result = checked(label, await alone(gateway.process.child.pid, () => drive(protocol, gateway.process.port, gateway.process.port, method, headers, concurrency, ROUND_MS)));
+                const result = checked(label, await measured(gateway.process.child.pid, () => drive(protocol, gateway.process.port, gateway.process.port, method, headers, concurrency, ROUND_MS)));
                 note(ratios, label, result.perSecond / baseline.perSecond);
                 note(rates, label, result.perSecond);
-                parts.push(`${gateway.name} ${credential} ${result.perSecond.toFixed(0)}/s (${(result.perSecond / baseline.perSecond).toFixed(2)})`);
+                note(cpu, label, result.cpuPerCallUs);
+                parts.push(`${gateway.name} ${credential} ${result.perSecond.toFixed(0)}/s ${result.cpuPerCallUs.toFixed(0)} µs (${(result.perSecond / baseline.perSecond).toFixed(2)})`);
               }
             }
             out(`  ${where}: ${parts.join(", ")}`);
@@ -193,6 +204,7 @@ export async function benchHotPath(): Promise<Record<string, string>> {
     for (const [label, values] of rates) if (label.startsWith("bare")) figures[`${label}: calls/s`] = median(values).toFixed(0);
     for (const [label, values] of ratios)
       figures[`${label} / bare${label.includes("WhoAmI") ? " (goal ≥ 0.85)" : ""}`] = `${median(values).toFixed(2)}  [${values.map((v) => v.toFixed(2)).join(" ")}]`;
+    for (const [label, values] of cpu) figures[`${label}: server CPU per call, µs`] = median(values).toFixed(0);
     for (const [label, values] of added)
       figures[`${label} added over bare, ms (goal ≤ ${label.endsWith("p50") ? "0.3" : "1"})`] = `${median(values).toFixed(2)}  [${values.map((v) => v.toFixed(2)).join(" ")}]`;
     for (const [label, value] of idleCpu) figures[`${label} (goal: < 2% together)`] = value;
