@@ -94,7 +94,10 @@ async function run(config: Config, logger: Logger): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down");
     clearInterval(probe);
+    // Jobs running here get the same grace as calls: finished, or handed to another instance at once.
+    const jobsDrained = gateway.jobs.drain(config.shutdownTimeoutMs);
     await server.close();
+    await jobsDrained;
     audit.record({ type: "system.stop", outcome: "success", actor: { kind: "system" }, reason: signal });
     await gateway.stop();
     await store.close();

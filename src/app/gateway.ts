@@ -17,6 +17,7 @@ import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.
 import { createAudioCapability, type AudioCapability } from "./audio.ts";
 import { createAuditCapability, type AuditCapability } from "./audit.ts";
 import { createIdentity, type Identity } from "./identity.ts";
+import { createJobs, type JobsCapability } from "./jobs.ts";
 
 /** Everything a gateway process runs on top of its store: the capabilities and what the server needs of them. */
 export interface Gateway {
@@ -26,6 +27,7 @@ export interface Gateway {
   readonly apiKeys: ApiKeys;
   readonly audio: AudioCapability;
   readonly ai: AiCapability;
+  readonly jobs: JobsCapability;
   /** The server's view of the capabilities: authentication, fresh MFA, the service implementations, JWKS. */
   readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
   /** Stops background work (pollers, sweepers) and writes every queued audit event. */
@@ -72,6 +74,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
   }
   const audio = createAudioCapability({ config, audit, logger });
   const ai = createAi({ store, keyring, config, audit, logger, foundation: aiFoundation, keyCache: foundation.cache });
+  const jobs = createJobs({ store, keyring, config, audit, logger, ai });
   return {
     audit,
     auditService,
@@ -79,6 +82,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     apiKeys: keys,
     audio,
     ai,
+    jobs,
     serverDeps: {
       authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: keys.authenticator, isApiKey: keys.isApiKey }),
       freshMfa: identity.freshMfa,
@@ -87,13 +91,14 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
         apiKey: createApiKeyHandlers(keys.service),
         audit: auditService.handlers,
         audioStream: audio.handlers,
-        ai: ai.handlers,
+        ai: { ...ai.handlers, ...jobs.handlers },
       },
       jwks: () => identity.signingKeys.jwks(),
       audit,
     },
     async stop() {
       await audio.stop();
+      await jobs.stop();
       auditService.stop();
       await ai.stop();
       identity.stop();

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { RateLimitTier } from "../domain/api-keys/api-key-record.ts";
 import { API_KEY_PREFIX_PATTERN } from "../domain/api-keys/key-format.ts";
 import { AI_CONFIG_VARIABLES, parseAiConfig, type AiConfig } from "./ai-config.ts";
+import { JOBS_CONFIG_VARIABLES, parseJobsConfig, type JobsConfig } from "./jobs-config.ts";
 import { ACTIONS_FOR_KIND, RESPONSE_ACTIONS, type ResponseActionName } from "../domain/audit/auto-response.ts";
 import { FINDING_KINDS, type FindingKind, type Severity } from "../domain/audit/suspicious-activity.ts";
 
@@ -74,6 +75,8 @@ export interface Config {
   readonly audio: { readonly engineProcesses: number; readonly maxStreamsPerPrincipal: number };
   /** AI providers and query limits (parsed in ./ai-config.ts). */
   readonly ai: AiConfig;
+  /** AI jobs: workers, leases, retries and limits (parsed in ./jobs-config.ts). */
+  readonly jobs: JobsConfig;
 }
 
 /** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
@@ -170,6 +173,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PORTCULLIS_TTS_ENGINE_PROCESSES", default: "cores − 1 (at least 1, at most 4)", description: "Speech engine (eSpeak NG) processes: each synthesises one sentence at a time, so this bounds the CPU speech can take. Started on first use." },
   { name: "PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", default: "4", description: "Audio streams one user or API key may have open at once; more are refused with RESOURCE_EXHAUSTED." },
   ...AI_CONFIG_VARIABLES,
+  ...JOBS_CONFIG_VARIABLES,
 ];
 
 const KNOWN = new Set(CONFIG_VARIABLES.map((v) => v.name));
@@ -260,6 +264,7 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       maxStreamsPerPrincipal: parseInteger("PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL", get("PORTCULLIS_AUDIO_MAX_STREAMS_PER_PRINCIPAL"), 4, 1, 1000),
     }),
     ai: parseAiConfig(get, cwd, (variable, problem) => new ConfigError(variable, problem)),
+    jobs: parseJobsConfig(get, (variable, problem) => new ConfigError(variable, problem)),
   };
   return Object.freeze(config);
 }

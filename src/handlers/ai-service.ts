@@ -26,7 +26,7 @@ export interface AiHandlerDeps {
   readonly server: ServerStatus;
 }
 
-const FINISH_TO_PROTO: Readonly<Record<DomainFinish, FinishReason>> = {
+export const FINISH_TO_PROTO: Readonly<Record<DomainFinish, FinishReason>> = {
   stop: FinishReason.STOP,
   length: FinishReason.LENGTH,
   content_filter: FinishReason.CONTENT_FILTER,
@@ -61,7 +61,7 @@ function roleFromProto(message: ChatMessage, index: number): DomainMessage["role
 }
 
 /** Query and QueryStream requests share their fields. */
-function queryInput(req: { provider: string; model: string; prompt: string; messages: ChatMessage[]; systemPrompt: string; maxTokens?: number; temperature?: number }): QueryInput {
+export function queryInput(req: { provider: string; model: string; prompt: string; messages: ChatMessage[]; systemPrompt: string; maxTokens?: number; temperature?: number }): QueryInput {
   return {
     provider: req.provider,
     model: req.model,

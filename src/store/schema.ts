@@ -153,4 +153,22 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
   { name: "provider_credentials", indexes: [{ name: "provider_name", key: { provider: 1, name: 1 } }] },
   { name: "provider_credential_locks", indexes: [] },
   { name: "provider_credential_uses", indexes: [] },
+  // AI jobs (see docs in src/domain/jobs/). `jobs`: _id "<owner user id>.<time><random>", so one user's
+  // jobs are an _id range, newest last; the indexes serve only the rare everyone's listing and the
+  // retention sweep. Events "<job>:<sequence>", claims "<job>:<attempt>", outcomes "<job>", places
+  // "<user>:<n>" and idempotency keys "<user>|<key hash>|<generation>" are insert-only decisions; tickets
+  // "<due time>|<job>|<attempt>" are the pollers' due work, a small collection read as an _id range.
+  {
+    name: "jobs",
+    indexes: [
+      { name: "created", key: { createdAt: -1 } },
+      { name: "finished_at", key: { finishedAt: 1 } },
+    ],
+  },
+  { name: "job_events", indexes: [] },
+  { name: "job_claims", indexes: [] },
+  { name: "job_tickets", indexes: [] },
+  { name: "job_outcomes", indexes: [] },
+  { name: "job_slots", indexes: [] },
+  { name: "job_idempotency", indexes: [{ name: "created_at", key: { createdAt: 1 } }] },
 ];

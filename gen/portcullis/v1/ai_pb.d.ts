@@ -1862,8 +1862,8 @@ export declare const AiService: GenService<{
   },
   /**
    * GetJob returns one of the caller's jobs; a caller holding `users.manage` may read any user's job
-   * (audited). Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`; NOT_FOUND for a malformed
-   * or unknown job id, or another user's job.
+   * (audited). Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT for a
+   * malformed job id; NOT_FOUND for an unknown job or another user's job.
    *
    * @generated from rpc portcullis.v1.AiService.GetJob
    */
@@ -1891,8 +1891,9 @@ export declare const AiService: GenService<{
    * returns: the job is CANCELLED from then on, on every instance. A running job stops within a second
    * on whichever instance runs it (its provider request is aborted; the tokens spent so far are counted),
    * and its output so far is kept. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`, or for
-   * another user's job that the caller sees through `users.manage` (audited); NOT_FOUND as for GetJob;
-   * FAILED_PRECONDITION when the job already finished (succeeded, failed or cancelled).
+   * another user's job that the caller sees through `users.manage` (audited); INVALID_ARGUMENT and
+   * NOT_FOUND as for GetJob; FAILED_PRECONDITION when the job already finished (succeeded, failed or
+   * cancelled).
    *
    * @generated from rpc portcullis.v1.AiService.CancelJob
    */
@@ -1915,7 +1916,8 @@ export declare const AiService: GenService<{
    * RESTARTED event (or, without one, of all OUTPUT events) equals the job's final `output_text`.
    *
    * Errors: UNAUTHENTICATED, also when the caller's session or key is revoked while watching (the stream
-   * ends within a second); PERMISSION_DENIED without `ai.jobs`; NOT_FOUND as for GetJob; OUT_OF_RANGE
+   * ends within a second); PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT and NOT_FOUND as for
+   * GetJob; OUT_OF_RANGE
    * when the job's events are no longer retained (they are removed some time after the job finished).
    *
    * @generated from rpc portcullis.v1.AiService.WatchJob
