@@ -153,13 +153,10 @@ export function createJobService(deps: {
         }
         // Nothing at `next`: either it is the next position, or it lies past the end.
         const last = await store.lastEvent(jobId);
-        if (!last || last.sequence + 1 >= next) {
-          await deps.tail.waitFor(jobId, next, signal);
-          continue;
-        }
-        // Past the end: a job that ended before `next` has nothing more; a running one, wait for its next event.
-        if (TERMINAL_EVENT_KINDS.has(last.kind)) return;
-        await deps.tail.waitFor(jobId, last.sequence + 1, signal);
+        // A job that ended before `next` has nothing more to send.
+        if (last && TERMINAL_EVENT_KINDS.has(last.kind)) return;
+        // Otherwise wait for `next`, or, past the end of a running job, for its next event.
+        await deps.tail.waitFor(jobId, last && last.sequence + 1 < next ? last.sequence + 1 : next, signal);
       }
     },
   };

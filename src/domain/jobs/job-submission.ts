@@ -27,12 +27,13 @@ export interface SubmitInput extends QueryInput {
  * 1. the query is validated and its provider and model resolved (INVALID_ARGUMENT, NOT_FOUND) before
  *    anything is written;
  * 2. an idempotency key is looked up by `<user>|<key hash>|<generation>`; the newest generation within
- *    24 hours answers the resubmission (ALREADY_EXISTS when its parameters differ);
+ *    24 hours answers the resubmission (ALREADY_EXISTS when its parameters differ); otherwise the key's
+ *    next generation is inserted: of concurrent submissions with one key exactly one wins, the others
+ *    answer with the winner's job;
  * 3. one of the user's unfinished-job places is taken (`<user>:<n>` for n below the cap):
- *    RESOURCE_EXHAUSTED when none is free, exact however many submissions race;
- * 4. the key's next generation is inserted: of concurrent submissions with one key exactly one wins,
- *    the others free their place and answer with the winner's job;
- * 5. the job, its QUEUED event (sequence 1) and a ticket that makes it due are written.
+ *    RESOURCE_EXHAUSTED when none is free, exact however many submissions race (a refused submission
+ *    gives its key up again);
+ * 4. the job, its QUEUED event (sequence 1) and a ticket that makes it due are written.
  */
 export function createJobSubmission(deps: {
   store: JobsStore;
@@ -78,13 +79,20 @@ export function createJobSubmission(deps: {
     return freed;
   };
 
-  const existingJob = async (record: IdempotencyRecord, parametersHash: string): Promise<JobRecord | "orphan"> => {
+  /**
+   * The job of a key another submission holds: ALREADY_EXISTS for other parameters; otherwise the job,
+   * waiting while its submission is still writing it. "gone" when that submission gave the key up (it
+   * was refused, say over the cap) or died before writing the job.
+   */
+  const existingJob = async (record: IdempotencyRecord, parametersHash: string): Promise<JobRecord | "gone"> => {
     if (record.parametersHash !== parametersHash) throw new DomainError("already_exists", "the idempotency key was used with different parameters within the last 24 hours");
     const deadline = Date.now() + CREATION_WAIT_MS;
     for (;;) {
       const job = await store.getJob(record.jobId);
       if (job) return job;
-      if (now().getTime() - record.createdAt.getTime() > ORPHAN_AFTER_MS) return "orphan";
+      if (now().getTime() - record.createdAt.getTime() > ORPHAN_AFTER_MS) return "gone";
+      const still = (await store.idempotencyGenerations(record.userId, record.keyHash)).some((r) => r.generation === record.generation);
+      if (!still) return "gone";
       if (Date.now() > deadline) throw new DomainError("unavailable", "a submission with this idempotency key is still being created; retry");
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -100,34 +108,30 @@ export function createJobSubmission(deps: {
       const parametersHash = hashParameters(input);
       const keyHash = input.idempotencyKey === "" ? undefined : createHash("sha256").update(input.idempotencyKey).digest("base64url");
 
-      // 2. A key used within 24 hours answers with its job.
-      let generation = 1;
-      if (keyHash) {
-        const newest = (await store.idempotencyGenerations(userId, keyHash)).at(-1);
-        if (newest) {
-          generation = newest.generation + 1;
-          if (now().getTime() - newest.createdAt.getTime() < IDEMPOTENCY_WINDOW_MS) {
-            const job = await existingJob(newest, parametersHash);
-            if (job !== "orphan") return { job, deduplicated: true };
-          }
-        }
-      }
-      // 3. A place among the user's unfinished jobs.
       const at = now();
       const jobId = newJobId(userId, at);
-      const slot = await takePlace(userId, jobId);
-      // 4. The key, if any: exactly one submission wins it.
-      if (keyHash) {
-        const record: IdempotencyRecord = { userId, keyHash, generation, jobId, parametersHash, createdAt: at };
-        if (!(await store.insertIdempotency(record))) {
-          await store.deleteSlot(userId, slot);
-          const winner = (await store.idempotencyGenerations(userId, keyHash)).find((r) => r.generation === generation);
-          const job = winner ? await existingJob(winner, parametersHash) : "orphan";
-          if (job === "orphan") throw new DomainError("unavailable", "a concurrent submission with this idempotency key failed; retry");
-          return { job, deduplicated: true };
+      // 2. A key used within 24 hours answers with its job; otherwise this submission takes the key's
+      // next generation — of concurrent submissions exactly one does, the others answer with its job.
+      let key: IdempotencyRecord | undefined;
+      for (let round = 0; keyHash && !key; round++) {
+        if (round === 5) throw new DomainError("unavailable", "submissions with this idempotency key keep failing; retry");
+        const newest = (await store.idempotencyGenerations(userId, keyHash)).at(-1);
+        if (newest && now().getTime() - newest.createdAt.getTime() < IDEMPOTENCY_WINDOW_MS) {
+          const job = await existingJob(newest, parametersHash);
+          if (job !== "gone") return { job, deduplicated: true };
+          if (now().getTime() - newest.createdAt.getTime() <= ORPHAN_AFTER_MS) continue;
         }
+        const record: IdempotencyRecord = { userId, keyHash, generation: (newest?.generation ?? 0) + 1, jobId, parametersHash, createdAt: at };
+        if (await store.insertIdempotency(record)) key = record;
       }
-      // 5. The job, its first event and its ticket.
+      // 3. A place among the user's unfinished jobs; refused, the key is given up again.
+      try {
+        await takePlace(userId, jobId);
+      } catch (error) {
+        if (key) await store.deleteIdempotency(key);
+        throw error;
+      }
+      // 4. The job, its first event and its ticket.
       const job: JobRecord = {
         _id: jobId,
         ownerUserId: userId,
