@@ -23,8 +23,8 @@ export interface JobsCapability {
   readonly handlers: NonNullable<ServiceHandlers["ai"]>;
   readonly worker: JobWorker;
   readonly service: JobService;
-  /** Sweeps expired events now (also done hourly); for tests and operators. */
-  sweepRetention(): Promise<number>;
+  /** Sweeps expired events as of `at` (default now; also done hourly); for tests and operators. */
+  sweepRetention(at?: Date): Promise<number>;
   /** Graceful shutdown of the workers (see JobWorker.drain). */
   drain(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
@@ -61,6 +61,7 @@ export function createJobs(deps: { store: Store; keyring: Keyring; config: Confi
   const retention = createJobRetention({ store, audit, retentionMs: settings.eventRetentionMs });
 
   worker.start();
+  logger.info({ instanceId: worker.instanceId, concurrency: settings.concurrency }, "job workers started");
   const sweeper = setInterval(() => void retention.sweep().catch((error: unknown) => logger.warn({ err: error }, "job retention sweep failed")), RETENTION_SWEEP_MS);
   sweeper.unref();
   const changes = store
@@ -75,7 +76,7 @@ export function createJobs(deps: { store: Store; keyring: Keyring; config: Confi
     handlers: createJobHandlers({ submission, service, exporter }),
     worker,
     service,
-    sweepRetention: () => retention.sweep(),
+    sweepRetention: (at) => retention.sweep(at),
     drain(timeoutMs) {
       drained ??= worker.drain(timeoutMs);
       return drained;

@@ -3,13 +3,13 @@ import type { FakeProvider } from "./fake-providers.ts";
 import type { Client } from "@connectrpc/connect";
 
 /** Polls `check` until it returns a value other than undefined (or throws after `timeoutMs`). */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, what = "condition"): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, what = "condition", everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
 
@@ -20,7 +20,7 @@ export function finished(ai: Client<typeof AiService>, jobId: string, timeoutMs 
   return eventually(async () => {
     const { job } = await ai.getJob({ jobId });
     return job && TERMINAL.has(job.status) ? job : undefined;
-  }, timeoutMs, `job ${jobId} to finish`);
+  }, timeoutMs, `job ${jobId} to finish`, 100);
 }
 
 /** Every event of a job from `from`, read with WatchJob until it ends. */

@@ -12,20 +12,20 @@ const IDEMPOTENCY_KEPT_MS = 25 * 3_600_000;
 export function createJobRetention(deps: { store: JobsStore; audit: AuditRecorder; retentionMs: number; now?: () => Date }) {
   const now = deps.now ?? (() => new Date());
   return {
-    /** One sweep; resolves with the number of jobs whose events were removed. */
-    async sweep(): Promise<number> {
-      const before = new Date(now().getTime() - deps.retentionMs);
+    /** One sweep as of `at`; resolves with the number of jobs whose events were removed. */
+    async sweep(at: Date = now()): Promise<number> {
+      const before = new Date(at.getTime() - deps.retentionMs);
       let removed = 0;
       for (;;) {
         const jobs = await deps.store.finishedBefore(before, BATCH);
         for (const job of jobs) {
           await deps.store.deleteEvents(job._id);
-          await deps.store.updateJob(job._id, { eventsRemovedAt: now() });
+          await deps.store.updateJob(job._id, { eventsRemovedAt: at });
         }
         removed += jobs.length;
         if (jobs.length < BATCH) break;
       }
-      await deps.store.sweepIdempotency(new Date(now().getTime() - IDEMPOTENCY_KEPT_MS));
+      await deps.store.sweepIdempotency(new Date(at.getTime() - IDEMPOTENCY_KEPT_MS));
       if (removed > 0) deps.audit.record({ type: "job.retention_sweep", outcome: "success", actor: { kind: "system", display: "retention" }, metadata: { jobs: removed, retention_days: Math.round(deps.retentionMs / 86_400_000) } });
       return removed;
     },

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import type { ProviderRegistry } from "../ai/provider-registry.ts";
 import { validateQuery, type QueryInput, type QueryLimits } from "../ai/query-input.ts";
 import { auditActorOf } from "../audit/audit-actor.ts";
@@ -55,10 +55,13 @@ export function createJobSubmission(deps: {
         continue;
       }
       const used = new Set(slots.map((s) => s.slot));
-      for (let slot = 0; slot < deps.maxUnfinishedPerUser; slot++) {
-        if (used.has(slot)) continue;
-        if (await store.insertSlot({ userId, slot, jobId, takenAt: now() })) return slot;
+      // Free places in a random order, so that concurrent submissions rarely try the same one.
+      const free = Array.from({ length: deps.maxUnfinishedPerUser }, (_, i) => i).filter((i) => !used.has(i));
+      for (let i = free.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [free[i], free[j]] = [free[j]!, free[i]!];
       }
+      for (const slot of free) if (await store.insertSlot({ userId, slot, jobId, takenAt: now() })) return slot;
     }
     throw new DomainError("resource_exhausted", `you have ${deps.maxUnfinishedPerUser} unfinished jobs, the most allowed: wait for some to finish or cancel them`);
   };
