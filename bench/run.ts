@@ -4,6 +4,7 @@ import { benchAudioStream } from "./audio-stream.ts";
 import { benchAiStream } from "./ai-stream.ts";
 import { benchAuditChain } from "./audit-chain.ts";
 import { benchAuthThroughput } from "./auth-throughput.ts";
+import { benchJobs } from "./jobs.ts";
 import { benchLoginLatency } from "./login-latency.ts";
 
 const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
@@ -12,6 +13,7 @@ const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
   ["audit log", benchAuditChain],
   ["audio", benchAudioStream],
   ["ai streaming", benchAiStream],
+  ["jobs", benchJobs],
 ];
 
 // `npm run bench -- <name fragment>` runs only the matching benchmarks.

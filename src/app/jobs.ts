@@ -6,7 +6,7 @@ import { createJobExport } from "../domain/jobs/job-export.ts";
 import { createJobPageTokens } from "../domain/jobs/job-page-token.ts";
 import { createJobRetention } from "../domain/jobs/job-retention.ts";
 import { createJobService, type JobService } from "../domain/jobs/job-service.ts";
-import { createJobSubmission } from "../domain/jobs/job-submission.ts";
+import { createJobSubmission, type JobSubmission } from "../domain/jobs/job-submission.ts";
 import { createJobWorker, type JobWorker } from "../domain/jobs/job-worker.ts";
 import { createJobHandlers } from "../handlers/ai-jobs.ts";
 import type { ServiceHandlers } from "../handlers/routes.ts";
@@ -23,6 +23,7 @@ export interface JobsCapability {
   readonly handlers: NonNullable<ServiceHandlers["ai"]>;
   readonly worker: JobWorker;
   readonly service: JobService;
+  readonly submission: JobSubmission;
   /** Sweeps expired events as of `at` (default now; also done hourly); for tests and operators. */
   sweepRetention(at?: Date): Promise<number>;
   /** Graceful shutdown of the workers (see JobWorker.drain). */
@@ -76,6 +77,7 @@ export function createJobs(deps: { store: Store; keyring: Keyring; config: Confi
     handlers: createJobHandlers({ submission, service, exporter }),
     worker,
     service,
+    submission,
     sweepRetention: (at) => retention.sweep(at),
     drain(timeoutMs) {
       drained ??= worker.drain(timeoutMs);

@@ -121,8 +121,8 @@ export function createRunEventWriter(deps: {
  * finaliser whose run is gone). A taken position is read: if it is a terminal event the job has already
  * ended and that event is returned instead; otherwise the next position is tried.
  */
-export async function appendAfterLast(store: JobsStore, jobId: string, event: Omit<JobEvent, "sequence">): Promise<{ event: JobEvent; written: boolean }> {
-  const lastEvent = await store.lastEvent(jobId);
+export async function appendAfterLast(store: JobsStore, jobId: string, event: Omit<JobEvent, "sequence">, hint: number): Promise<{ event: JobEvent; written: boolean }> {
+  const lastEvent = await store.lastEvent(jobId, hint);
   if (lastEvent && TERMINAL_EVENT_KINDS.has(lastEvent.kind)) return { event: lastEvent, written: false };
   let last = lastEvent?.sequence ?? 0;
   for (let tries = 0; tries < 100; tries++) {

@@ -56,7 +56,7 @@ export async function finishJob(deps: { store: JobsStore; audit: AuditRecorder; 
     }
   }
   if (!terminal) {
-    const appended = await appendAfterLast(store, job._id, { ...event, jobId: job._id, time: new Date(), attempt: run?.attempt ?? job.attempt });
+    const appended = await appendAfterLast(store, job._id, { ...event, jobId: job._id, time: new Date(), attempt: run?.attempt ?? job.attempt }, run?.writer.lastSequence ?? job.lastEventSequence);
     terminal = appended.event;
     written = appended.written;
     if (written) deps.onWritten?.(job._id, terminal.sequence);
@@ -64,7 +64,8 @@ export async function finishJob(deps: { store: JobsStore; audit: AuditRecorder; 
   output ??= await latestRunOutput(store, job._id);
   // A cancelled run's tokens, counted when its provider call was cut, belong on the record too.
   const usage = outcome.usage ?? run?.usage;
-  await store.updateJob(job._id, {
+  await Promise.all([
+    store.updateJob(job._id, {
     status: outcome.status,
     finishedAt: outcome.at,
     outputText: output,
@@ -73,8 +74,9 @@ export async function finishJob(deps: { store: JobsStore; audit: AuditRecorder; 
     ...(usage ? { usage } : {}),
     ...(outcome.finishReason ? { finishReason: outcome.finishReason } : {}),
     ...(outcome.errorMessage ? { errorMessage: outcome.errorMessage } : {}),
-  });
-  await store.deleteSlotOf(job.ownerUserId, job._id);
+    }),
+    store.deleteSlotOf(job.ownerUserId, job._id),
+  ]);
   if (written) {
     deps.audit.record({
       type: "job.finish",

@@ -18,10 +18,8 @@ export function createJobRetention(deps: { store: JobsStore; audit: AuditRecorde
       let removed = 0;
       for (;;) {
         const jobs = await deps.store.finishedBefore(before, BATCH);
-        for (const job of jobs) {
-          await deps.store.deleteEvents(job._id);
-          await deps.store.updateJob(job._id, { eventsRemovedAt: at });
-        }
+        await deps.store.deleteEvents(jobs.map((job) => job._id));
+        await Promise.all(jobs.map((job) => deps.store.updateJob(job._id, { eventsRemovedAt: at })));
         removed += jobs.length;
         if (jobs.length < BATCH) break;
       }

@@ -86,8 +86,7 @@ export async function runClaimedJob(deps: RunDeps, run: ClaimedRun): Promise<voi
   let usage: AnswerEnd["usage"] | undefined;
   try {
     writer.append(attempt === 1 ? { kind: "started" } : { kind: "restarted", errorMessage: run.ticket.reason ?? "an earlier run did not finish" });
-    await writer.flush();
-    await store.updateJob(job._id, { status: "running", attempt, ...(job.startedAt ? {} : { startedAt: now() }), progressPercent: 0, outputText: "", lastEventSequence: writer.lastSequence });
+    await Promise.all([writer.flush(), store.updateJob(job._id, { status: "running", attempt, ...(job.startedAt ? {} : { startedAt: now() }), progressPercent: 0, outputText: "", lastEventSequence: run.lastSequence + 1 })]);
     const answer = await deps.queries.open(runContextOf(job, attempt), job.request, run.signal, { purpose: "job" });
     const maxTokens = Math.max(1, job.maxTokens);
     let chars = 0;
@@ -134,8 +133,7 @@ async function finish(deps: RunDeps, job: JobRecord, outcome: JobOutcome | undef
 }
 
 async function endRun(deps: RunDeps, run: ClaimedRun, kind: NonNullable<JobClaim["end"]>["kind"]) {
-  await deps.store.deleteTicket(run.takeoverTicketId);
-  await deps.store.endClaim(run.job._id, run.claim.attempt, { kind, at: new Date() });
+  await Promise.all([deps.store.deleteTicket(run.takeoverTicketId), deps.store.endClaim(run.job._id, run.claim.attempt, { kind, at: new Date() })]);
 }
 
 /** Everything after a run stopped before its answer completed. */

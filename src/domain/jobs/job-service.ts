@@ -127,7 +127,7 @@ export function createJobService(deps: {
       }
       await deps.audit.recordNow({ type: "job.cancel", outcome: "success", actor: auditActorOf(ctx.principal), target: { kind: "job", id: jobId }, ip: ctx.client.ip, userAgent: ctx.client.userAgent, requestId: ctx.requestId, metadata: { user_id: job.ownerUserId, status_before: job.status } });
       deps.cancelLocal(jobId);
-      await finishIfUnattended(jobId, outcome).catch(() => undefined);
+      await finishIfUnattended(stored, outcome).catch(() => undefined);
       return withOutcome(job, outcome);
     },
 
@@ -152,7 +152,7 @@ export function createJobService(deps: {
           continue;
         }
         // Nothing at `next`: either it is the next position, or it lies past the end.
-        const last = await store.lastEvent(jobId);
+        const last = await store.lastEvent(jobId, job.lastEventSequence);
         // A job that ended before `next` has nothing more to send.
         if (last && TERMINAL_EVENT_KINDS.has(last.kind)) return;
         // Otherwise wait for `next`, or, past the end of a running job, for its next event.
@@ -162,8 +162,9 @@ export function createJobService(deps: {
   };
 
   /** Finishes a cancelled job when no live run holds it (queued, or its instance died); else its run does. */
-  async function finishIfUnattended(jobId: string, outcome: JobOutcome): Promise<void> {
-    const latest = await store.latestClaim(jobId);
+  async function finishIfUnattended(stored: JobRecord, outcome: JobOutcome): Promise<void> {
+    const jobId = stored._id;
+    const latest = await store.latestClaim(jobId, stored.attempt);
     if (latest && !latest.end && latest.leaseUntil.getTime() > now().getTime()) return;
     const attempt = (latest?.attempt ?? 0) + 1;
     if (!(await store.insertClaim({ jobId, attempt, instanceId: "cancel", claimedAt: now(), leaseUntil: new Date(now().getTime() + 60_000), failures: latest?.failures ?? 0 }))) return;

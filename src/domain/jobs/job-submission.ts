@@ -152,8 +152,8 @@ export function createJobSubmission(deps: {
         outputText: "",
         lastEventSequence: 1,
       };
-      await store.insertJob(job);
-      await store.insertEvents([{ jobId, sequence: 1, time: at, kind: "queued", attempt: 0 }]);
+      // The ticket last: a run that claims it finds the job and its first event in place.
+      await Promise.all([store.insertJob(job), store.insertEvents([{ jobId, sequence: 1, time: at, kind: "queued", attempt: 0 }])]);
       await store.insertTicket({ id: ticketId(at, jobId, 1), jobId, attempt: 1, dueAt: at, kind: "run", failures: 0 });
       deps.audit.record({
         type: "job.submit",

@@ -85,11 +85,15 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
     try {
       if (accepting && free() > 0) {
         const due = await store.dueTickets(now(), Math.max(4, free() * 2));
+        // Claims are tried side by side, as many as there are free places: a claim is a few round trips.
+        const chosen: JobTicket[] = [];
         for (const ticket of due) {
-          if (!accepting || free() <= 0) break;
-          if (running.has(ticket.jobId) || considering.has(ticket.jobId)) continue;
-          worked = (await consider(ticket)) || worked;
+          if (chosen.length >= free()) break;
+          if (running.has(ticket.jobId) || considering.has(ticket.jobId) || chosen.some((t) => t.jobId === ticket.jobId)) continue;
+          chosen.push(ticket);
         }
+        for (const ticket of chosen) considering.add(ticket.jobId);
+        worked = (await Promise.all(chosen.map(consider))).some(Boolean) || due.length > chosen.length;
       }
     } catch (error) {
       deps.onError(error);
@@ -103,7 +107,6 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
 
   /** Claims the ticket's run if it is still to be had; true when this instance took it. */
   const consider = async (ticket: JobTicket): Promise<boolean> => {
-    considering.add(ticket.jobId);
     try {
       let failures = ticket.failures;
       let reason = ticket.reason;
@@ -128,8 +131,7 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
         await store.deleteTicket(ticket.id);
         return false;
       }
-      await store.deleteTicket(ticket.id);
-      await begin(claim, reason);
+      await begin(claim, reason, ticket.id);
       return true;
     } finally {
       considering.delete(ticket.jobId);
@@ -137,9 +139,14 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
   };
 
   /** This instance holds `claim`: finish a job that is decided, give up on one out of attempts, or run it. */
-  const begin = async (claim: JobClaim, reason: string | undefined) => {
-    const [job, outcome, last] = await Promise.all([store.getJob(claim.jobId), store.getOutcome(claim.jobId), store.lastEvent(claim.jobId)]);
-    const end = (kind: "finished" | "failed") => store.endClaim(claim.jobId, claim.attempt, { kind, at: now() });
+  const begin = async (claim: JobClaim, reason: string | undefined, claimedTicketId: string) => {
+    // One round of independent reads and writes: the job, whether its outcome is decided, the claimed
+    // ticket gone, and the takeover ticket for this run's lease.
+    const takeover: JobTicket = { id: ticketId(claim.leaseUntil, claim.jobId, claim.attempt + 1), jobId: claim.jobId, attempt: claim.attempt + 1, dueAt: claim.leaseUntil, kind: "takeover", failures: claim.failures };
+    const [job, outcome] = await Promise.all([store.getJob(claim.jobId), store.getOutcome(claim.jobId), store.deleteTicket(claimedTicketId), store.insertTicket(takeover)]);
+    const end = async (kind: "finished" | "failed") => {
+      await Promise.all([store.deleteTicket(takeover.id), store.endClaim(claim.jobId, claim.attempt, { kind, at: now() })]);
+    };
     if (!job) return end("finished");
     const finishing = { store, audit: deps.run.audit, onWritten: deps.run.onWritten };
     if (outcome) {
@@ -152,8 +159,7 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
       await finishJob(finishing, job, (await store.insertOutcome(failed)) ? failed : ((await store.getOutcome(job._id)) ?? failed));
       return end("finished");
     }
-    const takeover: JobTicket = { id: ticketId(claim.leaseUntil, job._id, claim.attempt + 1), jobId: job._id, attempt: claim.attempt + 1, dueAt: claim.leaseUntil, kind: "takeover", failures: claim.failures };
-    await store.insertTicket(takeover);
+    const last = await store.lastEvent(job._id, job.lastEventSequence);
     const abort = new AbortController();
     const entry: Running = {
       claim,
@@ -168,11 +174,21 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
         .finally(() => {
           running.delete(job._id);
           if (running.size === 0) stopTimers();
-          schedulePoll(0);
+          // A place is free: look for work now, not at the slow poll scheduled while all were busy.
+          poke();
         }),
     };
     running.set(job._id, entry);
     startTimers();
+  };
+
+  const poke = () => {
+    if (!accepting) return;
+    interval = settings.pollMinMs;
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = undefined;
+    if (polling) again = true;
+    else schedulePoll(0);
   };
 
   const renew = async () => {
@@ -233,14 +249,7 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
       accepting = true;
       schedulePoll(0);
     },
-    poke() {
-      if (!accepting) return;
-      interval = settings.pollMinMs;
-      if (pollTimer) clearTimeout(pollTimer);
-      pollTimer = undefined;
-      if (polling) again = true;
-      else schedulePoll(0);
-    },
+    poke,
     cancelLocal(jobId) {
       running.get(jobId)?.abort.abort(new RunStop("cancelled"));
     },

@@ -56,15 +56,19 @@ export interface JobsStore {
   getEvent(jobId: string, sequence: number): Promise<JobEvent | undefined>;
   /** Events with a sequence ≥ `from`, in order, at most `limit`. */
   eventsFrom(jobId: string, from: number, limit: number): Promise<JobEvent[]>;
-  /** The job's last event, if any. */
-  lastEvent(jobId: string): Promise<JobEvent | undefined>;
+  /**
+   * The job's last event, looking from `hint` (a sequence known to exist, such as the record's
+   * `lastEventSequence`; 0 for none) onwards; undefined when there is none (or the hint is gone).
+   */
+  lastEvent(jobId: string, hint: number): Promise<JobEvent | undefined>;
   /** Which of these positions exist (one query for every watched job: the tail's poll). */
   existingEvents(positions: ReadonlyArray<{ jobId: string; sequence: number }>): Promise<JobEvent[]>;
-  deleteEvents(jobId: string): Promise<void>;
+  deleteEvents(jobIds: readonly string[]): Promise<void>;
 
   insertClaim(claim: JobClaim): Promise<boolean>;
   getClaim(jobId: string, attempt: number): Promise<JobClaim | undefined>;
-  latestClaim(jobId: string): Promise<JobClaim | undefined>;
+  /** The job's latest claim, looking from attempt `hint` (the record's `attempt`) onwards. */
+  latestClaim(jobId: string, hint: number): Promise<JobClaim | undefined>;
   /** Which of these claims exist (supersession checks of a running instance's jobs). */
   existingClaims(claims: ReadonlyArray<{ jobId: string; attempt: number }>): Promise<JobClaim[]>;
   renewClaims(claims: ReadonlyArray<{ jobId: string; attempt: number }>, leaseUntil: Date): Promise<void>;
