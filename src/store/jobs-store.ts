@@ -60,6 +60,7 @@ export function createJobsStore(store: Store): JobsStore {
   const outcomes = db.collection<OutcomeDoc>("job_outcomes");
   const slots = db.collection<SlotDoc>("job_slots");
   const idempotency = db.collection<IdempotencyDoc>("job_idempotency");
+  const archive = db.collection<{ _id: string; events: JobEvent[] }>("job_event_archive");
 
   const toEvent = (doc: EventDoc): JobEvent => strip(doc);
   const toClaim = (doc: ClaimDoc): JobClaim => strip(doc);
@@ -173,8 +174,15 @@ export function createJobsStore(store: Store): JobsStore {
       }
     },
     existingEvents: async (positions) => (await Promise.all(positions.map((p) => getEvent(p.jobId, p.sequence)))).filter((e): e is JobEvent => e !== undefined),
+    async archiveEvents(jobId, list) {
+      await insertOnce(archive, { _id: jobId, events: [...list] });
+      await events.deleteMany({ jobId });
+    },
+    archivedEvents: async (jobId) => (await archive.findOne({ _id: jobId }))?.events,
     async deleteEvents(jobIds) {
-      if (jobIds.length > 0) await events.deleteMany({ jobId: { $in: [...jobIds] } });
+      if (jobIds.length === 0) return;
+      await events.deleteMany({ jobId: { $in: [...jobIds] } });
+      await archive.deleteMany({ _id: { $in: [...jobIds] } });
     },
 
     insertClaim: (claim) => insertOnce(claims, { ...claim, _id: claimId(claim.jobId, claim.attempt) }),
@@ -194,6 +202,9 @@ export function createJobsStore(store: Store): JobsStore {
     },
     async endClaim(jobId, attempt, end) {
       await claims.updateOne({ _id: claimId(jobId, attempt) }, { $set: { end } });
+    },
+    async deleteClaims(jobId) {
+      await claims.deleteMany({ jobId });
     },
 
     insertTicket: (ticket) => {

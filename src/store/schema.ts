@@ -165,7 +165,9 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
       { name: "finished_at", key: { finishedAt: 1 } },
     ],
   },
+  // Live events of unfinished jobs only; a finished job's events move into one archive document.
   { name: "job_events", indexes: [] },
+  { name: "job_event_archive", indexes: [] },
   { name: "job_claims", indexes: [] },
   { name: "job_tickets", indexes: [] },
   { name: "job_outcomes", indexes: [] },

@@ -123,6 +123,7 @@ export function createRunEventWriter(deps: {
  */
 export async function appendAfterLast(store: JobsStore, jobId: string, event: Omit<JobEvent, "sequence">, hint: number): Promise<{ event: JobEvent; written: boolean }> {
   const lastEvent = await store.lastEvent(jobId, hint);
+  if (!lastEvent && hint > 0) throw new Error(`the events of job ${jobId} are no longer live`);
   if (lastEvent && TERMINAL_EVENT_KINDS.has(lastEvent.kind)) return { event: lastEvent, written: false };
   let last = lastEvent?.sequence ?? 0;
   for (let tries = 0; tries < 100; tries++) {

@@ -77,6 +77,11 @@ export async function finishJob(deps: { store: JobsStore; audit: AuditRecorder; 
     }),
     store.deleteSlotOf(job.ownerUserId, job._id),
   ]);
+  // The job is finished for good: its events go to the archive and its claims away, so that the live
+  // collections hold only unfinished jobs (see JobsStore.archiveEvents).
+  const history = await store.eventsFrom(job._id, 1, terminal.sequence);
+  if (history.length === terminal.sequence) await store.archiveEvents(job._id, history);
+  await store.deleteClaims(job._id);
   if (written) {
     deps.audit.record({
       type: "job.finish",

@@ -5,6 +5,7 @@ import type { RequestContext } from "../request-context.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import type { JobEventTail } from "./job-event-tail.ts";
 import { finishJob } from "./job-finalizer.ts";
+import { ticketId } from "./job-run.ts";
 import { isUserId, jobOwnerOf } from "./job-ids.ts";
 import type { JobPageTokens } from "./job-page-token.ts";
 import { isTerminal, TERMINAL_EVENT_KINDS, type JobEvent, type JobOutcome, type JobRecord, type JobStatus } from "./job-record.ts";
@@ -139,6 +140,14 @@ export function createJobService(deps: {
       const job = await visibleJob(ctx, jobId);
       if (job.eventsRemovedAt) throw new DomainError("out_of_range", `the job's events were removed on ${job.eventsRemovedAt.toISOString()} (retention)`);
       let next = Math.max(1, fromSequence);
+      // A finished job's history is one archived document.
+      const replay = async function* (archived: readonly JobEvent[]) {
+        for (const event of archived) if (event.sequence >= next) yield event;
+      };
+      if (isTerminal(job.status)) {
+        const archived = await store.archivedEvents(jobId);
+        if (archived) return yield* replay(archived);
+      }
       while (!signal.aborted) {
         const batch = await store.eventsFrom(jobId, next, REPLAY_BATCH);
         for (const event of batch) {
@@ -153,6 +162,11 @@ export function createJobService(deps: {
         }
         // Nothing at `next`: either it is the next position, or it lies past the end.
         const last = await store.lastEvent(jobId, job.lastEventSequence);
+        if (!last && job.lastEventSequence > 0) {
+          // Its live events are gone: the job finished meanwhile and they were archived.
+          const archived = await store.archivedEvents(jobId);
+          if (archived) return yield* replay(archived);
+        }
         // A job that ended before `next` has nothing more to send.
         if (last && TERMINAL_EVENT_KINDS.has(last.kind)) return;
         // Otherwise wait for `next`, or, past the end of a running job, for its next event.
@@ -167,10 +181,14 @@ export function createJobService(deps: {
     const latest = await store.latestClaim(jobId, stored.attempt);
     if (latest && !latest.end && latest.leaseUntil.getTime() > now().getTime()) return;
     const attempt = (latest?.attempt ?? 0) + 1;
-    if (!(await store.insertClaim({ jobId, attempt, instanceId: "cancel", claimedAt: now(), leaseUntil: new Date(now().getTime() + 60_000), failures: latest?.failures ?? 0 }))) return;
+    const leaseUntil = new Date(now().getTime() + 60_000);
+    if (!(await store.insertClaim({ jobId, attempt, instanceId: "cancel", claimedAt: now(), leaseUntil, failures: latest?.failures ?? 0 }))) return;
+    // Should this instance die before the job is finished, the next claim's holder finishes it.
+    const takeover = { id: ticketId(leaseUntil, jobId, attempt + 1), jobId, attempt: attempt + 1, dueAt: leaseUntil, kind: "takeover" as const, failures: latest?.failures ?? 0 };
+    await store.insertTicket(takeover);
     const job = await store.getJob(jobId);
     if (job) await finishJob({ store, audit: deps.audit, onWritten: deps.tail.written }, job, outcome);
-    await store.endClaim(jobId, attempt, { kind: "finished", at: now() });
+    await Promise.all([store.endClaim(jobId, attempt, { kind: "finished", at: now() }), store.deleteTicket(takeover.id)]);
   }
 }
 

@@ -149,17 +149,20 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
     };
     if (!job) return end("finished");
     const finishing = { store, audit: deps.run.audit, onWritten: deps.run.onWritten };
+    // A finished record means nothing is left to do (its events may already be archived).
+    if (isTerminal(job.status)) return end("finished");
     if (outcome) {
       await finishJob(finishing, { ...job, attempt: claim.attempt }, outcome);
       return end("finished");
     }
-    if (isTerminal(job.status)) return end("finished");
     if (claim.failures >= settings.maxAttempts) {
       const failed: JobOutcome = { jobId: job._id, status: "failed", at: now(), errorMessage: `gave up after ${claim.failures} failed runs; the last: ${reason ?? "unknown"}` };
       await finishJob(finishing, job, (await store.insertOutcome(failed)) ? failed : ((await store.getOutcome(job._id)) ?? failed));
       return end("finished");
     }
-    const last = await store.lastEvent(job._id, job.lastEventSequence);
+    // Only claim holders write events, so a first run starts after QUEUED; a later one looks from the
+    // record's last known sequence (its projection may lag the run before by up to a second).
+    const last = claim.attempt === 1 ? job.lastEventSequence : ((await store.lastEvent(job._id, job.lastEventSequence))?.sequence ?? job.lastEventSequence);
     const abort = new AbortController();
     const entry: Running = {
       claim,
@@ -168,7 +171,7 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
       leaseUntil: claim.leaseUntil,
       done: runClaimedJob(
         { ...deps.run, store },
-        { job, claim, ticket: { ...(reason ? { reason } : {}) }, lastSequence: last?.sequence ?? 0, signal: abort.signal, get takeoverTicketId() { return entry.takeoverTicketId; } },
+        { job, claim, ticket: { ...(reason ? { reason } : {}) }, lastSequence: last, signal: abort.signal, get takeoverTicketId() { return entry.takeoverTicketId; } },
       )
         .catch((error: unknown) => deps.onError(error))
         .finally(() => {

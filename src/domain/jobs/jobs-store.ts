@@ -63,6 +63,15 @@ export interface JobsStore {
   lastEvent(jobId: string, hint: number): Promise<JobEvent | undefined>;
   /** Which of these positions exist (one query for every watched job: the tail's poll). */
   existingEvents(positions: ReadonlyArray<{ jobId: string; sequence: number }>): Promise<JobEvent[]>;
+  /**
+   * Moves a finished job's events (all of them, given in order) into one archive document and removes
+   * them from the live collection, which so holds only unfinished jobs' events: on FerretDB even a
+   * point read costs in proportion to its collection's size.
+   */
+  archiveEvents(jobId: string, events: readonly JobEvent[]): Promise<void>;
+  /** A finished job's archived events, in order; undefined when not archived (yet). */
+  archivedEvents(jobId: string): Promise<JobEvent[] | undefined>;
+  /** Removes the events of these jobs, live and archived (retention). */
   deleteEvents(jobIds: readonly string[]): Promise<void>;
 
   insertClaim(claim: JobClaim): Promise<boolean>;
@@ -73,6 +82,8 @@ export interface JobsStore {
   existingClaims(claims: ReadonlyArray<{ jobId: string; attempt: number }>): Promise<JobClaim[]>;
   renewClaims(claims: ReadonlyArray<{ jobId: string; attempt: number }>, leaseUntil: Date): Promise<void>;
   endClaim(jobId: string, attempt: number, end: NonNullable<JobClaim["end"]>): Promise<void>;
+  /** Removes a finished job's claims (its record is terminal: no run can start again). */
+  deleteClaims(jobId: string): Promise<void>;
 
   insertTicket(ticket: JobTicket): Promise<boolean>;
   deleteTicket(ticketId: string): Promise<void>;
