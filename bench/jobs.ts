@@ -20,7 +20,7 @@ import { createGateway } from "../src/app/gateway.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { loadOrCreateKeyring } from "../src/keys/keyring.ts";
 import { createLogger } from "../src/log/logger.ts";
-import { startEmbeddedDatabase } from "../src/store/embedded-db/index.ts";
+import { startEmbeddedDatabase } from "../src/embedded-db/index.ts";
 import { openStore } from "../src/store/mongo-store.ts";
 import { startFakeProcess } from "./ai-stream.ts";
 import { quantile, runCli } from "./gateway-process.ts";
@@ -38,7 +38,11 @@ interface Instance {
 
 /** A gateway process; its job workers' instance id comes from its "job workers started" log line. */
 async function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(process.execPath, ["src/main.ts"], { cwd: new URL("..", import.meta.url), env: { ...process.env, PORTCULLIS_PORT: "0", PORTCULLIS_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["src/main.ts"], {
+    cwd: new URL("..", import.meta.url),
+    env: { ...process.env, PORTCULLIS_PORT: "0", PORTCULLIS_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const exited = new Promise((resolve) => child.once("exit", resolve));
   let instanceId = "";
   const port = await new Promise<number>((resolve, reject) => {
@@ -95,7 +99,11 @@ export async function benchJobs(): Promise<Record<string, string>> {
     const clientOf = (instance: Instance) => createClient(AiService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
     const { accessToken } = await createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${a.port}` })).login({ username: "bench-jobs", password });
     const auth = { headers: { authorization: `Bearer ${accessToken}` } };
-    for (const [provider, fake] of [["fast", fast], ["paced", paced]] as const) await clientOf(a).putProviderCredential({ provider, name: provider, secret: fake.apiKey }, auth);
+    for (const [provider, fake] of [
+      ["fast", fast],
+      ["paced", paced],
+    ] as const)
+      await clientOf(a).putProviderCredential({ provider, name: provider, secret: fake.apiKey }, auth);
 
     // 1. Throughput: all jobs submitted at once, timed until the last outcome is decided (counted in
     // the small outcomes collection every 200 ms, so that watching costs the gateways nothing).
@@ -187,19 +195,35 @@ async function roundTrips(uri: string, dbName: string, env: Record<string, strin
   });
   const watcher = await openStore({ uri, dbName });
   const config = loadConfig({ ...env, PORTCULLIS_DATA_DIR: join(dataDir, "counted"), PORTCULLIS_JOB_CONCURRENCY: "8" });
-  const gateway = await createGateway({ store, keyring: await loadOrCreateKeyring(config.keyFile, config.suppliedKeys), config, logger: createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) }) });
+  const gateway = await createGateway({
+    store,
+    keyring: await loadOrCreateKeyring(config.keyFile, config.suppliedKeys),
+    config,
+    logger: createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+  });
   let stopped = false;
   try {
     const owner = await store.db.collection("users").findOne({ username: "bench-jobs" });
     const ctx = {
-      principal: { kind: "user" as const, id: String(owner!["_id"]), userId: String(owner!["_id"]), displayName: "bench-jobs", role: "owner" as const, permissions: new Set(["ai.jobs"]), method: "access_token" as const, sessionId: undefined },
+      principal: {
+        kind: "user" as const,
+        id: String(owner!["_id"]),
+        userId: String(owner!["_id"]),
+        displayName: "bench-jobs",
+        role: "owner" as const,
+        permissions: new Set(["ai.jobs"]),
+        method: "access_token" as const,
+        sessionId: undefined,
+      },
       client: { ip: "127.0.0.1", userAgent: "bench" },
       requestId: "bench",
     };
     const n = 100;
     const before = await watcher.db.collection("job_outcomes").countDocuments({});
     counted.on = true;
-    await Promise.all(Array.from({ length: n }, (_, i) => gateway.jobs.submission.submit(ctx, { provider: "", model: "", prompt: `counted ${i}`, messages: [], systemPrompt: "", maxTokens: WORDS, idempotencyKey: "" })));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => gateway.jobSubmission.submit(ctx, { provider: "", model: "", prompt: `counted ${i}`, messages: [], systemPrompt: "", maxTokens: WORDS, idempotencyKey: "" })),
+    );
     await waitUntil(async () => ((await watcher.db.collection("job_outcomes").countDocuments({})) >= before + n ? true : undefined), 300_000, 200);
     await gateway.stop();
     stopped = true;

@@ -2,42 +2,44 @@ import { hkdfSync } from "node:crypto";
 import type { Config } from "../config/config.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import { createJobEventTail } from "../domain/jobs/job-event-tail.ts";
-import { createJobExport } from "../domain/jobs/job-export.ts";
+import { createJobExport, type JobExport } from "../domain/jobs/job-export.ts";
 import { createJobPageTokens } from "../domain/jobs/job-page-token.ts";
 import { createJobRetention } from "../domain/jobs/job-retention.ts";
 import { createJobService, type JobService } from "../domain/jobs/job-service.ts";
 import { createJobSubmission, type JobSubmission } from "../domain/jobs/job-submission.ts";
-import { createJobWorker, type JobWorker } from "../domain/jobs/job-worker.ts";
-import { createJobHandlers } from "../handlers/ai-jobs.ts";
-import type { ServiceHandlers } from "../handlers/routes.ts";
+import { createJobWorker } from "../domain/jobs/job-worker.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import type { Logger } from "../log/logger.ts";
 import { createJobsStore } from "../store/jobs-store.ts";
 import type { Store } from "../store/mongo-store.ts";
 import { createTempFileSpool } from "../store/temp-file-spool.ts";
-import type { AiCapability } from "./ai.ts";
+import type { Ai } from "./ai.ts";
+import type { PeriodicTask, Poller } from "./background.ts";
 
 const RETENTION_SWEEP_MS = 3_600_000;
 
-export interface JobsCapability {
-  readonly handlers: NonNullable<ServiceHandlers["ai"]>;
-  readonly worker: JobWorker;
-  readonly service: JobService;
+/** AI jobs: what the handlers call, and the background work (workers, the event tail, retention). */
+export interface Jobs {
   readonly submission: JobSubmission;
-  /** Sweeps expired events as of `at` (default now; also done hourly); for tests and operators. */
+  readonly service: JobService;
+  readonly exporter: JobExport;
+  /** The workers (started with the gateway; stopping releases what still runs), the event tail, change streams. */
+  readonly pollers: readonly Poller[];
+  /** The hourly retention sweep. */
+  readonly tasks: readonly PeriodicTask[];
+  /** One retention sweep as of `at` (default now); resolves with the number of jobs whose events were removed. */
   sweepRetention(at?: Date): Promise<number>;
-  /** Graceful shutdown of the workers (see JobWorker.drain). */
+  /** Graceful shutdown of the workers: running jobs finish within `timeoutMs`, the rest are handed over. */
   drain(timeoutMs: number): Promise<void>;
-  stop(): Promise<void>;
 }
 
 /**
  * Wires AI jobs: the store, the event tail, submission, the service (get, list, cancel, watch), export,
- * this instance's workers (which run queries through the AI capability's `queries.open`: budget,
- * retries, accounting and audit included) and the retention sweep; then starts the workers, and the
- * change streams that wake them where the database has them.
+ * and this instance's workers, which run queries through the AI domain's `queries.open` (budget,
+ * retries, accounting and audit included). Change streams wake the workers and the tail where the
+ * database has them; the pollers work without.
  */
-export function createJobs(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; ai: AiCapability }): JobsCapability {
+export function createJobs(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; ai: Pick<Ai, "queries" | "registry"> }): Jobs {
   const { config, audit, logger } = deps;
   const settings = config.jobs;
   const store = createJobsStore(deps.store);
@@ -61,33 +63,36 @@ export function createJobs(deps: { store: Store; keyring: Keyring; config: Confi
   const exporter = createJobExport({ store, audit, maxJobs: settings.exportMaxJobs, spool: createTempFileSpool });
   const retention = createJobRetention({ store, audit, retentionMs: settings.eventRetentionMs });
 
-  worker.start();
-  logger.info({ instanceId: worker.instanceId, concurrency: settings.concurrency }, "job workers started");
-  const sweeper = setInterval(() => void retention.sweep().catch((error: unknown) => logger.warn({ err: error }, "job retention sweep failed")), RETENTION_SWEEP_MS);
-  sweeper.unref();
-  const changes = store
-    .watchChanges((what) => (what === "events" ? tail.poke() : worker.poke()))
-    .catch((error: unknown) => {
-      logger.debug({ err: error }, "no change streams for jobs: polling");
-      return undefined;
-    });
-
+  let changes: { stop(): Promise<void> } | undefined;
   let drained: Promise<void> | undefined;
+  const drain = (timeoutMs: number) => (drained ??= worker.drain(timeoutMs));
   return {
-    handlers: createJobHandlers({ submission, service, exporter }),
-    worker,
-    service,
     submission,
+    service,
+    exporter,
+    pollers: [
+      { stop: () => tail.stop() },
+      {
+        start() {
+          worker.start();
+          logger.info({ instanceId: worker.instanceId, concurrency: settings.concurrency }, "job workers started");
+        },
+        stop: () => drain(0),
+      },
+      {
+        async start() {
+          changes = await store
+            .watchChanges((what) => (what === "events" ? tail.poke() : worker.poke()))
+            .catch((error: unknown) => {
+              logger.debug({ err: error }, "no change streams for jobs: polling");
+              return undefined;
+            });
+        },
+        stop: () => changes?.stop(),
+      },
+    ],
+    tasks: [{ name: "job event retention sweep", everyMs: RETENTION_SWEEP_MS, run: () => retention.sweep() }],
     sweepRetention: (at) => retention.sweep(at),
-    drain(timeoutMs) {
-      drained ??= worker.drain(timeoutMs);
-      return drained;
-    },
-    async stop() {
-      clearInterval(sweeper);
-      await this.drain(0);
-      tail.stop();
-      await (await changes)?.stop();
-    },
+    drain,
   };
 }

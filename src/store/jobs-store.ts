@@ -251,7 +251,11 @@ export function createJobsStore(store: Store): JobsStore {
     },
     sweepIdempotency: async (before) => (await idempotency.deleteMany({ createdAt: { $lt: before } })).deletedCount,
 
-    finishedBefore: (before, limit) => jobs.find({ finishedAt: { $lt: before }, eventsRemovedAt: { $exists: false } }).limit(limit).toArray() as Promise<JobRecord[]>,
+    finishedBefore: (before, limit) =>
+      jobs
+        .find({ finishedAt: { $lt: before }, eventsRemovedAt: { $exists: false } })
+        .limit(limit)
+        .toArray() as Promise<JobRecord[]>,
 
     async watchChanges(onChange) {
       const sources = [

@@ -50,7 +50,11 @@ afterAll(async () => {
 async function heldJob(token: string, prompt: string): Promise<Job> {
   fakes.openai.enqueue({ kind: "answer", words: ["first", " second"], hold: true });
   const { job } = await on(b, token).submitJob({ prompt, maxTokens: 50 });
-  await eventually(async () => ((await on(b, token).getJob({ jobId: job!.id })).job?.status === JobStatus.RUNNING && callsFor(fakes.openai, prompt) === 1 ? true : undefined), 20_000, "the held job to run");
+  await eventually(
+    async () => ((await on(b, token).getJob({ jobId: job!.id })).job?.status === JobStatus.RUNNING && callsFor(fakes.openai, prompt) === 1 ? true : undefined),
+    20_000,
+    "the held job to run",
+  );
   return job!;
 }
 
@@ -220,7 +224,10 @@ describe("limits and idempotency", () => {
     const first = (accepted[0] as PromiseFulfilledResult<{ job?: Job }>).value.job!;
     await on(b, carol).cancelJob({ jobId: first.id });
     const next = (await on(b, carol).submitJob({ prompt: "after a cancel", maxTokens: 3 })).job!;
-    for (const r of accepted) await on(b, carol).cancelJob({ jobId: (r as PromiseFulfilledResult<{ job?: Job }>).value.job!.id }).catch(() => undefined);
+    for (const r of accepted)
+      await on(b, carol)
+        .cancelJob({ jobId: (r as PromiseFulfilledResult<{ job?: Job }>).value.job!.id })
+        .catch(() => undefined);
     await on(b, carol).cancelJob({ jobId: next.id });
     await on(b, alice).cancelJob({ jobId: held.id });
   });

@@ -63,8 +63,8 @@ describe("retention", () => {
     const ai = gw.client(AiService, { token: bob });
     const job = (await ai.submitJob({ provider: "local", prompt: "short-lived history" })).job!;
     await finished(ai, job.id);
-    expect(await gw.gateway.jobs.sweepRetention(new Date())).toBe(0);
-    expect(await gw.gateway.jobs.sweepRetention(new Date(Date.now() + 31 * 86_400_000))).toBeGreaterThan(0);
+    expect(await gw.gateway.runNow.sweepJobRetention(new Date())).toBe(0);
+    expect(await gw.gateway.runNow.sweepJobRetention(new Date(Date.now() + 31 * 86_400_000))).toBeGreaterThan(0);
     expect((await failureOf(ai.watchJob({ jobId: job.id })[Symbol.asyncIterator]().next())).code).toBe(Code.OutOfRange);
     expect((await ai.getJob({ jobId: job.id })).job?.status).toBe(JobStatus.SUCCEEDED);
   });
@@ -92,7 +92,11 @@ describe("ExportJobs", () => {
     const ids: string[] = [];
     // In rounds of 40, under the cap on unfinished jobs.
     for (let round = 0; round < 2; round++) {
-      const batch = await Promise.all(Array.from({ length: 40 }, (_, j) => round * 40 + j).map(async (i) => (await ai.submitJob({ provider: "local", prompt: `export ${i} ${"x".repeat(i * 20)}`, idempotencyKey: i === 0 ? "=HYPERLINK(\"http://evil\")" : "" })).job!.id));
+      const batch = await Promise.all(
+        Array.from({ length: 40 }, (_, j) => round * 40 + j).map(
+          async (i) => (await ai.submitJob({ provider: "local", prompt: `export ${i} ${"x".repeat(i * 20)}`, idempotencyKey: i === 0 ? '=HYPERLINK("http://evil")' : "" })).job!.id,
+        ),
+      );
       await Promise.all(batch.map((id) => finished(ai, id)));
       ids.push(...batch);
     }
@@ -119,8 +123,8 @@ describe("ExportJobs", () => {
     expect(rows.map((r) => r[0])).toEqual(["id", ...[...ids].reverse()]);
     const header = rows[0]!;
     const keyCell = rows.at(-1)![header.indexOf("idempotency_key")]!;
-    expect(keyCell).toBe("'=HYPERLINK(\"http://evil\")");
-    expect(restoreCell(keyCell)).toBe("=HYPERLINK(\"http://evil\")");
+    expect(keyCell).toBe('\'=HYPERLINK("http://evil")');
+    expect(restoreCell(keyCell)).toBe('=HYPERLINK("http://evil")');
     expect(rows[1]![header.indexOf("output_text")]).toBe("'+SUM(A1) and more");
 
     // The same jobs alone, as JSON, JSON Lines and CSV; without include_output, no output.

@@ -85,11 +85,16 @@ describe("jobs across processes", () => {
     const ids = await Promise.all(Array.from({ length: 50 }, async (_, i) => (await ai(i % 2 ? p1 : p2).submitJob({ prompt: `exactly once #${i}#`, maxTokens: 10 })).job!.id));
     // Which instance claims a job is recorded while it runs; both must take part.
     const runners = new Set<unknown>();
-    const jobs = await eventually(async () => {
-      for (const claim of await side.store.db.collection("job_claims").find({}).toArray()) runners.add(claim["instanceId"]);
-      const { jobs } = await ai(p1).listJobs({ pageSize: 500 });
-      return ids.every((id) => jobs.find((j) => j.id === id)?.status === JobStatus.SUCCEEDED) ? jobs : undefined;
-    }, 60_000, "50 jobs to finish", 100);
+    const jobs = await eventually(
+      async () => {
+        for (const claim of await side.store.db.collection("job_claims").find({}).toArray()) runners.add(claim["instanceId"]);
+        const { jobs } = await ai(p1).listJobs({ pageSize: 500 });
+        return ids.every((id) => jobs.find((j) => j.id === id)?.status === JobStatus.SUCCEEDED) ? jobs : undefined;
+      },
+      60_000,
+      "50 jobs to finish",
+      100,
+    );
     for (let i = 0; i < 50; i++) expect(callsFor(fakes.openai, `exactly once #${i}#`)).toBe(1);
     expect(jobs.filter((j) => ids.includes(j.id)).every((j) => j.attempt === 1)).toBe(true);
     expect(runners.size).toBe(2);
@@ -153,7 +158,10 @@ describe("jobs across processes", () => {
     // Usage is counted once: the killed run's never reached the ledger; the survivor's is written at its stop.
     await stopAll();
     const userId = done.ownerUserId;
-    const usage = await side.store.db.collection("ai_usage").find({ subject: `user:${userId}` }).toArray();
+    const usage = await side.store.db
+      .collection("ai_usage")
+      .find({ subject: `user:${userId}` })
+      .toArray();
     expect(usage.reduce((sum, doc) => sum + Number(doc["queries"] ?? 0), 0)).toBe(1);
     expect(usage.reduce((sum, doc) => sum + Number(doc["outputTokens"] ?? 0), 0)).toBe(20);
   });

@@ -1,4 +1,4 @@
-import { AiService, JobEventKind, JobStatus, type Job, type JobEvent } from "../../gen/portcullis/v1/ai_pb.js";
+import { type AiService, JobEventKind, JobStatus, type Job, type JobEvent } from "../../gen/portcullis/v1/ai_pb.js";
 import type { FakeProvider } from "./fake-providers.ts";
 import type { Client } from "@connectrpc/connect";
 
@@ -17,10 +17,15 @@ const TERMINAL = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCE
 
 /** Waits for a job to finish and returns it. */
 export function finished(ai: Client<typeof AiService>, jobId: string, timeoutMs = 30_000): Promise<Job> {
-  return eventually(async () => {
-    const { job } = await ai.getJob({ jobId });
-    return job && TERMINAL.has(job.status) ? job : undefined;
-  }, timeoutMs, `job ${jobId} to finish`, 100);
+  return eventually(
+    async () => {
+      const { job } = await ai.getJob({ jobId });
+      return job && TERMINAL.has(job.status) ? job : undefined;
+    },
+    timeoutMs,
+    `job ${jobId} to finish`,
+    100,
+  );
 }
 
 /** Every event of a job from `from`, read with WatchJob until it ends. */

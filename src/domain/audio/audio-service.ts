@@ -7,6 +7,7 @@ import { openSpeechStream, type SpeechEvent, type SpeechStream, type SpeechStrea
 import { splitSentences } from "./speech-text.ts";
 import { planStream, planText, type StreamPlan, type SynthesisInput } from "./synthesis-options.ts";
 import { createStreamSlots, type OpenStreamStats } from "./stream-slots.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 
 /** What Synthesize streams: the header first, then the speech stream's chunks and end. */
 export type SynthesisEvent = { readonly kind: "header"; readonly header: SpeechStreamHeader; readonly estimatedDurationMs: number } | SpeechEvent;
@@ -94,10 +95,7 @@ export function createAudioService(deps: { engine: SpeechEngine; audit: AuditRec
         deps.audit.record({
           type: "audio.synthesize",
           outcome,
-          actor: { kind: caller.principal.kind, id: caller.principal.id },
-          ip: caller.client.ip,
-          userAgent: caller.client.userAgent,
-          requestId: caller.requestId,
+          ...auditedCaller(caller),
           method,
           ...(reason ? { reason } : {}),
           metadata: {

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { Zip, ZipDeflate } from "fflate";
-import { auditActorOf } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { csvRow } from "../audit/csv.ts";
 import { DomainError } from "../errors.ts";
@@ -72,22 +72,29 @@ export function createJobExport(deps: { store: JobsStore; audit: AuditRecorder; 
   return {
     async open(ctx: RequestContext, request: JobExportRequest, signal: AbortSignal): Promise<{ contentType: string; filename: string; chunks: AsyncGenerator<Uint8Array> }> {
       const at = now();
-      if (request.createdFrom && request.createdTo && request.createdFrom.getTime() > request.createdTo.getTime()) throw new DomainError("invalid_argument", "created.start_time is after created.end_time");
+      if (request.createdFrom && request.createdTo && request.createdFrom.getTime() > request.createdTo.getTime())
+        throw new DomainError("invalid_argument", "created.start_time is after created.end_time");
       const end = request.createdTo && request.createdTo.getTime() < at.getTime() ? request.createdTo : at;
       const statuses: JobStatus[] | undefined = request.status === undefined ? undefined : isTerminal(request.status) ? [request.status, "queued", "running"] : [request.status];
-      const query: Omit<JobListQuery, "limit"> = { scope: { ownerUserId: ctx.principal.userId }, ...(statuses ? { statuses } : {}), ...(request.createdFrom ? { createdFrom: request.createdFrom } : {}), createdTo: end };
+      const query: Omit<JobListQuery, "limit"> = {
+        scope: { ownerUserId: ctx.principal.userId },
+        ...(statuses ? { statuses } : {}),
+        ...(request.createdFrom ? { createdFrom: request.createdFrom } : {}),
+        createdTo: end,
+      };
       const matching = await deps.store.countJobs(query);
       if (matching > deps.maxJobs) throw new DomainError("resource_exhausted", `${matching} jobs match; an export holds at most ${deps.maxJobs}: narrow the status or time range`);
       deps.audit.record({
         type: "job.export",
         outcome: "success",
-        actor: auditActorOf(ctx.principal),
-        ip: ctx.client.ip,
-        userAgent: ctx.client.userAgent,
-        requestId: ctx.requestId,
+        ...auditedCaller(ctx),
+
         metadata: { user_id: ctx.principal.userId, format: request.format, status: request.status ?? "any", include_output: request.includeOutput, matching },
       });
-      const stamp = at.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+      const stamp = at
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
       return {
         contentType: CONTENT_TYPES[request.format],
         filename: `jobs-${stamp}.${request.format}`,
@@ -176,7 +183,12 @@ export function createJobExport(deps: { store: JobsStore; audit: AuditRecorder; 
         format: "portcullis.jobs-export",
         version: 1,
         exported_at: at.toISOString(),
-        filter: { status: request.status ?? "any", created_from: request.createdFrom?.toISOString() ?? null, created_to: request.createdTo?.toISOString() ?? null, include_output: request.includeOutput },
+        filter: {
+          status: request.status ?? "any",
+          created_from: request.createdFrom?.toISOString() ?? null,
+          created_to: request.createdTo?.toISOString() ?? null,
+          include_output: request.includeOutput,
+        },
         jobs: total,
         jobs_by_status: byStatus,
         files,

@@ -32,7 +32,12 @@ export async function latestRunOutput(store: JobsStore, jobId: string): Promise<
  * it wrote, and its terminal event goes at its own next position. Safe to repeat after a crash: an
  * existing terminal event is kept, and the audit event is written only by the writer of the terminal event.
  */
-export async function finishJob(deps: { store: JobsStore; audit: AuditRecorder; onWritten?: (jobId: string, last: number) => void }, job: JobRecord, outcome: JobOutcome, run?: { writer: RunEventWriter; attempt: number; usage?: TokenUsage | undefined }): Promise<void> {
+export async function finishJob(
+  deps: { store: JobsStore; audit: AuditRecorder; onWritten?: (jobId: string, last: number) => void },
+  job: JobRecord,
+  outcome: JobOutcome,
+  run?: { writer: RunEventWriter; attempt: number; usage?: TokenUsage | undefined },
+): Promise<void> {
   const { store } = deps;
   const kind = TERMINAL_KIND[outcome.status];
   const event: Omit<JobEvent, "jobId" | "sequence" | "time" | "attempt"> = {
@@ -66,14 +71,14 @@ export async function finishJob(deps: { store: JobsStore; audit: AuditRecorder; 
   const usage = outcome.usage ?? run?.usage;
   await Promise.all([
     store.updateJob(job._id, {
-    status: outcome.status,
-    finishedAt: outcome.at,
-    outputText: output,
-    lastEventSequence: terminal.sequence,
-    ...(outcome.status === "succeeded" ? { progressPercent: 100 } : {}),
-    ...(usage ? { usage } : {}),
-    ...(outcome.finishReason ? { finishReason: outcome.finishReason } : {}),
-    ...(outcome.errorMessage ? { errorMessage: outcome.errorMessage } : {}),
+      status: outcome.status,
+      finishedAt: outcome.at,
+      outputText: output,
+      lastEventSequence: terminal.sequence,
+      ...(outcome.status === "succeeded" ? { progressPercent: 100 } : {}),
+      ...(usage ? { usage } : {}),
+      ...(outcome.finishReason ? { finishReason: outcome.finishReason } : {}),
+      ...(outcome.errorMessage ? { errorMessage: outcome.errorMessage } : {}),
     }),
     store.deleteSlotOf(job.ownerUserId, job._id),
   ]);

@@ -60,7 +60,9 @@ export interface JobRecord {
 }
 
 /** The mutable part of a job's record, as the latest claim's holder writes it. */
-export type JobProjection = Partial<Pick<JobRecord, "status" | "attempt" | "startedAt" | "finishedAt" | "progressPercent" | "outputText" | "usage" | "finishReason" | "errorMessage" | "lastEventSequence" | "eventsRemovedAt">>;
+export type JobProjection = Partial<
+  Pick<JobRecord, "status" | "attempt" | "startedAt" | "finishedAt" | "progressPercent" | "outputText" | "usage" | "finishReason" | "errorMessage" | "lastEventSequence" | "eventsRemovedAt">
+>;
 
 /** A query as stored: QueryInput without undefined fields. */
 export type StoredQuery = QueryInput;

@@ -24,7 +24,13 @@ export function createJobRetention(deps: { store: JobsStore; audit: AuditRecorde
         if (jobs.length < BATCH) break;
       }
       await deps.store.sweepIdempotency(new Date(at.getTime() - IDEMPOTENCY_KEPT_MS));
-      if (removed > 0) deps.audit.record({ type: "job.retention_sweep", outcome: "success", actor: { kind: "system", display: "retention" }, metadata: { jobs: removed, retention_days: Math.round(deps.retentionMs / 86_400_000) } });
+      if (removed > 0)
+        deps.audit.record({
+          type: "job.retention_sweep",
+          outcome: "success",
+          actor: { kind: "system", display: "retention" },
+          metadata: { jobs: removed, retention_days: Math.round(deps.retentionMs / 86_400_000) },
+        });
       return removed;
     },
   };

@@ -72,21 +72,35 @@ export async function runClaimedJob(deps: RunDeps, run: ClaimedRun): Promise<voi
   const now = deps.now ?? (() => new Date());
   const { job, claim } = run;
   const attempt = claim.attempt;
-  const writer = createRunEventWriter({ store, jobId: job._id, attempt, afterSequence: run.lastSequence, flushMs: settings.flushMs, onWritten: deps.onWritten, onError: (e) => deps.onError(e, job._id), now });
+  const writer = createRunEventWriter({
+    store,
+    jobId: job._id,
+    attempt,
+    afterSequence: run.lastSequence,
+    flushMs: settings.flushMs,
+    onWritten: deps.onWritten,
+    onError: (e) => deps.onError(e, job._id),
+    now,
+  });
   let projecting: Promise<void> = Promise.resolve();
   let lastProjected = 0;
   const project = (force: boolean, progressPercent: number) => {
     if (!force && Date.now() - lastProjected < settings.projectEveryMs) return;
     lastProjected = Date.now();
     projecting = projecting.then(() =>
-      store.updateJob(job._id, { status: "running", attempt, progressPercent, outputText: writer.writtenOutput, lastEventSequence: writer.lastSequence }).catch((e: unknown) => deps.onError(e, job._id)),
+      store
+        .updateJob(job._id, { status: "running", attempt, progressPercent, outputText: writer.writtenOutput, lastEventSequence: writer.lastSequence })
+        .catch((e: unknown) => deps.onError(e, job._id)),
     );
   };
   let end: AnswerEnd | undefined;
   let usage: AnswerEnd["usage"] | undefined;
   try {
     writer.append(attempt === 1 ? { kind: "started" } : { kind: "restarted", errorMessage: run.ticket.reason ?? "an earlier run did not finish" });
-    await Promise.all([writer.flush(), store.updateJob(job._id, { status: "running", attempt, ...(job.startedAt ? {} : { startedAt: now() }), progressPercent: 0, outputText: "", lastEventSequence: run.lastSequence + 1 })]);
+    await Promise.all([
+      writer.flush(),
+      store.updateJob(job._id, { status: "running", attempt, ...(job.startedAt ? {} : { startedAt: now() }), progressPercent: 0, outputText: "", lastEventSequence: run.lastSequence + 1 }),
+    ]);
     const answer = await deps.queries.open(runContextOf(job, attempt), job.request, run.signal, { purpose: "job" });
     const maxTokens = Math.max(1, job.maxTokens);
     let chars = 0;

@@ -1,4 +1,4 @@
-import { auditActorOf } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -53,8 +53,7 @@ export function createJobService(deps: {
   const now = deps.now ?? (() => new Date());
   const mayManageOthers = (ctx: RequestContext) => ctx.principal.permissions.has("users.manage");
 
-  const auditRead = (ctx: RequestContext, target: { kind: string; id: string }, type = "job.read") =>
-    deps.audit.record({ type, outcome: "success", actor: auditActorOf(ctx.principal), target, ip: ctx.client.ip, userAgent: ctx.client.userAgent, requestId: ctx.requestId });
+  const auditRead = (ctx: RequestContext, target: { kind: string; id: string }, type = "job.read") => deps.audit.record({ type, outcome: "success", ...auditedCaller(ctx), target });
 
   /** The job as the caller may see it; NOT_FOUND when they may not, exactly as when it does not exist. */
   const visibleJob = async (ctx: RequestContext, jobId: string, purpose = "job.read"): Promise<JobRecord> => {
@@ -126,7 +125,13 @@ export function createJobService(deps: {
         const decided = await store.getOutcome(jobId);
         throw new DomainError("failed_precondition", `the job already finished (${decided?.status ?? "finished"})`);
       }
-      await deps.audit.recordNow({ type: "job.cancel", outcome: "success", actor: auditActorOf(ctx.principal), target: { kind: "job", id: jobId }, ip: ctx.client.ip, userAgent: ctx.client.userAgent, requestId: ctx.requestId, metadata: { user_id: job.ownerUserId, status_before: job.status } });
+      await deps.audit.recordNow({
+        type: "job.cancel",
+        outcome: "success",
+        ...auditedCaller(ctx),
+        target: { kind: "job", id: jobId },
+        metadata: { user_id: job.ownerUserId, status_before: job.status },
+      });
       deps.cancelLocal(jobId);
       await finishIfUnattended(stored, outcome).catch(() => undefined);
       return withOutcome(job, outcome);

@@ -1,7 +1,7 @@
 import { createHash, randomInt } from "node:crypto";
 import type { ProviderRegistry } from "../ai/provider-registry.ts";
 import { validateQuery, type QueryInput, type QueryLimits } from "../ai/query-input.ts";
-import { auditActorOf } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -158,11 +158,9 @@ export function createJobSubmission(deps: {
       deps.audit.record({
         type: "job.submit",
         outcome: "success",
-        actor: auditActorOf(ctx.principal),
+        ...auditedCaller(ctx),
         target: { kind: "job", id: jobId },
-        ip: ctx.client.ip,
-        userAgent: ctx.client.userAgent,
-        requestId: ctx.requestId,
+
         metadata: { user_id: userId, provider: provider.name, model, max_tokens: query.maxTokens, idempotency_key: keyHash !== undefined },
       });
       deps.onSubmitted(jobId);

@@ -142,7 +142,14 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
   const begin = async (claim: JobClaim, reason: string | undefined, claimedTicketId: string) => {
     // One round of independent reads and writes: the job, whether its outcome is decided, the claimed
     // ticket gone, and the takeover ticket for this run's lease.
-    const takeover: JobTicket = { id: ticketId(claim.leaseUntil, claim.jobId, claim.attempt + 1), jobId: claim.jobId, attempt: claim.attempt + 1, dueAt: claim.leaseUntil, kind: "takeover", failures: claim.failures };
+    const takeover: JobTicket = {
+      id: ticketId(claim.leaseUntil, claim.jobId, claim.attempt + 1),
+      jobId: claim.jobId,
+      attempt: claim.attempt + 1,
+      dueAt: claim.leaseUntil,
+      kind: "takeover",
+      failures: claim.failures,
+    };
     const [job, outcome] = await Promise.all([store.getJob(claim.jobId), store.getOutcome(claim.jobId), store.deleteTicket(claimedTicketId), store.insertTicket(takeover)]);
     const end = async (kind: "finished" | "failed") => {
       await Promise.all([store.deleteTicket(takeover.id), store.endClaim(claim.jobId, claim.attempt, { kind, at: now() })]);
@@ -171,7 +178,16 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
       leaseUntil: claim.leaseUntil,
       done: runClaimedJob(
         { ...deps.run, store },
-        { job, claim, ticket: { ...(reason ? { reason } : {}) }, lastSequence: last, signal: abort.signal, get takeoverTicketId() { return entry.takeoverTicketId; } },
+        {
+          job,
+          claim,
+          ticket: { ...(reason ? { reason } : {}) },
+          lastSequence: last,
+          signal: abort.signal,
+          get takeoverTicketId() {
+            return entry.takeoverTicketId;
+          },
+        },
       )
         .catch((error: unknown) => deps.onError(error))
         .finally(() => {
@@ -202,7 +218,10 @@ export function createJobWorker(deps: { store: JobsStore; run: Omit<RunDeps, "st
     try {
       const superseded = await store.existingClaims(entries.map((e) => ({ jobId: e.claim.jobId, attempt: e.claim.attempt + 1 })));
       for (const claim of superseded) running.get(claim.jobId)?.abort.abort(new RunStop("superseded"));
-      await store.renewClaims(entries.map((e) => ({ jobId: e.claim.jobId, attempt: e.claim.attempt })), leaseUntil);
+      await store.renewClaims(
+        entries.map((e) => ({ jobId: e.claim.jobId, attempt: e.claim.attempt })),
+        leaseUntil,
+      );
       for (const e of entries) {
         e.leaseUntil = leaseUntil;
         const moved = ticketId(leaseUntil, e.claim.jobId, e.claim.attempt + 1);
