@@ -122,7 +122,10 @@ describe("ExportJobs", () => {
     const rows = parseCsv(files["jobs.csv"]!);
     expect(rows.map((r) => r[0])).toEqual(["id", ...[...ids].reverse()]);
     const header = rows[0]!;
-    const keyCells = rows.slice(1).map((r) => r[header.indexOf("idempotency_key")]).filter((cell) => cell !== "");
+    const keyCells = rows
+      .slice(1)
+      .map((r) => r[header.indexOf("idempotency_key")])
+      .filter((cell) => cell !== "");
     expect(keyCells).toHaveLength(1);
     const keyCell = keyCells[0]!;
     expect(keyCell).toBe('\'=HYPERLINK("http://evil")');
