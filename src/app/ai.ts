@@ -10,7 +10,7 @@ import { createProviderRegistry, type ProviderRegistry } from "../domain/ai/prov
 import { createTokenBudgets, type TokenBudgets } from "../domain/ai/token-budgets.ts";
 import { countersOr, createUsageLedger, usageSubject, type UsageLedger } from "../domain/ai/usage-ledger.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
-import { createAiHandlers } from "../handlers/ai-service.ts";
+import { createAiHandlers, type TtsEngineReport } from "../handlers/ai-service.ts";
 import type { ServiceHandlers } from "../handlers/routes.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import type { Logger } from "../log/logger.ts";
@@ -74,7 +74,17 @@ export interface AiCapability {
  * the usage ledger, and the handlers. Jobs and audio reuse `queries.open` (budget, retries, accounting
  * and audit included).
  */
-export function createAi(deps: { store: Store; keyring: Keyring; config: Config; audit: AuditRecorder; logger: Logger; foundation: AiFoundation; keyCache: ApiKeyCache }): AiCapability {
+export function createAi(deps: {
+  store: Store;
+  keyring: Keyring;
+  config: Config;
+  audit: AuditRecorder;
+  logger: Logger;
+  foundation: AiFoundation;
+  keyCache: ApiKeyCache;
+  /** The speech engine GetStatus reports (the audio service). */
+  ttsEngine: TtsEngineReport;
+}): AiCapability {
   const { config, audit, logger } = deps;
   const startedAt = Date.now();
   const envelope = createCredentialEnvelope(deps.keyring.encryptionKey);
@@ -100,7 +110,7 @@ export function createAi(deps: { store: Store; keyring: Keyring; config: Config;
     queries,
     registry,
     budgets,
-    handlers: createAiHandlers({ queries, registry, vault: withReprobe(vault, registry), server: { version: VERSION, startedAt } }),
+    handlers: createAiHandlers({ queries, registry, vault: withReprobe(vault, registry), server: { version: VERSION, startedAt, ttsEngine: deps.ttsEngine } }),
     async stop() {
       cache.stop();
       await registry.stop();
