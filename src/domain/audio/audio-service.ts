@@ -1,3 +1,4 @@
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditOutcome } from "../audit/audit-event.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
@@ -94,7 +95,7 @@ export function createAudioService(deps: { engine: SpeechEngine; audit: AuditRec
         deps.audit.record({
           type: "audio.synthesize",
           outcome,
-          actor: { kind: caller.principal.kind, id: caller.principal.id },
+          actor: auditActorOf(caller.principal),
           ip: caller.client.ip,
           userAgent: caller.client.userAgent,
           requestId: caller.requestId,
