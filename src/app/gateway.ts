@@ -14,7 +14,7 @@ import { createCredentialRouter } from "../domain/auth/credential-router.ts";
 import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
 import { createAi, createAiFoundation, type AiCapability } from "./ai.ts";
 import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.ts";
-import { createAudioCapability, type AudioCapability } from "./audio.ts";
+import { createAudioCapability, createAudioHandlers, type AudioCapability } from "./audio.ts";
 import { createAuditCapability, type AuditCapability } from "./audit.ts";
 import { createIdentity, type Identity } from "./identity.ts";
 
@@ -71,7 +71,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     throw error;
   }
   const audio = createAudioCapability({ config, audit, logger });
-  const ai = createAi({ store, keyring, config, audit, logger, foundation: aiFoundation, keyCache: foundation.cache });
+  const ai = createAi({ store, keyring, config, audit, logger, foundation: aiFoundation, keyCache: foundation.cache, ttsEngine: audio.service });
   return {
     audit,
     auditService,
@@ -86,7 +86,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
         auth: { ...identity.authHandlers, ...createExchangeApiKeyHandler(keys.service) },
         apiKey: createApiKeyHandlers(keys.service),
         audit: auditService.handlers,
-        audioStream: audio.handlers,
+        audioStream: createAudioHandlers({ audio, answers: ai.queries, audit }),
         ai: ai.handlers,
       },
       jwks: () => identity.signingKeys.jwks(),
