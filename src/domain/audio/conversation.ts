@@ -57,8 +57,9 @@ const METHOD = "/portcullis.v1.AudioStreamService/Converse";
  * Speaks an AI answer while it is being written: each delta goes to the client as it arrives and into
  * a sentence collector; each completed sentence goes to a speech stream, whose chunks are interleaved
  * with the deltas. So the first sentence is heard before the model has finished the answer, and the
- * audio always lags the text it speaks. The text is never held back for the audio: sentences wait in
- * line for the engine (an answer is at most max_tokens long), and only the audio is paced by the reader.
+ * audio always lags the text it speaks. The text is never held back for the engine: sentences wait in
+ * line for it (an answer is at most max_tokens long). A reader slower than both paces both: neither
+ * the provider's stream nor the engine runs ahead of it by more than their own buffers.
  */
 export function createConversations(deps: { answers: AnswerOpener; speech: Pick<AudioService, "openStream">; audit: AuditRecorder }): Conversations {
   return {
