@@ -235,7 +235,11 @@ describe("Converse: an AI answer as text and speech in one stream", () => {
   it("is audited once per conversation, never with the prompt or the answer, beside the AI query", async () => {
     await converse({ provider: "local", prompt: "secret-otter-plan" });
     const events = await gw.auditEvents("audio.converse");
-    expect(events.at(-1)).toMatchObject({ outcome: "success", method: "/portcullis.v1.AudioStreamService/Converse", metadata: { provider: "local", model: "local-echo", format: "pcm_s16le", sentences: 3 } });
+    expect(events.at(-1)).toMatchObject({
+      outcome: "success",
+      method: "/portcullis.v1.AudioStreamService/Converse",
+      metadata: { provider: "local", model: "local-echo", format: "pcm_s16le", sentences: 3 },
+    });
     const queries = await gw.auditEvents("ai.query");
     expect(queries.at(-1)).toMatchObject({ outcome: "success", metadata: { mode: "converse", provider: "local" } });
     expect(JSON.stringify([...events, ...queries])).not.toMatch(/secret-otter-plan|local responder/);

@@ -8,7 +8,7 @@ import type { AudioChunk } from "./audio-chunker.ts";
 import type { AudioService } from "./audio-service.ts";
 import { mergeStreams } from "./merge-streams.ts";
 import { createSentenceCollector, removeControlCharacters } from "./speech-text.ts";
-import type { SpeechEvent, SpeechStreamHeader, StreamTotals } from "./speech-stream.ts";
+import type { SpeechStreamHeader, StreamTotals } from "./speech-stream.ts";
 import type { SynthesisInput } from "./synthesis-options.ts";
 
 /**
