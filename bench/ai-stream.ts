@@ -31,7 +31,10 @@ type Reader = (words: number) => Promise<{ ttfdMs: number; text: string }>;
 /** The fake provider process: its base URL and key, and how to stop it. */
 async function startFakeProcess(): Promise<{ baseUrl: string; apiKey: string; stop(): Promise<void> }> {
   const apiKey = `sk-bench-${randomBytes(12).toString("hex")}`;
-  const child = spawn(process.execPath, [new URL("./fake-provider-process.ts", import.meta.url).pathname], { env: { ...process.env, BENCH_FAKE_API_KEY: apiKey }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [new URL("./fake-provider-process.ts", import.meta.url).pathname], {
+    env: { ...process.env, BENCH_FAKE_API_KEY: apiKey },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const baseUrl = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once("line", (line) => resolve((JSON.parse(line) as { baseUrl: string }).baseUrl));

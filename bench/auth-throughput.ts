@@ -61,9 +61,11 @@ async function driveWithGhz(ghz: string, protoset: string, port: number, headers
 async function drive(client: Client<typeof AuthService>, headers: Record<string, string>): Promise<Round> {
   // Warm up (connection, JIT, caches), then measure.
   const warmUntil = Date.now() + 500;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (Date.now() < warmUntil) await client.getJwks({}, { headers });
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < warmUntil) await client.getJwks({}, { headers });
+    }),
+  );
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
@@ -127,7 +129,18 @@ export async function benchAuthThroughput(): Promise<Record<string, string>> {
     const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
     const auth = createClient(AuthService, createGrpcTransport({ baseUrl: gatewayUrl }));
     const { accessToken } = await auth.login({ username: "bench-owner", password });
-    const keys = createClient(ApiKeyService, createGrpcTransport({ baseUrl: gatewayUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${accessToken}`), next(req))] }));
+    const keys = createClient(
+      ApiKeyService,
+      createGrpcTransport({
+        baseUrl: gatewayUrl,
+        interceptors: [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${accessToken}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
     const { secret } = await keys.createApiKey({ name: "bench", scopes: ["keys.read"] });
     const bareClient = createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${bare.port}` }));
     const ghz = await ensureGoTool("ghz", "github.com/bojand/ghz/cmd/ghz").catch(() => undefined);
@@ -151,7 +164,7 @@ export async function benchAuthThroughput(): Promise<Record<string, string>> {
     }
     const figures: Record<string, string> = {
       "load generator": ghz ? `ghz (Go), ${ROUNDS} interleaved rounds of ${ROUND_MS} ms, medians` : "Node client (install Go for ghz)",
-      "cores": pinning ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU} (taskset)` : "shared (no taskset)",
+      cores: pinning ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU} (taskset)` : "shared (no taskset)",
     };
     const best = new Map([...rounds].map(([name, results]) => [name, medianRound(results)]));
     for (const [name, result] of best) {

@@ -19,7 +19,24 @@ import { quantile, runCli, startGatewayProcess } from "./gateway-process.ts";
 /** Latencies (ms) of Health/Check every PROBE_EVERY_MS for `durationMs`, by ghz or a Node client; failed calls count as errors. */
 async function probeHealth(port: number, durationMs: number, ghz: string | undefined, protoset: string): Promise<{ latencies: number[]; errors: string[] }> {
   if (ghz) {
-    const args = ["--insecure", "--protoset", protoset, "--call", "grpc.health.v1.Health/Check", "-d", "{}", "-c", "1", "--rps", String(1000 / PROBE_EVERY_MS), "-z", `${durationMs}ms`, "-O", "json", `127.0.0.1:${port}`];
+    const args = [
+      "--insecure",
+      "--protoset",
+      protoset,
+      "--call",
+      "grpc.health.v1.Health/Check",
+      "-d",
+      "{}",
+      "-c",
+      "1",
+      "--rps",
+      String(1000 / PROBE_EVERY_MS),
+      "-z",
+      `${durationMs}ms`,
+      "-O",
+      "json",
+      `127.0.0.1:${port}`,
+    ];
     const { stdout } = await promisify(execFile)(ghz, args, { maxBuffer: 64 * 1024 * 1024, timeout: durationMs + 60_000 });
     const report = JSON.parse(stdout) as { details: Array<{ latency: number; status: string; error: string }> | null };
     // When its time is up ghz closes its connection under the calls still in flight ("Canceled",
@@ -33,7 +50,10 @@ async function probeHealth(port: number, durationMs: number, ghz: string | undef
   const stopAt = Date.now() + durationMs;
   while (Date.now() < stopAt) {
     const started = performance.now();
-    await health.check({}).then(() => latencies.push(performance.now() - started), (error: unknown) => errors.push(String(error)));
+    await health.check({}).then(
+      () => latencies.push(performance.now() - started),
+      (error: unknown) => errors.push(String(error)),
+    );
     await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS));
   }
   return { latencies, errors };
@@ -69,7 +89,10 @@ export async function benchLoginLatency(): Promise<Record<string, string>> {
     let loginErrors = 0;
     const workers = Array.from({ length: LOGIN_WORKERS }, async () => {
       while (loggingIn) {
-        await auth.login({ username: "bench-owner", password }).then(() => logins++, () => loginErrors++);
+        await auth.login({ username: "bench-owner", password }).then(
+          () => logins++,
+          () => loginErrors++,
+        );
       }
     });
     // Let the logins saturate the CPU before probing.

@@ -40,11 +40,7 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
 }
 
 /** Creates a typed grpc-js client for `service` at `address` (host:port). Plaintext unless credentials are given. */
-export function createGrpcJsClient<S extends DescService>(
-  service: S,
-  address: string,
-  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
-): GrpcJsClient<S> {
+export function createGrpcJsClient<S extends DescService>(service: S, address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): GrpcJsClient<S> {
   const Constructor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.typeName);
   const client = new Constructor(address, credentials) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
   const typed: Record<string, unknown> = { close: () => client.close() };
@@ -61,19 +57,15 @@ function wrap(method: DescMethod, call: (...args: unknown[]) => unknown) {
     for (const [k, v] of Object.entries(options?.metadata ?? {})) metadata.set(k, v);
     return metadata;
   };
-  const callOptions = (options?: GrpcCallOptions): grpc.CallOptions =>
-    options?.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {};
+  const callOptions = (options?: GrpcCallOptions): grpc.CallOptions => (options?.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {});
   switch (method.methodKind) {
     case "unary":
       return (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) =>
         new Promise((resolve, reject) => {
-          call(create(method.input, request), metadataOf(options), callOptions(options), (error: grpc.ServiceError | null, response: unknown) =>
-            error ? reject(error) : resolve(response),
-          );
+          call(create(method.input, request), metadataOf(options), callOptions(options), (error: grpc.ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)));
         });
     case "server_streaming":
-      return (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) =>
-        call(create(method.input, request), metadataOf(options), callOptions(options)) as AsyncIterable<unknown>;
+      return (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) => call(create(method.input, request), metadataOf(options), callOptions(options)) as AsyncIterable<unknown>;
     default:
       return (options?: GrpcCallOptions) => call(metadataOf(options), callOptions(options));
   }

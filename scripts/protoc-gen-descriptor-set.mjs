@@ -4,12 +4,7 @@
 // Plain JavaScript so it runs on any Node that buf finds on PATH. Base64, because a plugin's output
 // content is a proto `string`, which must be valid UTF-8.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  CodeGeneratorRequestSchema,
-  CodeGeneratorResponseSchema,
-  CodeGeneratorResponse_Feature,
-  FileDescriptorSetSchema,
-} from "@bufbuild/protobuf/wkt";
+import { CodeGeneratorRequestSchema, CodeGeneratorResponseSchema, CodeGeneratorResponse_Feature, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
@@ -21,6 +16,6 @@ const lines = base64.match(/.{1,100}/g) ?? [];
 
 const response = create(CodeGeneratorResponseSchema, {
   supportedFeatures: BigInt(CodeGeneratorResponse_Feature.PROTO3_OPTIONAL),
-  file: [{ name: "descriptor-set.b64", content: lines.join("\n") + "\n" }],
+  file: [{ name: "descriptor-set.b64", content: `${lines.join("\n")}\n` }],
 });
 process.stdout.write(toBinary(CodeGeneratorResponseSchema, response));

@@ -1,22 +1,18 @@
 // The gateway process: configuration → database → server, and a graceful stop on SIGTERM/SIGINT.
 import { mkdir } from "node:fs/promises";
-import { ConfigError, loadConfig, type Config } from "./config/config.ts";
+import { ConfigError, type Config } from "./config/config.ts";
 import { createGateway } from "./app/gateway.ts";
-import { servedServiceNames } from "./handlers/routes.ts";
-import { createHealthStatus } from "./health/health-status.ts";
+import { startGatewayServer } from "./app/gateway-server.ts";
+import { loadGatewayConfig } from "./app/gateway-settings.ts";
 import { KeyringError, loadOrCreateKeyring } from "./keys/keyring.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
-import { loadDescriptorIndex } from "./reflection/descriptor-index.ts";
-import { createServer } from "./server.ts";
-import { startEmbeddedDatabase, type EmbeddedDatabase } from "./store/embedded-db/index.ts";
+import { startEmbeddedDatabase, type EmbeddedDatabase } from "./embedded-db/index.ts";
 import { openStore } from "./store/mongo-store.ts";
-
-const DATABASE_PROBE_INTERVAL_MS = 5_000;
 
 async function main(): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadGatewayConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`portcullis: configuration error: ${error.message}\n`);
@@ -58,33 +54,11 @@ async function run(config: Config, logger: Logger): Promise<void> {
   const store = await openStore({ uri, dbName: config.dbName });
   const gateway = await createGateway({ store, keyring, config, logger });
   const { audit } = gateway;
-  if (!(await gateway.identity.anyOwnerExists())) {
+  if (!(await gateway.anyOwnerExists())) {
     logger.warn("no owner account exists yet: create one with `npm run -s cli -- bootstrap-owner --username NAME` (password on stdin, or --generate)");
   }
-
-  const health = createHealthStatus(servedServiceNames({ reflection: config.reflection }));
-  health.setDatabaseReachable(true);
-  const probe = setInterval(() => {
-    store.ping().then(
-      () => health.setDatabaseReachable(true),
-      (error: unknown) => {
-        logger.warn({ err: error }, "database unreachable");
-        health.setDatabaseReachable(false);
-      },
-    );
-  }, DATABASE_PROBE_INTERVAL_MS);
-
-  const server = createServer(
-    {
-      logger,
-      health,
-      descriptorIndex: config.reflection ? loadDescriptorIndex() : undefined,
-      ...gateway.serverDeps,
-    },
-    config,
-  );
-  const address = await server.listen();
-  gateway.audio.warmUp();
+  const { address, close: closeServer } = await startGatewayServer({ config, logger, capabilities: gateway.serverDeps, probeDatabase: () => store.ping() });
+  gateway.warmUp();
   audit.record({ type: "system.start", outcome: "success", actor: { kind: "system" } });
   logger.info({ host: address.host, port: address.port, tls: config.tls !== undefined }, `listening on ${address.host}:${address.port}`);
 
@@ -93,8 +67,7 @@ async function run(config: Config, logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    clearInterval(probe);
-    await server.close();
+    await closeServer();
     audit.record({ type: "system.stop", outcome: "success", actor: { kind: "system" }, reason: signal });
     await gateway.stop();
     await store.close();

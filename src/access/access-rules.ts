@@ -1,7 +1,7 @@
 import { getOption, hasOption, type DescMethod } from "@bufbuild/protobuf";
 import { access, Audience, RateLimitClass } from "../../gen/portcullis/v1/options_pb.js";
 import type { RateLimitClassName } from "../config/config.ts";
-import { ALL_PERMISSIONS } from "./permissions.ts";
+import { ALL_PERMISSIONS } from "../domain/permissions.ts";
 
 /**
  * Who besides a person's own session may call a method: `sessionOnly` false admits every principal

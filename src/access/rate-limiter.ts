@@ -26,10 +26,7 @@ interface Bucket {
  * continuously. Memory is bounded: past `maxSubjects`, full buckets (subjects that have been idle long
  * enough to refill) are dropped first, and if none is full the oldest entries go.
  */
-export function createRateLimiter<C extends string = RateLimitClassName>(
-  budgets: Readonly<Record<C, number>>,
-  options: { now?: () => number; maxSubjects?: number } = {},
-): RateLimiter<C> {
+export function createRateLimiter<C extends string = RateLimitClassName>(budgets: Readonly<Record<C, number>>, options: { now?: () => number; maxSubjects?: number } = {}): RateLimiter<C> {
   const now = options.now ?? (() => performance.now());
   const maxSubjects = options.maxSubjects ?? 100_000;
   const buckets = new Map<string, Bucket>();

@@ -1,28 +1,30 @@
 import type { Config } from "../config/config.ts";
 import { createAudioService, type AudioService } from "../domain/audio/audio-service.ts";
-import { createConversations, type AnswerOpener } from "../domain/audio/conversation.ts";
+import { createConversations, type AnswerOpener, type Conversations } from "../domain/audio/conversation.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
-import { createAudioStreamHandlers } from "../handlers/audio-stream-service.ts";
 import type { Logger } from "../log/logger.ts";
 import { createEspeakEngine, type EspeakEngine } from "../tts/espeak-engine.ts";
+import type { Poller } from "./background.ts";
 
-/** The audio capability of one gateway process: the speech engine's processes and the service. */
-export interface AudioCapability {
+/** Speech: the engine's processes and the audio domain service. */
+export interface Audio {
   readonly service: AudioService;
   readonly engine: EspeakEngine;
+  /** Converse: AI answers spoken as they are written. */
+  readonly conversations: Conversations;
   /** Starts the engine processes now instead of on first use (main.ts calls it once the server listens). */
   warmUp(): void;
   /** Stops the engine processes; streams still open end with UNAVAILABLE. */
-  stop(): Promise<void>;
+  readonly pollers: readonly Poller[];
 }
 
 /**
  * Wires speech: eSpeak NG in a pool of child processes (started lazily, so a gateway that never speaks,
- * the command line and most tests never start one), and the audio domain service with its per-caller
- * stream cap and audit. It comes before the AI capability, whose GetStatus reports the engine; the
- * handlers come after it (createAudioHandlers), as Converse asks the AI for its answers.
+ * the command line and most tests never start one), the audio domain service with its per-caller
+ * stream cap and audit, and Converse on it and the AI's answers (`queries.open`: budgets, retries,
+ * accounting and audit as for Query), so speech comes after the AI.
  */
-export function createAudioCapability(deps: { config: Config; audit: AuditRecorder; logger: Logger }): AudioCapability {
+export function createAudio(deps: { config: Config; audit: AuditRecorder; logger: Logger; answers: AnswerOpener }): Audio {
   const engine = createEspeakEngine({
     processes: deps.config.audio.engineProcesses,
     onLog: (level, message, details) => deps.logger[level](details ?? {}, message),
@@ -31,14 +33,10 @@ export function createAudioCapability(deps: { config: Config; audit: AuditRecord
   return {
     service,
     engine,
+    conversations: createConversations({ answers: deps.answers, speech: service, audit: deps.audit }),
     warmUp() {
       engine.warmUp().catch((error: unknown) => deps.logger.warn({ err: error }, "speech engine warm-up failed"));
     },
-    stop: () => engine.stop(),
+    pollers: [{ stop: () => engine.stop() }],
   };
-}
-
-/** AudioStreamService: Synthesize and ListVoices on the audio service; Converse on it and the AI's answers (`queries.open`). */
-export function createAudioHandlers(deps: { audio: AudioCapability; answers: AnswerOpener; audit: AuditRecorder }): ReturnType<typeof createAudioStreamHandlers> {
-  return createAudioStreamHandlers(deps.audio.service, createConversations({ answers: deps.answers, speech: deps.audio.service, audit: deps.audit }));
 }

@@ -2,102 +2,148 @@ import type { Config } from "../config/config.ts";
 import { createChainSealer } from "../domain/audit/audit-chain.ts";
 import { deriveAuditKeys } from "../domain/audit/audit-keys.ts";
 import { createAuditRecorder, type AuditRecorder } from "../domain/audit/audit-recorder.ts";
-import type { ResponseActions } from "../domain/audit/auto-response.ts";
+import { createResponseActions } from "../domain/audit/response-actions.ts";
+import { createCredentialRouter } from "../domain/auth/credential-router.ts";
+import { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
+import { createAiHandlers } from "../handlers/ai-service.ts";
+import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
+import { createAudioStreamHandlers } from "../handlers/audio-stream-service.ts";
+import { createAuditHandlers } from "../handlers/audit-service.ts";
+import { createAuthHandlers } from "../handlers/auth-service.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import { checkSharedKeys } from "../keys/shared-keys-check.ts";
 import type { Logger } from "../log/logger.ts";
-import type { ServerDeps } from "../server.ts";
 import { createAuditStore } from "../store/audit-store.ts";
 import { createKeyFingerprintsStore } from "../store/key-fingerprints-store.ts";
 import type { Store } from "../store/mongo-store.ts";
-import { createCredentialRouter } from "../domain/auth/credential-router.ts";
-import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/api-key-service.ts";
-import { createAi, createAiFoundation, type AiCapability } from "./ai.ts";
-import { createApiKeyFoundation, createApiKeys, type ApiKeys } from "./api-keys.ts";
-import { createAudioCapability, createAudioHandlers, type AudioCapability } from "./audio.ts";
-import { createAuditCapability, type AuditCapability } from "./audit.ts";
-import { createIdentity, type Identity } from "./identity.ts";
+import type { ServerDeps } from "../transport/server.ts";
+import { createAi, createAiUsage, VERSION } from "./ai.ts";
+import { createApiKeys } from "./api-keys.ts";
+import { type Audio, createAudio } from "./audio.ts";
+import { createAudit } from "./audit.ts";
+import { createBackground } from "./background.ts";
+import { gatewaySettingsOf } from "./gateway-settings.ts";
+import { createIdentity } from "./identity.ts";
 
-/** Everything a gateway process runs on top of its store: the capabilities and what the server needs of them. */
+/** What the server needs of a gateway: authentication, fresh MFA, the service implementations, JWKS, the denial audit. */
+export type GatewayServerDeps = Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
+
+/** Everything a gateway process runs on top of its store. */
 export interface Gateway {
   readonly audit: AuditRecorder;
-  readonly auditService: AuditCapability;
-  readonly identity: Identity;
-  readonly apiKeys: ApiKeys;
-  readonly audio: AudioCapability;
-  readonly ai: AiCapability;
-  /** The server's view of the capabilities: authentication, fresh MFA, the service implementations, JWKS. */
-  readonly serverDeps: Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
-  /** Stops background work (pollers, sweepers) and writes every queued audit event. */
+  readonly serverDeps: GatewayServerDeps;
+  readonly signingKeys: SigningKeySet;
+  /** The speech service and engine, to observe (open streams, engine processes). */
+  readonly audio: Pick<Audio, "service" | "engine">;
+  /** Scheduled work, run now rather than at its next period (tests; an operator's "now"). */
+  readonly runNow: {
+    /** Re-enables accounts whose automatic lock has expired; resolves with how many. */
+    releaseExpiredLocks(): Promise<number>;
+    /** One audit retention sweep; resolves with the number of events deleted. */
+    sweepAuditRetention(): Promise<number>;
+    /** Evaluates the automatic response policy; resolves with the number of actions taken. */
+    respondToFindings(): Promise<number>;
+    /** Writes this instance's API-key usage counts. */
+    writeKeyUsage(): Promise<void>;
+  };
+  /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
+  anyOwnerExists(): Promise<boolean>;
+  /** Starts now what otherwise starts on first use (the speech engine's processes): main.ts, once listening. */
+  warmUp(): void;
+  /** Stops background work (pollers, sweepers) and writes every queued audit event and usage count. */
   stop(): Promise<void>;
 }
 
 /**
- * The composition root shared by main.ts, the CLI's server-less commands and the tests: one place
- * where every capability is wired from the store, the keyring and the configuration.
+ * The composition root shared by main.ts, the CLI and the tests, wiring in one direction: the audit
+ * recorder → identity (revocation, user state, tokens, sessions, MFA) → AI usage accounting → API keys
+ * (which show it) → the authenticator (a credential router that resolves exchanged tokens through their
+ * keys) → the audit service → AI and speech → handlers; then the background work starts, all of it in
+ * one place. Nothing is bound late.
  */
 export async function createGateway(deps: { store: Store; keyring: Keyring; config: Config; logger: Logger }): Promise<Gateway> {
   const { store, keyring, config, logger } = deps;
+  const settings = gatewaySettingsOf(config);
   await checkSharedKeys(keyring, createKeyFingerprintsStore(store));
   const auditKeys = deriveAuditKeys(keyring.encryptionKey);
   const sealer = createChainSealer(auditKeys.seal);
   const auditStore = createAuditStore(store, sealer);
-  const audit = createAuditRecorder({
-    store: auditStore,
-    onError: (error) => logger.error({ err: error }, "audit write failed"),
+  const audit = createAuditRecorder({ store: auditStore, onError: (error) => logger.error({ err: error }, "audit write failed") });
+
+  const identity = await createIdentity({ store, keyring, config, audit, logger });
+  const aiUsage = createAiUsage({ store, logger });
+  const apiKeys = createApiKeys({ store, identity, keyring, config, audit, logger, aiUsage: aiUsage.reader });
+  const authenticator = createCredentialRouter({
+    accessTokens: identity.accessTokens,
+    revocations: identity.revocations,
+    userState: identity.userState,
+    userName: (userId) => identity.userNames.nameOf(userId),
+    apiKeys: apiKeys.authenticator,
+    keyPrefix: config.apiKeys.prefix,
   });
-  const foundation = createApiKeyFoundation({ store, logger });
-  let apiKeys: ApiKeys | undefined;
-  const identity = await createIdentity({
+  const auditService = createAudit({
     store,
-    keyring,
-    config,
+    auditStore,
+    sealer,
+    cursorKey: auditKeys.cursor,
     audit,
+    signingKeys: identity.signingKeys,
+    actions: createResponseActions({ accountLocks: identity.accountLocks, sessions: identity.sessions, revocations: identity.revocations, apiKeys: apiKeys.service }),
+    apiKeyIdsOf: (userId) => apiKeys.store.keyIdsOf(userId),
+    config,
+    settings,
     logger,
-    apiKeyRevoker: foundation.massRevoker,
-    exchangedKeyPrincipal: () => apiKeys?.authenticator.exchangedTokenPrincipal,
   });
-  const aiFoundation = createAiFoundation({ store, logger });
-  const keys = createApiKeys({ foundation, identity, keyring, config, audit, logger, aiUsage: aiFoundation.usageReader });
-  apiKeys = keys;
-  const actions: ResponseActions = { ...identity.responseActions, revokeApiKey: (keyId, cause) => keys.service.revokeForResponse(keyId, `automatic response to ${cause.kind} (${cause.severity})`) };
-  let auditService: AuditCapability;
-  try {
-    auditService = createAuditCapability({ store, auditStore, sealer, cursorKey: auditKeys.cursor, audit, signingKeys: identity.signingKeys, actions, apiKeyIdsOf: (userId) => foundation.store.keyIdsOf(userId), config, logger });
-  } catch (error) {
-    identity.stop();
-    await keys.stop().catch(() => undefined);
-    await aiFoundation.ledger.stop().catch(() => undefined);
+  const ai = createAi({ store, keyring, config, audit, logger, usage: aiUsage, keyCache: apiKeys.cache });
+  const audio = createAudio({ config, audit, logger, answers: ai.queries });
+  const emergencyRevoke = createEmergencyRevoke({ sessions: identity.sessions, apiKeys: apiKeys.service, audit, refreshRevocations: () => identity.revocations.pollNow() });
+  const services: GatewayServerDeps["services"] = {
+    auth: {
+      ...createAuthHandlers({
+        login: identity.login,
+        users: identity.users,
+        mfa: identity.mfa,
+        sessions: identity.sessionActions,
+        emergencyRevoke,
+        signingKeys: identity.signingKeys,
+        revocations: identity.revocations,
+        freshMfa: identity.freshMfa,
+      }),
+      ...createExchangeApiKeyHandler(apiKeys.service),
+    },
+    apiKey: createApiKeyHandlers(apiKeys.service),
+    audit: createAuditHandlers({ log: auditService.log, exports: auditService.exports, watch: auditService.watch, suspicious: auditService.suspicious }),
+    ai: createAiHandlers({ queries: ai.queries, registry: ai.registry, vault: ai.vault, server: { version: VERSION, startedAt: Date.now(), ttsEngine: audio.service } }),
+    audioStream: createAudioStreamHandlers(audio.service, audio.conversations),
+  };
+
+  const background = createBackground({
+    tasks: [...identity.tasks, ...auditService.tasks],
+    // Stopped in reverse: speech first (its streams end), then AI, audit, keys, identity.
+    pollers: [...identity.pollers, ...aiUsage.pollers, ...apiKeys.pollers, ...auditService.pollers, ...ai.pollers, ...audio.pollers],
+    logger,
+  });
+  await background.start().catch(async (error: unknown) => {
+    await background.stop();
     throw error;
-  }
-  const audio = createAudioCapability({ config, audit, logger });
-  const ai = createAi({ store, keyring, config, audit, logger, foundation: aiFoundation, keyCache: foundation.cache, ttsEngine: audio.service });
+  });
+
   return {
     audit,
-    auditService,
-    identity,
-    apiKeys: keys,
+    serverDeps: { authenticator, freshMfa: identity.freshMfa, services, jwks: () => identity.signingKeys.jwks(), audit },
+    signingKeys: identity.signingKeys,
     audio,
-    ai,
-    serverDeps: {
-      authenticator: createCredentialRouter({ tokens: identity.authenticator, apiKeys: keys.authenticator, isApiKey: keys.isApiKey }),
-      freshMfa: identity.freshMfa,
-      services: {
-        auth: { ...identity.authHandlers, ...createExchangeApiKeyHandler(keys.service) },
-        apiKey: createApiKeyHandlers(keys.service),
-        audit: auditService.handlers,
-        audioStream: createAudioHandlers({ audio, answers: ai.queries, audit }),
-        ai: ai.handlers,
-      },
-      jwks: () => identity.signingKeys.jwks(),
-      audit,
+    runNow: {
+      releaseExpiredLocks: () => identity.accountLocks.releaseDue(),
+      sweepAuditRetention: auditService.sweep,
+      respondToFindings: () => auditService.suspicious.respond(),
+      writeKeyUsage: () => apiKeys.usage.flush(),
     },
+    anyOwnerExists: () => identity.usersStore.anyOwnerExists(),
+    warmUp: () => audio.warmUp(),
     async stop() {
-      await audio.stop();
-      auditService.stop();
-      await ai.stop();
-      identity.stop();
-      await keys.stop().catch((error: unknown) => logger.error({ err: error }, "writing API key usage failed"));
+      await background.stop();
       await audit.flush();
     },
   };

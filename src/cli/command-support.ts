@@ -1,5 +1,5 @@
 import type { Config } from "../config/config.ts";
-import { startEmbeddedDatabase } from "../store/embedded-db/index.ts";
+import { startEmbeddedDatabase } from "../embedded-db/index.ts";
 import { openStore, type Store } from "../store/mongo-store.ts";
 
 export { CommandError, oneLine } from "./command-error.ts";
@@ -10,10 +10,7 @@ export { CommandError, oneLine } from "./command-error.ts";
  * duration and stopped afterwards).
  */
 export async function withGatewayStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
-  const embedded =
-    config.mongodbUri === undefined
-      ? await startEmbeddedDatabase({ dataDir: config.dataDir, ...(config.toolsDir ? { toolsDir: config.toolsDir } : {}) })
-      : undefined;
+  const embedded = config.mongodbUri === undefined ? await startEmbeddedDatabase({ dataDir: config.dataDir, ...(config.toolsDir ? { toolsDir: config.toolsDir } : {}) }) : undefined;
   let store: Store | undefined;
   try {
     store = await openStore({ uri: config.mongodbUri ?? embedded?.uri ?? "", dbName: config.dbName });

@@ -9,7 +9,10 @@ const COMMANDS: CommandTable = {
   keys: { summary: "Manage API keys: create, list, get, rotate, revoke, revoke-all, health.", load: async () => (await import("./commands/keys/keys-group.ts")).keysCommand },
   audit: { summary: "Read the audit log: query, tail, export, verify, suspicious.", load: async () => (await import("./commands/audit/audit-group.ts")).auditCommand },
   "bootstrap-owner": { summary: "Create the first owner account (password on stdin or --generate).", load: async () => (await import("./commands/bootstrap-owner.ts")).bootstrapOwnerCommand },
-  "rotate-signing-key": { summary: "Rotate the JWT signing key now (old tokens stay valid until they expire).", load: async () => (await import("./commands/rotate-signing-key.ts")).rotateSigningKeyCommand },
+  "rotate-signing-key": {
+    summary: "Rotate the JWT signing key now (old tokens stay valid until they expire).",
+    load: async () => (await import("./commands/rotate-signing-key.ts")).rotateSigningKeyCommand,
+  },
 };
 
 const USAGE = `Usage: portcullis <command> [options]     (or: npm run -s cli -- <command> [options])

@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { ConfigError } from "./config-error.ts";
+import type { Parser } from "./parsers.ts";
 
 /** One configured AI provider (an entry of PORTCULLIS_AI_PROVIDERS). */
 export interface AiProviderConfig {
@@ -34,55 +36,30 @@ export interface AiConfig {
   readonly credentialKeyVersion: number;
 }
 
-/** The configuration variables of this module, for the README's table and the config file's allow-list. */
-export const AI_CONFIG_VARIABLES = [
-  { name: "PORTCULLIS_AI_PROVIDERS", default: "(local only)", description: "The AI providers: a JSON array, or `@file.json`, of `{name, kind: openai|anthropic|local, baseUrl, defaultModel, models, credential, timeoutMs, default}`. Unset: only the built-in `local` responder." },
-  { name: "PORTCULLIS_AI_DEFAULT_MAX_TOKENS", default: "1024", description: "max_tokens of a query that sets none." },
-  { name: "PORTCULLIS_AI_MAX_TOKENS", default: "4096", description: "The cap on a query's max_tokens (larger values are lowered to it)." },
-  { name: "PORTCULLIS_AI_MAX_PROMPT_CHARS", default: "100000", description: "Most characters of system prompt, prompt and messages in one query (INVALID_ARGUMENT beyond)." },
-  { name: "PORTCULLIS_AI_MAX_MESSAGES", default: "100", description: "Most messages in one query's conversation (INVALID_ARGUMENT beyond)." },
-  { name: "PORTCULLIS_AI_PROBE_INTERVAL_SECONDS", default: "30", description: "How often each provider's health is probed (a model listing, never a completion)." },
-  { name: "PORTCULLIS_CREDENTIAL_KEY_VERSION", default: "1", description: "Version of the key-encryption key (derived from PORTCULLIS_ENCRYPTION_KEY) that wraps provider credentials; raise it, then call RotateCredentialEncryption." },
-] as const;
-
 /** The built-in provider: answers offline, needs no key and downloads nothing. */
-export const LOCAL_PROVIDER: AiProviderConfig = Object.freeze({ name: "local", kind: "local", baseUrl: "", defaultModel: "local-echo", models: Object.freeze(["local-echo"]), credential: undefined, timeoutMs: 60_000 });
+export const LOCAL_PROVIDER: AiProviderConfig = Object.freeze({
+  name: "local",
+  kind: "local",
+  baseUrl: "",
+  defaultModel: "local-echo",
+  models: Object.freeze(["local-echo"]),
+  credential: undefined,
+  timeoutMs: 60_000,
+});
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const MODEL = /^[\x21-\x7e]{1,200}$/;
 const KNOWN_FIELDS = new Set(["name", "kind", "baseUrl", "defaultModel", "models", "credential", "timeoutMs", "default"]);
 const DEFAULT_BASE_URL = { openai: "https://api.openai.com/v1", anthropic: "https://api.anthropic.com", local: "" } as const;
 
-type Problem = (variable: string, problem: string) => Error;
-
 /**
- * Parses the AI variables. `get` returns a trimmed value or undefined; `fail` makes the configuration
- * error the caller reports (one line naming the variable; values are never echoed, they may hold URLs
- * with credentials).
+ * PORTCULLIS_AI_PROVIDERS: a JSON array (or `@file.json`) of providers; unset, the built-in local
+ * responder only. Values are never echoed in errors: they may hold URLs with credentials.
  */
-export function parseAiConfig(get: (name: string) => string | undefined, cwd: string, fail: Problem): AiConfig {
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = get(name);
-    if (raw === undefined) return fallback;
-    const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-    if (!(value >= min && value <= max)) throw fail(name, `must be a whole number from ${min} to ${max}`);
-    return value;
-  };
-  const { providers, defaultProvider } = parseProviders(get("PORTCULLIS_AI_PROVIDERS"), cwd, fail);
-  const maxTokens = integer("PORTCULLIS_AI_MAX_TOKENS", 4096, 1, 1_000_000);
-  const defaultMaxTokens = integer("PORTCULLIS_AI_DEFAULT_MAX_TOKENS", Math.min(1024, maxTokens), 1, 1_000_000);
-  if (defaultMaxTokens > maxTokens) throw fail("PORTCULLIS_AI_DEFAULT_MAX_TOKENS", "must not exceed PORTCULLIS_AI_MAX_TOKENS");
-  return Object.freeze({
-    providers,
-    defaultProvider,
-    defaultMaxTokens,
-    maxTokens,
-    maxPromptChars: integer("PORTCULLIS_AI_MAX_PROMPT_CHARS", 100_000, 1, 50_000_000),
-    maxMessages: integer("PORTCULLIS_AI_MAX_MESSAGES", 100, 1, 10_000),
-    probeIntervalMs: 1000 * integer("PORTCULLIS_AI_PROBE_INTERVAL_SECONDS", 30, 1, 86_400),
-    credentialKeyVersion: integer("PORTCULLIS_CREDENTIAL_KEY_VERSION", 1, 1, 1_000_000),
-  });
-}
+export const aiProviders: Parser<{ providers: readonly AiProviderConfig[]; defaultProvider: string }> = (raw, name, cwd) =>
+  parseProviders(raw, cwd, (variable, problem) => new ConfigError(name ?? variable, problem));
+
+type Problem = (variable: string, problem: string) => Error;
 
 function parseProviders(raw: string | undefined, cwd: string, fail: Problem): { providers: readonly AiProviderConfig[]; defaultProvider: string } {
   const variable = "PORTCULLIS_AI_PROVIDERS";

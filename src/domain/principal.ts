@@ -1,4 +1,4 @@
-import type { Role } from "../access/permissions.ts";
+import type { Role } from "./permissions.ts";
 import type { RateLimitTier } from "./api-keys/api-key-record.ts";
 
 /** How the caller proved who it is. */

@@ -119,7 +119,14 @@ export function createAiHandlers(deps: AiHandlerDeps): Partial<ServiceImpl<typeo
   return {
     async query(req, ctx) {
       const answer = await queries.query(callerOf(ctx), queryInput(req), ctx.signal);
-      return { text: answer.text, model: answer.model, provider: answer.provider, usage: usageMessage(answer), finishReason: FINISH_TO_PROTO[answer.finishReason], latencyMs: BigInt(answer.latencyMs) };
+      return {
+        text: answer.text,
+        model: answer.model,
+        provider: answer.provider,
+        usage: usageMessage(answer),
+        finishReason: FINISH_TO_PROTO[answer.finishReason],
+        latencyMs: BigInt(answer.latencyMs),
+      };
     },
 
     async *queryStream(req, ctx) {

@@ -1,13 +1,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { ApiKeyFindingKind, ApiKeyService, ApiKeyStatus, RateLimitTier, type ApiKeySchema } from "../../gen/portcullis/v1/api_key_pb.js";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { ApiKeyFindingKind, type ApiKeyService, ApiKeyStatus, RateLimitTier, type ApiKeySchema } from "../../gen/portcullis/v1/api_key_pb.js";
 import type { AuthService } from "../../gen/portcullis/v1/auth_pb.js";
 import { Severity } from "../../gen/portcullis/v1/common_pb.js";
 import type { RateLimitTier as DomainTier, ApiKeyStatus as DomainStatus } from "../domain/api-keys/api-key-record.ts";
 import type { ApiKeyService as ApiKeyLifecycle, ApiKeyView, HealthFinding } from "../domain/api-keys/api-keys.ts";
-import type { ActionContext } from "../domain/auth/session-actions.ts";
 import { DomainError } from "../domain/errors.ts";
-import { clientKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
+import { callerOf, originOf } from "./caller.ts";
+import { principalKey } from "./context-keys.ts";
 import { durationMs, timestamp } from "./converters.ts";
 
 const STATUS_TO_PROTO: Readonly<Record<DomainStatus, ApiKeyStatus>> = {
@@ -103,18 +103,12 @@ function budgetFromProto(daily: bigint | undefined, monthly: bigint | undefined)
   return { ...(perDay !== undefined ? { perDay } : {}), ...(perMonth !== undefined ? { perMonth } : {}) };
 }
 
-function actionContext(ctx: HandlerContext): ActionContext {
-  const principal = ctx.values.get(principalKey);
-  if (!principal) throw new DomainError("unauthenticated", "credentials required");
-  return { principal, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) };
-}
-
 /** ApiKeyService: request → domain → response; the domain decides who may do what. */
 export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl<typeof ApiKeyService>> {
   return {
     async createApiKey(req, ctx) {
       const expiresInMs = durationMs(req.expiresIn, "expires_in");
-      const created = await keys.create(actionContext(ctx), {
+      const created = await keys.create(callerOf(ctx), {
         name: req.name,
         scopes: req.scopes,
         ...(expiresInMs !== undefined ? { expiresInMs } : {}),
@@ -129,7 +123,7 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
 
     async listApiKeys(req, ctx) {
       const status = statusFromProto(req.status);
-      const page = await keys.list(actionContext(ctx), {
+      const page = await keys.list(callerOf(ctx), {
         userId: req.userId,
         allUsers: req.allUsers,
         ...(status ? { status } : {}),
@@ -140,13 +134,13 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
     },
 
     async getApiKey(req, ctx) {
-      return { apiKey: apiKeyMessage(await keys.get(actionContext(ctx), req.keyId)) };
+      return { apiKey: apiKeyMessage(await keys.get(callerOf(ctx), req.keyId)) };
     },
 
     async updateApiKey(req, ctx) {
       if (req.rateLimitTier === RateLimitTier.UNSPECIFIED) throw new DomainError("invalid_argument", "rate_limit_tier must name a tier when set");
       const tier = req.rateLimitTier === undefined ? undefined : tierFromProto(req.rateLimitTier, undefined);
-      const updated = await keys.update(actionContext(ctx), req.keyId, {
+      const updated = await keys.update(callerOf(ctx), req.keyId, {
         ...(req.name !== undefined ? { name: req.name } : {}),
         ...(req.scopes ? { scopes: req.scopes.values } : {}),
         ...(tier ? { tier } : {}),
@@ -158,20 +152,20 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
     },
 
     async rotateApiKey(req, ctx) {
-      const rotated = await keys.rotate(actionContext(ctx), req.keyId, durationMs(req.gracePeriod, "grace_period") ?? 0);
+      const rotated = await keys.rotate(callerOf(ctx), req.keyId, durationMs(req.gracePeriod, "grace_period") ?? 0);
       return { apiKey: apiKeyMessage(rotated.key), secret: rotated.secret, parentKeyId: rotated.parentKeyId, graceExpiresAt: timestamp(rotated.graceExpiresAt) };
     },
 
     async revokeApiKey(req, ctx) {
-      return { apiKey: apiKeyMessage(await keys.revoke(actionContext(ctx), req.keyId, req.reason)) };
+      return { apiKey: apiKeyMessage(await keys.revoke(callerOf(ctx), req.keyId, req.reason)) };
     },
 
     async revokeAllApiKeys(req, ctx) {
-      return { revokedCount: BigInt(await keys.revokeAll(actionContext(ctx), { reason: req.reason, allUsers: req.allUsers })) };
+      return { revokedCount: BigInt(await keys.revokeAll(callerOf(ctx), { reason: req.reason, allUsers: req.allUsers })) };
     },
 
     async getApiKeyStats(req, ctx) {
-      const stats = await keys.stats(actionContext(ctx), { userId: req.userId, allUsers: req.allUsers });
+      const stats = await keys.stats(callerOf(ctx), { userId: req.userId, allUsers: req.allUsers });
       return {
         totalCount: BigInt(stats.total),
         activeCount: BigInt(stats.active),
@@ -190,7 +184,7 @@ export function createApiKeyHandlers(keys: ApiKeyLifecycle): Partial<ServiceImpl
     },
 
     async getApiKeyHealth(req, ctx) {
-      const health = await keys.health(actionContext(ctx), { userId: req.userId, allUsers: req.allUsers });
+      const health = await keys.health(callerOf(ctx), { userId: req.userId, allUsers: req.allUsers });
       return {
         findings: health.findings.map((f) => ({
           kind: FINDING_TO_PROTO[f.kind],
@@ -226,7 +220,7 @@ export function createExchangeApiKeyHandler(keys: ApiKeyLifecycle): Pick<Service
     async exchangeApiKey(req, ctx) {
       const ttlMs = durationMs(req.ttl, "ttl");
       const exchanged = await keys.exchange(
-        { ...ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey), principal: ctx.values.get(principalKey) },
+        { ...originOf(ctx), principal: ctx.values.get(principalKey) },
         { apiKey: req.apiKey.trim(), scopes: req.scopes, ...(ttlMs !== undefined ? { ttlMs } : {}) },
       );
       return { accessToken: exchanged.token, expiresAt: timestamp(exchanged.expiresAt), scopes: exchanged.scopes, apiKeyId: exchanged.keyId };

@@ -81,9 +81,7 @@ export function auditEventToProto(record: SealedAuditRecord): MessageInitShape<t
     time: timestamp(record.time),
     type: record.type,
     outcome: OUTCOME_TO_PROTO[record.outcome],
-    actor: record.actor
-      ? { id: record.actor.id ?? "", kind: KIND_TO_PROTO[record.actor.kind], displayName: record.actor.display ?? "", onBehalfOfUserId: record.actor.onBehalfOf ?? "" }
-      : undefined,
+    actor: record.actor ? { id: record.actor.id ?? "", kind: KIND_TO_PROTO[record.actor.kind], displayName: record.actor.display ?? "", onBehalfOfUserId: record.actor.onBehalfOf ?? "" } : undefined,
     target: record.target ? { kind: record.target.kind, id: record.target.id } : undefined,
     ip: record.ip ?? "",
     userAgent: record.userAgent ?? "",

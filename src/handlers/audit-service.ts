@@ -1,23 +1,22 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AuditExportFormat, ChainBreakReason, type AuditService } from "../../gen/portcullis/v1/audit_pb.js";
+import { toJson } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AuditEventSchema, AuditExportFormat, ChainBreakReason, type AuditService } from "../../gen/portcullis/v1/audit_pb.js";
 import { SuspiciousActivityKind } from "../../gen/portcullis/v1/audit_pb.js";
-import { validateAuditFilter, describeAuditFilter } from "../domain/audit/audit-filter.ts";
-import type { AuditLog, AuditReader } from "../domain/audit/audit-log.ts";
-import type { AuditLogStore } from "../domain/audit/audit-log-store.ts";
-import { MANIFEST_TYP } from "../domain/audit/audit-signatures.ts";
+import type { AuditExport, ExportFormat } from "../domain/audit/audit-export.ts";
+import { validateAuditFilter } from "../domain/audit/audit-filter.ts";
+import type { AuditLog } from "../domain/audit/audit-log.ts";
 import type { AuditWatch } from "../domain/audit/audit-watch.ts";
 import type { ChainBreakReason as DomainBreak } from "../domain/audit/chain-check.ts";
 import type { FindingKind } from "../domain/audit/suspicious-activity.ts";
-import type { SuspiciousActivityService } from "../domain/audit/auto-response.ts";
+import type { SuspiciousActivityService } from "../domain/audit/suspicious-activity-service.ts";
 import { DomainError } from "../domain/errors.ts";
-import { clientKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
-import { auditEventToProto, filterFromProto, optionalDate, orderFromProto, severityFromProto, severityToProto } from "./audit-converters.ts";
-import { createChunker, createExportWriter, type ExportFormat } from "./audit-export.ts";
+import { auditEventMessage, auditEventToProto, filterFromProto, optionalDate, orderFromProto, severityFromProto, severityToProto } from "./audit-converters.ts";
+import { callerOf } from "./caller.ts";
 import { timestamp } from "./converters.ts";
 
 export interface AuditHandlerDeps {
   readonly log: AuditLog;
-  readonly store: AuditLogStore;
+  readonly exports: AuditExport;
   readonly watch: AuditWatch;
   readonly suspicious: SuspiciousActivityService;
 }
@@ -39,15 +38,8 @@ const KIND_TO_PROTO: Readonly<Record<FindingKind, SuspiciousActivityKind>> = {
   login_from_new_ip: SuspiciousActivityKind.LOGIN_FROM_NEW_IP,
   emergency_action: SuspiciousActivityKind.EMERGENCY_ACTION,
 };
-const EXPORT_PAGE = 1000;
-const CHUNK_BYTES = 64 * 1024;
-
-/** The caller; the interceptors guarantee an authenticated principal on every AuditService method. */
-function reader(ctx: HandlerContext): AuditReader {
-  const principal = ctx.values.get(principalKey);
-  if (!principal) throw new DomainError("unauthenticated", "credentials required");
-  return { principal, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) };
-}
+// A JSONL export line is the API's JSON form of the event, exactly as QueryAuditEvents would show it.
+const jsonOf = (record: Parameters<typeof auditEventMessage>[0]) => toJson(AuditEventSchema, auditEventMessage(record));
 
 function sequence(value: bigint | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
@@ -59,12 +51,12 @@ function sequence(value: bigint | undefined, field: string): number | undefined 
 export function createAuditHandlers(deps: AuditHandlerDeps): Partial<ServiceImpl<typeof AuditService>> {
   return {
     async queryAuditEvents(req, ctx) {
-      const page = await deps.log.query(reader(ctx), filterFromProto(req.filter), { pageSize: req.pageSize, pageToken: req.pageToken, order: orderFromProto(req.order, "desc") });
+      const page = await deps.log.query(callerOf(ctx), filterFromProto(req.filter), { pageSize: req.pageSize, pageToken: req.pageToken, order: orderFromProto(req.order, "desc") });
       return { events: page.events.map(auditEventToProto), nextPageToken: page.nextPageToken };
     },
 
     async listMyAuditEvents(req, ctx) {
-      const page = await deps.log.listMine(reader(ctx), {
+      const page = await deps.log.listMine(callerOf(ctx), {
         startTime: optionalDate(req.startTime, "start_time"),
         endTime: optionalDate(req.endTime, "end_time"),
         pageSize: req.pageSize,
@@ -74,7 +66,7 @@ export function createAuditHandlers(deps: AuditHandlerDeps): Partial<ServiceImpl
     },
 
     async getSuspiciousActivity(req, ctx) {
-      const caller = reader(ctx);
+      const caller = callerOf(ctx);
       const result = await deps.suspicious.analyse(caller, {
         start: optionalDate(req.startTime, "start_time"),
         end: optionalDate(req.endTime, "end_time"),
@@ -98,51 +90,22 @@ export function createAuditHandlers(deps: AuditHandlerDeps): Partial<ServiceImpl
     },
 
     async *exportAuditEvents(req, ctx) {
-      // 1. Validate everything before the first byte: errors after it would leave a truncated file.
-      const caller = reader(ctx);
+      const caller = callerOf(ctx);
       const format: ExportFormat | undefined = req.format === AuditExportFormat.JSONL ? "jsonl" : req.format === AuditExportFormat.CSV ? "csv" : undefined;
       if (!format) throw new DomainError("invalid_argument", "format must be AUDIT_EXPORT_FORMAT_JSONL or AUDIT_EXPORT_FORMAT_CSV");
-      const filter = validateAuditFilter(filterFromProto(req.filter));
-      const order = orderFromProto(req.order, "asc");
-      // 2. Audit the export, then pin the head: the export covers the log as of now, whatever arrives later.
-      await deps.log.noteExport(caller, filter, format);
-      const head = await deps.log.signHead();
-      const writer = createExportWriter(format);
-      const scope = describeAuditFilter(filter);
-      const complete = Object.keys(scope).length === 0;
-      const chunker = createChunker(CHUNK_BYTES);
-      chunker.add(writer.header());
-      let first = true;
+      const request = { format, filter: filterFromProto(req.filter), order: orderFromProto(req.order, "asc"), jsonOf };
+      // The first message names the file; the domain refuses bad input before the first chunk.
       const contentType = format === "csv" ? "text/csv" : "application/x-ndjson";
       const filename = `audit-${new Date().toISOString().replace(/[:.]/g, "-")}.${format}`;
-      const flush = function* (force: boolean) {
-        for (const data of chunker.take(force)) {
-          yield first ? { data, contentType, filename } : { data };
-          first = false;
-        }
-      };
-      // 3. Events page by page up to the pinned head, then the signed manifest.
-      let cursor: number | undefined = order === "asc" ? undefined : head.seq + 1;
-      let unsealed: number | undefined;
-      for (;;) {
-        if (ctx.signal.aborted) return;
-        const rows = await deps.store.query(filter, { order, cursorSeq: cursor, limit: EXPORT_PAGE });
-        const inRange = rows.filter((r) => r.seq <= head.seq);
-        for (const record of inRange) {
-          if (unsealed === undefined && !deps.log.sealed(record)) unsealed = record.seq;
-          chunker.add(writer.line(record));
-        }
-        yield* flush(false);
-        if (rows.length < EXPORT_PAGE || inRange.length < rows.length) break;
-        cursor = rows.at(-1)!.seq;
+      let first = true;
+      for await (const data of deps.exports.chunks(caller, request, ctx.signal)) {
+        yield first ? { data, contentType, filename } : { data };
+        first = false;
       }
-      const manifest = writer.manifest({ order, complete, headSequence: head.seq, headHash: head.hash, filter: scope, exportedAt: new Date().toISOString(), ...(unsealed === undefined ? {} : { unsealedSequence: unsealed }) });
-      chunker.add(writer.closing(await deps.log.signStatement(MANIFEST_TYP, { ...manifest })));
-      yield* flush(true);
     },
 
     async *watchAuditEvents(req, ctx) {
-      reader(ctx);
+      callerOf(ctx);
       const filter = validateAuditFilter({ ...filterFromProto(req.filter), endTime: undefined });
       const after = sequence(req.afterSequence, "after_sequence");
       for await (const message of deps.watch.watch(filter, after, ctx.signal)) {

@@ -1,10 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AuthMethod, AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
+import { AuthMethod, type AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
 import { PrincipalKind } from "../../gen/portcullis/v1/common_pb.js";
-import { auditActorOf } from "../domain/audit/audit-actor.ts";
-import type { createEmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
+import type { EmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
 import type { LoginService } from "../domain/auth/login.ts";
-import type { ActionContext, SessionActions } from "../domain/auth/session-actions.ts";
+import type { SessionActions } from "../domain/auth/session-actions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { MfaActions } from "../domain/auth/mfa-actions.ts";
 import type { Principal } from "../domain/principal.ts";
@@ -13,9 +12,11 @@ import type { SessionRecord } from "../domain/sessions/sessions.ts";
 import type { SigningKeySet } from "../domain/tokens/signing-keys.ts";
 import type { UserRecord } from "../domain/users/user-record.ts";
 import { isPromotion, type UsersService } from "../domain/users/users.ts";
-import type { FreshMfaVerifier } from "../interceptors/authorization.ts";
-import { clientKey, credentialKey, principalKey, requestIdKey } from "../interceptors/context-keys.ts";
 import type { HandlerContext } from "@connectrpc/connect";
+import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
+import type { RequestContext } from "../domain/request-context.ts";
+import { callerOf, originOf } from "./caller.ts";
+import { credentialKey } from "./context-keys.ts";
 import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
 
 export interface AuthHandlerDeps {
@@ -23,21 +24,10 @@ export interface AuthHandlerDeps {
   readonly users: UsersService;
   readonly mfa: MfaActions;
   readonly sessions: SessionActions;
-  readonly emergencyRevoke: ReturnType<typeof createEmergencyRevoke>;
+  readonly emergencyRevoke: EmergencyRevoke;
   readonly signingKeys: SigningKeySet;
   readonly revocations: RevocationCache;
   readonly freshMfa: FreshMfaVerifier;
-}
-
-/** The caller of an authenticated method; the interceptors guarantee it is there. */
-function actionContext(ctx: HandlerContext): ActionContext {
-  const principal = ctx.values.get(principalKey);
-  if (!principal) throw new DomainError("unauthenticated", "credentials required");
-  return { principal, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) };
-}
-
-function mfaContext(action: ActionContext) {
-  return { userId: action.principal.userId, actor: auditActorOf(action.principal), client: action.client, requestId: action.requestId };
 }
 
 /** GetTokenInfo's empty `token`: the access token that authenticated this call; an API key is none. */
@@ -82,7 +72,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     current: session.id === current,
   });
   // Granting admin or owner is as sensitive as the operations whose access rule says fresh_mfa.
-  const requireFreshMfa = async (action: ActionContext, code: string) => {
+  const requireFreshMfa = async (action: RequestContext, code: string) => {
     if (code === "" || !(await deps.freshMfa.verify(action.principal, code, action))) {
       throw new DomainError("permission_denied", "granting admin or owner needs a fresh MFA code", { reason: "fresh_mfa_required" });
     }
@@ -95,8 +85,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         username: req.username,
         password: req.password,
         mfaCode: req.mfaCode,
-        client: ctx.values.get(clientKey),
-        requestId: ctx.values.get(requestIdKey),
+        ...originOf(ctx),
       });
       const user = await deps.users.getUser(tokens.userId);
       return {
@@ -112,7 +101,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async refresh(req, ctx) {
       if (req.refreshToken === "") throw new DomainError("invalid_argument", "refresh_token is required");
-      const tokens = await deps.login.refresh({ refreshToken: req.refreshToken, client: ctx.values.get(clientKey), requestId: ctx.values.get(requestIdKey) });
+      const tokens = await deps.login.refresh({ refreshToken: req.refreshToken, ...originOf(ctx) });
       return {
         accessToken: tokens.accessToken,
         refreshToken: tokens.refreshToken,
@@ -124,17 +113,17 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
 
     async logout(req, ctx) {
       const scope = req.scope === LogoutScope.ALL_SESSIONS ? "all" : "current";
-      return { sessionsRevoked: await deps.sessions.logout(actionContext(ctx), scope) };
+      return { sessionsRevoked: await deps.sessions.logout(callerOf(ctx), scope) };
     },
 
     async revokeToken(req, ctx) {
-      const result = await deps.sessions.revokeToken(actionContext(ctx), req.token);
+      const result = await deps.sessions.revokeToken(callerOf(ctx), req.token);
       const tokenType = result.type === "access" ? TokenType.ACCESS : result.type === "refresh" ? TokenType.REFRESH : TokenType.UNSPECIFIED;
       return { revoked: result.revoked, tokenType };
     },
 
     async getTokenInfo(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       const info = await deps.sessions.tokenInfo(action, req.token === "" ? ownAccessToken(ctx, action.principal) : req.token);
       if (!info.active) return { active: false };
       const user = await deps.users.getUser(info.userId).catch(() => undefined);
@@ -156,7 +145,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async whoAmI(_req, ctx) {
-      const { principal } = actionContext(ctx);
+      const { principal } = callerOf(ctx);
       const user = await deps.users.getUser(principal.userId);
       const mfaEnabled = await deps.mfa.isEnabled(principal.userId);
       const method = {
@@ -192,14 +181,11 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async createUser(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       const { principal } = action;
       const role = roleFromProto(req.role);
       if (role !== "user") await requireFreshMfa(action, ctx.requestHeader.get("x-mfa-code") ?? "");
-      const user = await deps.users.createUser(
-        principal,
-        { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) },
-      );
+      const user = await deps.users.createUser(principal, { username: req.username, password: req.password, role, ...(req.email ? { email: req.email } : {}) });
       return { user: await userMessage(user) };
     },
 
@@ -219,7 +205,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async updateUser(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       const { principal } = action;
       if (req.userId === "") throw new DomainError("invalid_argument", "user_id is required");
       const role = req.role === undefined ? undefined : roleFromProto(req.role);
@@ -229,18 +215,18 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
         await requireFreshMfa(action, req.mfaCode || (ctx.requestHeader.get("x-mfa-code") ?? ""));
       }
       if (req.disabled === true && req.userId === principal.userId) throw new DomainError("failed_precondition", "you cannot disable yourself");
-      const user = await deps.users.updateUser(
-        principal,
-        req.userId,
-        { ...(role !== undefined ? { role } : {}), ...(req.disabled !== undefined ? { disabled: req.disabled } : {}), ...(req.email !== undefined ? { email: req.email } : {}) },
-      );
+      const user = await deps.users.updateUser(principal, req.userId, {
+        ...(role !== undefined ? { role } : {}),
+        ...(req.disabled !== undefined ? { disabled: req.disabled } : {}),
+        ...(req.email !== undefined ? { email: req.email } : {}),
+      });
       noteUser(user);
       if (user.disabled && !before.disabled) await deps.sessions.revokeUserSessions(user._id, "user_disabled");
       return { user: await userMessage(user) };
     },
 
     async changePassword(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       const { principal } = action;
       const sessionId = userSession(principal);
       await deps.users.changePassword(principal.userId, req.currentPassword, req.newPassword, action);
@@ -249,45 +235,45 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     },
 
     async beginMfaEnrollment(_req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
       const user = await deps.users.getUser(action.principal.userId);
-      const enrollment = await deps.mfa.beginEnrollment(mfaContext(action), user.username);
+      const enrollment = await deps.mfa.beginEnrollment(action, user.username);
       return { secret: enrollment.secret, otpauthUri: enrollment.otpauthUri, qrCodePng: enrollment.qrPng, expiresAt: timestamp(new Date(Date.now() + 15 * 60_000)) };
     },
 
     async confirmMfaEnrollment(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
-      return await deps.mfa.confirmEnrollment(mfaContext(action), req.totpCode);
+      return await deps.mfa.confirmEnrollment(action, req.totpCode);
     },
 
     async disableMfa(_req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
-      await deps.mfa.disable(mfaContext(action));
+      await deps.mfa.disable(action);
       return { user: await userMessage(await deps.users.getUser(action.principal.userId)) };
     },
 
     async regenerateBackupCodes(_req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       userSession(action.principal);
-      return await deps.mfa.regenerateBackupCodes(mfaContext(action));
+      return await deps.mfa.regenerateBackupCodes(action);
     },
 
     async listSessions(req, ctx) {
-      const action = actionContext(ctx);
+      const action = callerOf(ctx);
       if (req.userId !== "" && req.userId !== action.principal.userId) await deps.users.getUser(req.userId);
       const page = await deps.sessions.listSessions(action, req.userId, { pageSize: req.pageSize, pageToken: req.pageToken });
       return { sessions: page.sessions.map((s) => sessionMessage(s, action.principal.sessionId)), nextPageToken: page.nextPageToken };
     },
 
     async revokeSession(req, ctx) {
-      return { revoked: await deps.sessions.revokeSession(actionContext(ctx), req.sessionId) };
+      return { revoked: await deps.sessions.revokeSession(callerOf(ctx), req.sessionId) };
     },
 
     async emergencyRevoke(req, ctx) {
-      const result = await deps.emergencyRevoke(actionContext(ctx), req.reason);
+      const result = await deps.emergencyRevoke(callerOf(ctx), req.reason);
       return { sessionsRevoked: BigInt(result.sessionsRevoked), apiKeysRevoked: BigInt(result.apiKeysRevoked), auditEventId: result.auditEventId };
     },
   };

@@ -1,5 +1,5 @@
 import { timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Role as DomainRole } from "../access/permissions.ts";
+import type { Role as DomainRole } from "../domain/permissions.ts";
 import { Role } from "../../gen/portcullis/v1/common_pb.js";
 import { DomainError } from "../domain/errors.ts";
 

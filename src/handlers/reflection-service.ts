@@ -1,14 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import {
-  ServerReflection as ServerReflectionV1,
-  ServerReflectionResponseSchema as ResponseSchemaV1,
-  type ServerReflectionRequest as RequestV1,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import {
-  ServerReflection as ServerReflectionV1alpha,
-  ServerReflectionResponseSchema as ResponseSchemaV1alpha,
-} from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1, ServerReflectionResponseSchema as ResponseSchemaV1, type ServerReflectionRequest as RequestV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha, ServerReflectionResponseSchema as ResponseSchemaV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { DescriptorIndex } from "../reflection/descriptor-index.ts";
 
 // gRPC status codes used inside reflection's ErrorResponse (it reports errors in-band).

@@ -1,38 +1,9 @@
 import type { Interceptor, StreamResponse } from "@connectrpc/connect";
 import { accessRuleOf, type AccessRule } from "../access/access-rules.ts";
+import type { Authenticator, Credential } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
-import type { ClientInfo, Principal } from "../domain/principal.ts";
-import { clientKey, credentialHeaderCountKey, credentialKey, principalKey } from "./context-keys.ts";
-
-/** A credential as presented by the caller, before anything is known about it. */
-export interface Credential {
-  /** `bearer` from `authorization: Bearer …` (a JWT or an API key), `api_key` from `x-api-key`. */
-  readonly kind: "bearer" | "api_key";
-  readonly value: string;
-}
-
-/**
- * Resolves credentials to principals. Implementations throw DomainError("unauthenticated") for anything
- * they do not accept, with a message that does not reveal why (expired, unknown and forged look alike
- * unless the reason is safe to tell).
- */
-export interface Authenticator {
-  authenticate(credential: Credential, client: ClientInfo): Promise<Principal>;
-  /**
-   * Follows a principal while one of its streams is open: calls `onChange` with the principal as it now
-   * stands (role narrowed, say), or with undefined once its session, key or user is revoked or disabled.
-   * Returns the function that stops following. Authenticators whose credentials cannot change need not
-   * implement it.
-   */
-  watch?(principal: Principal, onChange: (current: Principal | undefined) => void): () => void;
-}
-
-/** The authenticator of a gateway with no identity provider wired in: no credential is valid. */
-export const rejectAllCredentials: Authenticator = {
-  authenticate() {
-    return Promise.reject(new DomainError("unauthenticated", "invalid credentials"));
-  },
-};
+import type { Principal } from "../domain/principal.ts";
+import { clientKey, credentialHeaderCountKey, credentialKey, principalKey } from "../handlers/context-keys.ts";
 
 // Longer than any JWT or key we issue; refuse before parsing so garbage costs nothing.
 const MAX_CREDENTIAL_LENGTH = 8192;
@@ -69,12 +40,7 @@ export function createAuthenticationInterceptor(authenticator: Authenticator): I
  * the stream ends with UNAUTHENTICATED as soon as its credential is revoked, its user disabled, or its
  * permissions no longer cover the method.
  */
-function endOnRevocation(
-  res: StreamResponse,
-  principal: Principal,
-  rule: AccessRule | undefined,
-  watch: NonNullable<Authenticator["watch"]>,
-): StreamResponse {
+function endOnRevocation(res: StreamResponse, principal: Principal, rule: AccessRule | undefined, watch: NonNullable<Authenticator["watch"]>): StreamResponse {
   let revoke: ((error: DomainError) => void) | undefined;
   const revoked = new Promise<never>((_resolve, reject) => (revoke = reject));
   revoked.catch(() => undefined); // observed below; never an unhandled rejection

@@ -1,21 +1,8 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { accessRuleOf } from "../access/access-rules.ts";
+import type { FreshMfaVerifier } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
-import type { ClientInfo, Principal } from "../domain/principal.ts";
-import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
-
-/** Checks a fresh TOTP or backup code for a principal; consumes it so it cannot be replayed. */
-export interface FreshMfaVerifier {
-  /**
-   * Whether `code` is a valid fresh code of the principal's user. `call` says where the attempt comes
-   * from, for the audit record and the login lock; while that lock is on the verifier throws
-   * DomainError("resource_exhausted", reason "locked") without checking the code.
-   */
-  verify(principal: Principal, code: string, call: { client: ClientInfo; requestId: string }): Promise<boolean>;
-}
-
-/** The verifier of a gateway with no MFA wired in: no code is accepted, so fresh-MFA methods are denied. */
-export const rejectAllMfaCodes: FreshMfaVerifier = { verify: () => Promise.resolve(false) };
+import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.ts";
 
 /**
  * Enforces the access rule each method declares in the proto: audience and permission, session-only

@@ -1,8 +1,9 @@
 import type { Interceptor } from "@connectrpc/connect";
 import type { RateLimiter } from "../access/rate-limiter.ts";
 import type { Logger } from "../log/logger.ts";
-import { createAuthenticationInterceptor, type Authenticator } from "./authentication.ts";
-import { createAuthorizationInterceptor, type FreshMfaVerifier } from "./authorization.ts";
+import type { Authenticator, FreshMfaVerifier } from "../domain/auth/authenticator.ts";
+import { createAuthenticationInterceptor } from "./authentication.ts";
+import { createAuthorizationInterceptor } from "./authorization.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import { createDenialAuditInterceptor } from "./denial-audit.ts";
 import { createErrorMappingInterceptor } from "./error-mapping.ts";

@@ -1,8 +1,8 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { auditActorOf } from "../domain/audit/audit-actor.ts";
+import { auditedCaller } from "../domain/audit/audit-caller.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import { DomainError } from "../domain/errors.ts";
-import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
+import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.ts";
 
 /**
  * Every call refused for lack of permission (the access rule, a missing fresh MFA code, or a handler's
@@ -16,15 +16,10 @@ export function createDenialAuditInterceptor(audit: AuditRecorder): Interceptor 
       return await next(req);
     } catch (error) {
       if (error instanceof DomainError && error.code === "permission_denied") {
-        const principal = req.contextValues.get(principalKey);
-        const client = req.contextValues.get(clientKey);
         audit.record({
           type: "access.denied",
           outcome: "denied",
-          actor: principal ? auditActorOf(principal) : { kind: "anonymous" },
-          ip: client.ip,
-          userAgent: client.userAgent,
-          requestId: req.contextValues.get(requestIdKey),
+          ...auditedCaller({ principal: req.contextValues.get(principalKey), client: req.contextValues.get(clientKey), requestId: req.contextValues.get(requestIdKey) }),
           method: `/${req.service.typeName}/${req.method.name}`,
           reason: error.reason ?? error.message,
         });

@@ -3,7 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.js";
 import { DomainError, type DomainErrorCode, type DomainErrorReason } from "../domain/errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { requestIdKey } from "./context-keys.ts";
+import { requestIdKey } from "../handlers/context-keys.ts";
 import { isStreamResponse, wrapResponseStream } from "./response-stream.ts";
 
 const CODES: Readonly<Record<DomainErrorCode, Code>> = {

@@ -3,7 +3,7 @@ import { accessRuleOf } from "../access/access-rules.ts";
 import type { RateLimiter } from "../access/rate-limiter.ts";
 import { ipKey } from "../domain/auth/login-throttle.ts";
 import { DomainError } from "../domain/errors.ts";
-import { clientKey } from "./context-keys.ts";
+import { clientKey } from "../handlers/context-keys.ts";
 
 /** The one budget class of the failed-authentication limiter. */
 export type FailedAuthenticationBudget = RateLimiter<"failed_authentication">;

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../log/logger.ts";
-import { clientKey, principalKey, requestIdKey } from "./context-keys.ts";
+import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.ts";
 import { isStreamResponse, wrapResponseStream } from "./response-stream.ts";
 
 /**

@@ -3,7 +3,7 @@ import { accessRuleOf } from "../access/access-rules.ts";
 import type { RateLimiter } from "../access/rate-limiter.ts";
 import { TIER_RATE_SCALE } from "../domain/api-keys/api-key-record.ts";
 import { DomainError } from "../domain/errors.ts";
-import { clientKey, principalKey } from "./context-keys.ts";
+import { clientKey, principalKey } from "../handlers/context-keys.ts";
 
 /**
  * Counts each call (a stream counts once, when it opens) against the budget of its method's rate-limit

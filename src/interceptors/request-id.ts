@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import { requestIdKey } from "./context-keys.ts";
+import { requestIdKey } from "../handlers/context-keys.ts";
 
 // A caller-supplied id is kept only when it is short and plain, so it can't inject into logs.
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,64}$/;

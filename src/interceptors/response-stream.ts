@@ -5,10 +5,7 @@ import type { StreamResponse, UnaryResponse } from "@connectrpc/connect";
  * translate what it throws). Interceptors that only looked at `next(req)` would see a stream's start but
  * miss every error raised while it runs.
  */
-export function wrapResponseStream(
-  res: StreamResponse,
-  hooks: { onEnd?: (error: unknown) => void; mapError?: (error: unknown) => unknown },
-): StreamResponse {
+export function wrapResponseStream(res: StreamResponse, hooks: { onEnd?: (error: unknown) => void; mapError?: (error: unknown) => unknown }): StreamResponse {
   const source = res.message;
   async function* wrapped() {
     try {

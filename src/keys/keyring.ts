@@ -1,16 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
-
-/** A JWT signing key pair; the public half is published in the JWKS. */
-export interface SigningKey {
-  readonly kid: string;
-  readonly alg: "EdDSA";
-  readonly privateJwk: JWK;
-  readonly publicJwk: JWK;
-  readonly createdAt: string;
-}
+import { createSigningKey, type SigningKey, type SigningKeyFile } from "../domain/tokens/signing-key.ts";
 
 /** The server's secret key material. Never logged, never sent. */
 export interface Keyring {
@@ -104,26 +95,12 @@ async function createKeyFile(file: string): Promise<KeyFile> {
     throw new KeyringError(`key file ${file} cannot be created`);
   }
   try {
-    await handle.writeFile(JSON.stringify(content, null, 2) + "\n");
+    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
     await handle.sync();
   } finally {
     await handle.close();
   }
   return content;
-}
-
-/** A new Ed25519 signing key whose kid is its RFC 7638 thumbprint. */
-export async function createSigningKey(): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-  const publicJwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(publicJwk);
-  return {
-    kid,
-    alg: "EdDSA",
-    privateJwk: { ...(await exportJWK(privateKey)), kid, alg: "EdDSA", use: "sig" },
-    publicJwk: { ...publicJwk, kid, alg: "EdDSA", use: "sig" },
-    createdAt: new Date().toISOString(),
-  };
 }
 
 /**
@@ -139,7 +116,7 @@ export async function appendSigningKey(file: string, key: SigningKey): Promise<r
   const temporary = `${file}.${randomBytes(6).toString("hex")}.tmp`;
   const handle = await open(temporary, "wx", 0o600);
   try {
-    await handle.writeFile(JSON.stringify(content, null, 2) + "\n");
+    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
     await handle.sync();
   } catch (err) {
     await handle.close();
@@ -152,4 +129,12 @@ export async function appendSigningKey(file: string, key: SigningKey): Promise<r
     throw err;
   });
   return content.signingKeys;
+}
+
+/** The key file as the domain's signing keys use it: read the newest keys, append a rotated one. */
+export function signingKeyFile(file: string): SigningKeyFile {
+  return {
+    read: async () => (await loadOrCreateKeyring(file)).signingKeys,
+    append: (key) => appendSigningKey(file, key),
+  };
 }

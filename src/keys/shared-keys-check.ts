@@ -21,9 +21,7 @@ export async function checkSharedKeys(keyring: Keyring, fingerprints: KeyFingerp
   for (const [name, variable, key] of shared) {
     const mine = createHmac("sha256", key).update(`portcullis key fingerprint: ${name}`).digest("base64url");
     if ((await fingerprints.recordOrGet(name, mine)) !== mine) {
-      throw new KeyringError(
-        `${variable} differs from the key of the other instances sharing this database: give every instance the same ${variable} (or the same key file)`,
-      );
+      throw new KeyringError(`${variable} differs from the key of the other instances sharing this database: give every instance the same ${variable} (or the same key file)`);
     }
   }
 }

@@ -45,7 +45,10 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       const redacted = redactSecrets(value[i], depth + 1);
-      if (redacted !== value[i]) (copy ??= [...value])[i] = redacted;
+      if (redacted !== value[i]) {
+        copy ??= [...value];
+        copy[i] = redacted;
+      }
     }
     return copy ?? value;
   }
@@ -56,7 +59,10 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
   let copy: Record<string, unknown> | undefined;
   for (const [key, field] of Object.entries(value)) {
     const redacted = SECRET_FIELD_NAMES.has(key.toLowerCase()) ? CENSOR : redactSecrets(field, depth + 1);
-    if (redacted !== field) (copy ??= { ...value })[key] = redacted;
+    if (redacted !== field) {
+      copy ??= { ...value };
+      copy[key] = redacted;
+    }
   }
   return copy ?? value;
 }

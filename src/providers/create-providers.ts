@@ -14,6 +14,8 @@ export function createProviders(configs: readonly AiProviderConfig[]): ChatProvi
         return createAnthropicProvider(config);
       case "local":
         return { ...createLocalProvider(), name: config.name };
+      default:
+        throw new Error(`unknown provider kind ${String((config as { kind: unknown }).kind)}`);
     }
   });
 }

@@ -17,7 +17,15 @@ export function createLocalProvider(): ChatProvider {
     name: LOCAL_PROVIDER.name,
     kind: "local",
     defaultModel: LOCAL_PROVIDER.defaultModel,
-    models: [{ id: LOCAL_PROVIDER.defaultModel, displayName: "Local echo (deterministic responder, not a language model)", capabilities: ["chat", "streaming", "system_prompt"], contextWindowTokens: 0, maxOutputTokens: 0 }],
+    models: [
+      {
+        id: LOCAL_PROVIDER.defaultModel,
+        displayName: "Local echo (deterministic responder, not a language model)",
+        capabilities: ["chat", "streaming", "system_prompt"],
+        contextWindowTokens: 0,
+        maxOutputTokens: 0,
+      },
+    ],
     credentialName: undefined,
     description: DESCRIPTION,
 

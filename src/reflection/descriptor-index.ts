@@ -1,11 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  FileDescriptorProtoSchema,
-  FileDescriptorSetSchema,
-  type DescriptorProto,
-  type FileDescriptorProto,
-} from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 
 /**
  * An index over the descriptor set that `buf generate` writes to gen/descriptor-set.b64 — every proto
@@ -38,7 +33,10 @@ export function createDescriptorIndex(files: readonly FileDescriptorProto[]): De
   const addExtension = (extendee: string, number: number, file: string) => {
     const type = extendee.replace(/^\./, "");
     let numbers = extensions.get(type);
-    if (!numbers) extensions.set(type, (numbers = new Map()));
+    if (!numbers) {
+      numbers = new Map();
+      extensions.set(type, numbers);
+    }
     numbers.set(number, file);
   };
 

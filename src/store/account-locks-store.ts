@@ -19,7 +19,12 @@ export function createAccountLocksStore(store: Store): AccountLocksStore {
       });
     },
     async due(now) {
-      return (await locks.find({ until: { $lte: now } }).limit(100).toArray()).map((d) => ({ id: d._id, userId: d.userId, until: d.until, lockedVersion: d.lockedVersion }));
+      return (
+        await locks
+          .find({ until: { $lte: now } })
+          .limit(100)
+          .toArray()
+      ).map((d) => ({ id: d._id, userId: d.userId, until: d.until, lockedVersion: d.lockedVersion }));
     },
     async remove(id) {
       await locks.deleteOne({ _id: id });

@@ -32,7 +32,11 @@ export function createAiUsageStore(store: Store): AiUsageStore {
       if (counters.size === 0) return;
       await usage.bulkWrite(
         [...counters].map(([subject, c]) => ({
-          replaceOne: { filter: { _id: `${subject}|${instanceId}` }, replacement: { subject, queries: c.queries, inputTokens: c.inputTokens, outputTokens: c.outputTokens, latencyMs: c.latencyMs, updatedAt: now }, upsert: true },
+          replaceOne: {
+            filter: { _id: `${subject}|${instanceId}` },
+            replacement: { subject, queries: c.queries, inputTokens: c.inputTokens, outputTokens: c.outputTokens, latencyMs: c.latencyMs, updatedAt: now },
+            upsert: true,
+          },
         })),
         { ordered: false },
       );

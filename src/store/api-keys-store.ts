@@ -1,23 +1,18 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Filter } from "mongodb";
-import { combineUsage, type ApiKeyRecord, type ApiKeySettings, type ApiKeyRevocation, type ApiKeyRotation, type ApiKeyState, type ApiKeyStatus, type ApiKeyUsage } from "../domain/api-keys/api-key-record.ts";
+import {
+  combineUsage,
+  type ApiKeyRecord,
+  type ApiKeyRevocation,
+  type ApiKeyRotation,
+  type ApiKeySettings,
+  type ApiKeyState,
+  type ApiKeyStatus,
+  type ApiKeyUsage,
+} from "../domain/api-keys/api-key-record.ts";
+import type { ApiKeyChanges, ApiKeysStore, KeyOwnerScope, KeyPageCursor, RevocationTarget } from "../domain/api-keys/api-keys-store.ts";
 import type { Store } from "./mongo-store.ts";
 
 const DUPLICATE_KEY = 11000;
-
-/** Whose keys: one user's, or everyone's. */
-export type KeyOwnerScope = { readonly ownerUserId: string } | { readonly all: true };
-
-/** Position after the last key of a page (newest first). */
-export interface KeyPageCursor {
-  readonly createdAt: Date;
-  readonly id: string;
-}
-
-export interface ApiKeyChanges {
-  readonly records: ApiKeyRecord[];
-  readonly revocations: ApiKeyRevocation[];
-  readonly rotations: ApiKeyRotation[];
-}
 
 type UsageDocument = { _id: string; keyId: string; count: number; lastUsedAt: Date; lastUsedIp: string; updatedAt: Date };
 
@@ -27,7 +22,7 @@ type UsageDocument = { _id: string; keyId: string; count: number; lastUsedAt: Da
  * atomic "someone already did it" that FerretDB's non-atomic conditional updates cannot give), and
  * `api_key_usage` (one document per key per server instance, written only by that instance).
  */
-export function createApiKeysStore(store: Store) {
+export function createApiKeysStore(store: Store): ApiKeysStore {
   const keys: Collection<ApiKeyRecord> = store.db.collection<ApiKeyRecord>("api_keys");
   const revocations: Collection<ApiKeyRevocation> = store.db.collection<ApiKeyRevocation>("api_key_revocations");
   const rotations: Collection<ApiKeyRotation> = store.db.collection<ApiKeyRotation>("api_key_rotations");
@@ -74,11 +69,7 @@ export function createApiKeysStore(store: Store) {
         const { createdAt, id } = options.after;
         conditions.push({ $or: [{ createdAt: { $lt: createdAt } }, { createdAt, _id: { $lt: id } }] });
       }
-      const records = await keys
-        .find({ $and: conditions })
-        .sort({ createdAt: -1, _id: -1 })
-        .limit(options.pageSize)
-        .toArray();
+      const records = await keys.find({ $and: conditions }).sort({ createdAt: -1, _id: -1 }).limit(options.pageSize).toArray();
       return statesOf(records);
     },
 
@@ -109,7 +100,7 @@ export function createApiKeysStore(store: Store) {
     },
 
     /** Revokes the keys that are not revoked yet; returns how many this call revoked. */
-    async revoke(targets: ReadonlyArray<{ keyId: string; ownerUserId: string }>, details: { reason: string; revokedBy: string; at: Date }): Promise<number> {
+    async revoke(targets: readonly RevocationTarget[], details: { reason: string; revokedBy: string; at: Date }): Promise<number> {
       if (targets.length === 0) return 0;
       const documents = targets.map((t) => ({ _id: t.keyId, ownerUserId: t.ownerUserId, revokedAt: details.at, reason: details.reason, revokedBy: details.revokedBy }));
       try {
@@ -122,7 +113,7 @@ export function createApiKeysStore(store: Store) {
     },
 
     /** Every not-yet-revoked key in scope, as revocation targets. */
-    async unrevoked(scope: KeyOwnerScope): Promise<Array<{ keyId: string; ownerUserId: string }>> {
+    async unrevoked(scope: KeyOwnerScope): Promise<RevocationTarget[]> {
       const owner = "all" in scope ? {} : { ownerUserId: scope.ownerUserId };
       const revokedIds = (await revocations.find(owner, { projection: { _id: 1 } }).toArray()).map((r) => r._id);
       const live = await keys.find({ ...owner, _id: { $nin: revokedIds } }, { projection: { _id: 1, ownerUserId: 1 } }).toArray();
@@ -182,8 +173,6 @@ export function createApiKeysStore(store: Store) {
     },
   };
 }
-
-export type ApiKeysStore = ReturnType<typeof createApiKeysStore>;
 
 function duplicatesOnly(err: MongoBulkWriteError): boolean {
   const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];

@@ -48,7 +48,11 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
 
   const readNewest = async () => {
     // Numbers only: a database from before the chain (schema 1) holds string ids, which are not part of it.
-    const [doc] = await collection.find({ prevHash: { $exists: true } }, { projection: { _id: 1, hash: 1, time: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+    const [doc] = await collection
+      .find({ prevHash: { $exists: true } }, { projection: { _id: 1, hash: 1, time: 1 } })
+      .sort({ _id: -1 })
+      .limit(1)
+      .toArray();
     return doc ? { seq: Number(doc._id), hash: doc.hash, time: doc.time } : undefined;
   };
 
@@ -183,12 +187,22 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
     },
 
     async firstSeq() {
-      const [doc] = await collection.find({}, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(1).toArray();
+      const [doc] = await collection
+        .find({}, { projection: { _id: 1 } })
+        .sort({ _id: 1 })
+        .limit(1)
+        .toArray();
       return doc === undefined ? undefined : Number(doc._id);
     },
 
     async range(fromSeq, toSeq, limit) {
-      return (await collection.find({ _id: { $gte: auditSeqKey(fromSeq), $lte: auditSeqKey(Math.min(toSeq, 9_999_999_999_999_999)) } }).sort({ _id: 1 }).limit(limit).toArray()).map(fromDocument);
+      return (
+        await collection
+          .find({ _id: { $gte: auditSeqKey(fromSeq), $lte: auditSeqKey(Math.min(toSeq, 9_999_999_999_999_998)) } })
+          .sort({ _id: 1 })
+          .limit(limit)
+          .toArray()
+      ).map(fromDocument);
     },
 
     async get(seq) {
@@ -203,8 +217,7 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
 
     async query(filter, options) {
       const base = toQuery(filter);
-      const query =
-        options.cursorSeq === undefined ? base : { $and: [base, { _id: options.order === "asc" ? { $gt: auditSeqKey(options.cursorSeq) } : { $lt: auditSeqKey(options.cursorSeq) } }] };
+      const query = options.cursorSeq === undefined ? base : { $and: [base, { _id: options.order === "asc" ? { $gt: auditSeqKey(options.cursorSeq) } : { $lt: auditSeqKey(options.cursorSeq) } }] };
       const docs = await collection
         .find(query)
         .sort({ _id: options.order === "asc" ? 1 : -1 })
@@ -220,7 +233,6 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
     async deleteThrough(seq) {
       return (await collection.deleteMany({ _id: { $lte: auditSeqKey(seq) } })).deletedCount;
     },
-
   };
 }
 

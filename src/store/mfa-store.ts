@@ -1,5 +1,5 @@
 import { MongoServerError, type Collection, type Filter, type UpdateFilter } from "mongodb";
-import type { MfaCodeUse, MfaFactorRecord, MfaStore } from "../domain/mfa/mfa-factor.ts";
+import type { MfaCodeUse, MfaStore } from "../domain/mfa/mfa-factor.ts";
 import type { Store } from "./mongo-store.ts";
 
 const DUPLICATE_KEY = 11000;

@@ -73,8 +73,7 @@ async function ensureSchema(db: Db): Promise<void> {
   const marker = await meta.findOne({ _id: SCHEMA_MARKER_ID });
   if (marker && marker.version > SCHEMA_VERSION) {
     throw new Error(
-      `database "${db.databaseName}" has schema version ${marker.version}, newer than this Portcullis understands (${SCHEMA_VERSION}); ` +
-        "upgrade Portcullis or point it at another database",
+      `database "${db.databaseName}" has schema version ${marker.version}, newer than this Portcullis understands (${SCHEMA_VERSION}); upgrade Portcullis or point it at another database`,
     );
   }
 

@@ -116,7 +116,10 @@ export function createSessionsStore(store: Store): MongoSessionsStore {
     revokeAll: (reason, at, exceptId) => revokeMatching({}, reason, at, exceptId),
 
     async listActiveForUser(userId, now) {
-      const docs = await sessions.find({ userId: String(userId), expiresAt: { $gt: now } }).sort({ lastUsedAt: -1 }).toArray();
+      const docs = await sessions
+        .find({ userId: String(userId), expiresAt: { $gt: now } })
+        .sort({ lastUsedAt: -1 })
+        .toArray();
       return (await withRevocations(docs)).filter((s) => s.revokedAt === undefined);
     },
 

@@ -24,12 +24,10 @@ export function createSigningKeysStore(store: Store): SigningKeysStore {
   return {
     async publish(key) {
       // $setOnInsert: publishing again at every start must not overwrite a retirement.
-      await keys
-        .updateOne({ _id: String(key.kid) }, { $setOnInsert: { publicJwk: key.publicJwk, createdAt: key.createdAt } }, { upsert: true })
-        .catch((err: unknown) => {
-          // Two instances publishing the same key at once: the other one won, which is the same result.
-          if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-        });
+      await keys.updateOne({ _id: String(key.kid) }, { $setOnInsert: { publicJwk: key.publicJwk, createdAt: key.createdAt } }, { upsert: true }).catch((err: unknown) => {
+        // Two instances publishing the same key at once: the other one won, which is the same result.
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      });
     },
 
     async retire(kid, retiredAt, verifyUntil) {
@@ -39,13 +37,15 @@ export function createSigningKeysStore(store: Store): SigningKeysStore {
 
     async list() {
       const docs = await keys.find({}).toArray();
-      return docs.map((doc): PublishedSigningKey => ({
-        kid: doc._id,
-        publicJwk: doc.publicJwk,
-        createdAt: doc.createdAt,
-        ...(doc.retiredAt ? { retiredAt: doc.retiredAt } : {}),
-        ...(doc.verifyUntil ? { verifyUntil: doc.verifyUntil } : {}),
-      }));
+      return docs.map(
+        (doc): PublishedSigningKey => ({
+          kid: doc._id,
+          publicJwk: doc.publicJwk,
+          createdAt: doc.createdAt,
+          ...(doc.retiredAt ? { retiredAt: doc.retiredAt } : {}),
+          ...(doc.verifyUntil ? { verifyUntil: doc.verifyUntil } : {}),
+        }),
+      );
     },
   };
 }

@@ -1,5 +1,5 @@
 import { MongoServerError, type Collection, type Filter, type UpdateFilter } from "mongodb";
-import type { Role } from "../access/permissions.ts";
+import type { Role } from "../domain/permissions.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { UserListQuery, UserRecord, UsersStore } from "../domain/users/user-record.ts";
 import type { Store } from "./mongo-store.ts";
@@ -47,7 +47,11 @@ export function createUsersStore(store: Store): UsersStore {
       if (query.role !== undefined) filter.role = String(query.role) as Role;
       if (query.disabled !== undefined) filter.disabled = query.disabled === true;
       if (query.afterId !== undefined) filter._id = { $gt: String(query.afterId) };
-      return users.find(filter).sort({ _id: 1 }).limit(Math.max(1, Math.trunc(query.pageSize))).toArray();
+      return users
+        .find(filter)
+        .sort({ _id: 1 })
+        .limit(Math.max(1, Math.trunc(query.pageSize)))
+        .toArray();
     },
 
     countActiveOwners() {

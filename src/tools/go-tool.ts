@@ -2,8 +2,8 @@ import { execFile } from "node:child_process";
 import { access, constants, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { findOnPath } from "../store/embedded-db/find-executable.ts";
-import { defaultToolsDir } from "../store/embedded-db/tools-dir.ts";
+import { findOnPath } from "../embedded-db/find-executable.ts";
+import { defaultToolsDir } from "../embedded-db/tools-dir.ts";
 
 const run = promisify(execFile);
 

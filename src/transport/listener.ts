@@ -6,10 +6,7 @@ import type { AddressInfo } from "node:net";
 import { answerForHttp1Error } from "./http1-errors.ts";
 import { createSlowClientGuard, type ClientTimeouts, type SlowClientReason } from "./slow-client-guard.ts";
 
-export type RequestHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 /** One TCP port for HTTP/2 (gRPC, gRPC-Web, Connect) and HTTP/1.1 (gRPC-Web, Connect). */
 export interface Listener {

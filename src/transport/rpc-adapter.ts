@@ -3,14 +3,9 @@ import type * as http2 from "node:http2";
 import { create, type JsonReadOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import {
-  compressionBrotli,
-  compressionGzip,
-  universalRequestFromNodeRequest,
-  universalResponseToNodeResponse,
-} from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.js";
-import { requestIdKey } from "../interceptors/context-keys.ts";
+import { requestIdKey } from "../handlers/context-keys.ts";
 import { bodyFormatOf, checkRequestBody } from "./request-body-check.ts";
 import { answerUnknownMethod, methodNameOf } from "./unknown-method.ts";
 
@@ -74,8 +69,7 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
     const contextValues = options.contextValues(req);
     const requestId = contextValues.get(requestIdKey);
     const path = (req.url ?? "").split("?")[0] ?? "";
-    const refused = (method: string, code: Code) =>
-      options.onRefused({ requestId, method, code, durationMs: performance.now() - started, contextValues });
+    const refused = (method: string, code: Code) => options.onRefused({ requestId, method, code, durationMs: performance.now() - started, contextValues });
     const handler = handlers.get(path);
     if (handler === undefined) {
       if (answerUnknownMethod(req, res, requestId) !== undefined) refused(methodNameOf(path) ?? "(unknown path)", Code.Unimplemented);
@@ -90,9 +84,7 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
       const unary = handler.method.methodKind === "unary";
       const reject = (code: Code, message: string): ConnectError => {
         if (unary) refused(method, code);
-        return new ConnectError(message, code, { "x-request-id": requestId }, [
-          { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) },
-        ]);
+        return new ConnectError(message, code, { "x-request-id": requestId }, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) }]);
       };
       const body = checkRequestBody(uReq.body, {
         input: handler.method.input,

@@ -82,6 +82,7 @@ export function createEspeakEngine(options: EspeakEngineOptions): EspeakEngine {
     slots.forEach((handle, index) => {
       if (!handle && mayStart) spawn(index);
     });
+    // biome-ignore lint/complexity/useOptionalChain: a type predicate returns a boolean; `h?.alive` may be undefined.
     const live = slots.filter((h): h is EngineProcessHandle => h !== undefined && h.alive);
     if (live.length === 0) throw new DomainError("unavailable", "the speech engine is unavailable; try again later");
     return live;

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 import type { AudioChunk, StreamEnd, StreamHeader, SynthesizeResponse } from "../../gen/portcullis/v1/audio_stream_pb.js";
 
 /** A whole Synthesize stream as a client receives it. */
@@ -76,7 +76,7 @@ export function rms(pcm: Int16Array | Float32Array): number {
 
 /** Amplitude of one frequency in a signal (Goertzel), normalised so a full-scale sine gives ~0.5. */
 export function toneLevel(samples: Float32Array, rate: number, frequency: number): number {
-  const k = (2 * Math.cos((2 * Math.PI * frequency) / rate));
+  const k = 2 * Math.cos((2 * Math.PI * frequency) / rate);
   let s1 = 0;
   let s2 = 0;
   for (const x of samples) {

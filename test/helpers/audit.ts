@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "vitest";
 import { AuthService } from "../../gen/portcullis/v1/auth_pb.js";
-import type { Role } from "../../src/access/permissions.ts";
+import type { Role } from "../../src/domain/permissions.ts";
 import { testPassword, type IdentityServer } from "./identity-server.ts";
 
 /** Creates a user of `role` and logs in; returns the access token and ids. */

@@ -140,7 +140,13 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
       const key = presentedKey(req);
       if (key !== fake.apiKey) {
         // As real providers do: the refusal names the key it got. The gateway must never pass this on.
-        json(res, 401, kind === "openai" ? { error: { message: `Incorrect API key provided: ${key}`, type: "invalid_request_error" } } : { type: "error", error: { type: "authentication_error", message: `invalid x-api-key ${key}` } });
+        json(
+          res,
+          401,
+          kind === "openai"
+            ? { error: { message: `Incorrect API key provided: ${key}`, type: "invalid_request_error" } }
+            : { type: "error", error: { type: "authentication_error", message: `invalid x-api-key ${key}` } },
+        );
         return;
       }
       if (req.method === "GET" && path === "/v1/models") {
@@ -229,7 +235,14 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
     if (kind === "openai") {
       send(undefined, { id: "chatcmpl-fake", object: "chat.completion.chunk", model, choices: [{ index: 0, delta: {}, finish_reason: behaviour.finish ?? "stop" }] });
       const streamOptions = body["stream_options"] as { include_usage?: boolean } | undefined;
-      if (streamOptions?.include_usage) send(undefined, { id: "chatcmpl-fake", object: "chat.completion.chunk", model, choices: [], usage: { prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output } });
+      if (streamOptions?.include_usage)
+        send(undefined, {
+          id: "chatcmpl-fake",
+          object: "chat.completion.chunk",
+          model,
+          choices: [],
+          usage: { prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output },
+        });
       send(undefined, "[DONE]");
     } else {
       send("content_block_stop", { type: "content_block_stop", index: 0 });

@@ -9,21 +9,18 @@ import type { CommandStartedEvent } from "mongodb";
 import { inject } from "vitest";
 import { createPortcullisTransport, type WireProtocol } from "../../clients/connect-node.ts";
 import { createGateway, type Gateway } from "../../src/app/gateway.ts";
-import type { Identity } from "../../src/app/identity.ts";
 import { loadConfig, type Config } from "../../src/config/config.ts";
 import type { AuditRecorder } from "../../src/domain/audit/audit-recorder.ts";
 import { createPasswordHasher } from "../../src/domain/passwords/password-hasher.ts";
 import { createUsersService } from "../../src/domain/users/users.ts";
 import type { UserRecord } from "../../src/domain/users/user-record.ts";
-import { servedServiceNames } from "../../src/handlers/routes.ts";
-import { createHealthStatus } from "../../src/health/health-status.ts";
+import { startGatewayServer } from "../../src/app/gateway-server.ts";
 import { loadOrCreateKeyring } from "../../src/keys/keyring.ts";
 import { createLogger } from "../../src/log/logger.ts";
-import { loadDescriptorIndex } from "../../src/reflection/descriptor-index.ts";
-import { createServer, type PortcullisServer } from "../../src/server.ts";
+import type { PortcullisServer } from "../../src/transport/server.ts";
 import { openStore, type Store } from "../../src/store/mongo-store.ts";
 import { createUsersStore } from "../../src/store/users-store.ts";
-import type { Role } from "../../src/access/permissions.ts";
+import type { Role } from "../../src/domain/permissions.ts";
 import { captureSecrets, noteSecret, saveLog } from "./secret-capture.ts";
 
 function sharedTestKey(dbName: string, label: string): string {
@@ -37,7 +34,6 @@ export function testPassword(label: string): string {
 
 export interface IdentityServer {
   readonly server: PortcullisServer;
-  readonly identity: Identity;
   readonly gateway: Gateway;
   readonly store: Store;
   readonly audit: AuditRecorder;
@@ -76,7 +72,12 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
   let text = "";
   const logger = createLogger({
     level: config.logLevel,
-    destination: new Writable({ write: (chunk: Buffer, _e, cb) => ((text += chunk.toString()), cb()) }),
+    destination: new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        text += chunk.toString();
+        cb();
+      },
+    }),
   });
   const commands: CommandStartedEvent[] = [];
   const store = await openStore({ uri: inject("mongodbUri"), dbName: options.dbName, onCommand: (event) => commands.push(event) });
@@ -86,24 +87,13 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   });
-  const { audit, identity } = gateway;
-  const health = createHealthStatus(servedServiceNames({ reflection: true }));
-  health.setDatabaseReachable(true);
-  const server = createServer(
-    {
-      logger,
-      health,
-      descriptorIndex: loadDescriptorIndex(),
-      ...gateway.serverDeps,
-    },
-    config,
-  );
-  const { port } = await server.listen();
+  const { audit } = gateway;
+  const { server, address, close: closeServer } = await startGatewayServer({ config, logger, capabilities: gateway.serverDeps });
+  const { port } = address;
   const baseUrl = `http://127.0.0.1:${port}`;
   const users = createUsersService({ usersStore: createUsersStore(store), hasher: createPasswordHasher(config.passwordHash), audit });
   return {
     server,
-    identity,
     gateway,
     store,
     audit,
@@ -113,7 +103,10 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
     logText: () => text,
     databaseCommands: () => commands,
     client: (service, clientOptions = {}) =>
-      createClient(service, createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", interceptors: [captureSecrets], ...(clientOptions.token ? { token: clientOptions.token } : {}) })),
+      createClient(
+        service,
+        createPortcullisTransport({ baseUrl, protocol: clientOptions.protocol ?? "grpc", interceptors: [captureSecrets], ...(clientOptions.token ? { token: clientOptions.token } : {}) }),
+      ),
     async createUser(username, role, password = testPassword(username)) {
       noteSecret(password);
       const usersStore = createUsersStore(store);
@@ -129,7 +122,7 @@ export async function startIdentityServer(options: { dbName: string; keyFile?: s
       return store.db.collection("audit_events").find({ type }).toArray() as Promise<Array<Record<string, unknown>>>;
     },
     async close() {
-      await server.close();
+      await closeServer();
       await gateway.stop().catch(() => undefined);
       await saveLog(options.dbName, text);
       await store.close();

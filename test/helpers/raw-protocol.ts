@@ -19,9 +19,7 @@ export interface RawConnection {
 
 /** Connects to 127.0.0.1:`port`, over TLS (trusting `ca`, offering `alpn`) when `secure` is given. */
 export async function rawConnect(port: number, secure?: { ca: string; alpn: string }): Promise<RawConnection> {
-  const socket = secure
-    ? tls.connect({ port, host: "127.0.0.1", servername: "localhost", ca: secure.ca, ALPNProtocols: [secure.alpn] })
-    : net.connect(port, "127.0.0.1");
+  const socket = secure ? tls.connect({ port, host: "127.0.0.1", servername: "localhost", ca: secure.ca, ALPNProtocols: [secure.alpn] }) : net.connect(port, "127.0.0.1");
   let received = Buffer.alloc(0);
   let reset = false;
   socket.on("data", (chunk: Buffer) => (received = Buffer.concat([received, chunk])));

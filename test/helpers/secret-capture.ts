@@ -11,7 +11,22 @@ import { inject } from "vitest";
  * (test/setup/global-database.ts) then fails the run if any audit event of any test database, or any
  * log line, contains one of them.
  */
-const SECRET_FIELDS = new Set(["password", "newPassword", "currentPassword", "mfaCode", "totpCode", "code", "refreshToken", "accessToken", "token", "secret", "backupCodes", "apiKey", "key", "plaintextKey"]);
+const SECRET_FIELDS = new Set([
+  "password",
+  "newPassword",
+  "currentPassword",
+  "mfaCode",
+  "totpCode",
+  "code",
+  "refreshToken",
+  "accessToken",
+  "token",
+  "secret",
+  "backupCodes",
+  "apiKey",
+  "key",
+  "plaintextKey",
+]);
 
 function secretsDir(): string | undefined {
   try {

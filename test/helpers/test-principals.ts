@@ -1,5 +1,5 @@
-import { ROLE_PERMISSIONS, type Role } from "../../src/access/permissions.ts";
-import type { Authenticator } from "../../src/interceptors/authentication.ts";
+import { ROLE_PERMISSIONS, type Role } from "../../src/domain/permissions.ts";
+import type { Authenticator } from "../../src/domain/auth/authenticator.ts";
 import { DomainError } from "../../src/domain/errors.ts";
 import type { Principal } from "../../src/domain/principal.ts";
 

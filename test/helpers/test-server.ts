@@ -3,11 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../../src/config/config.ts";
-import { createHealthStatus, type HealthStatus } from "../../src/health/health-status.ts";
-import { servedServiceNames } from "../../src/handlers/routes.ts";
+import { startGatewayServer } from "../../src/app/gateway-server.ts";
+import type { HealthStatus } from "../../src/health/health-status.ts";
 import { createLogger } from "../../src/log/logger.ts";
-import { loadDescriptorIndex } from "../../src/reflection/descriptor-index.ts";
-import { createServer, type PortcullisServer, type ServerDeps } from "../../src/server.ts";
+import type { PortcullisServer, ServerDeps } from "../../src/transport/server.ts";
 
 export interface TestServer {
   readonly server: PortcullisServer;
@@ -23,12 +22,10 @@ export interface TestServer {
 }
 
 /**
- * Starts the real server (createServer, the same factory main.ts uses) on 127.0.0.1 and an ephemeral
- * port, with its log captured in memory.
+ * Starts the real server (startGatewayServer, as main.ts does) on 127.0.0.1 and an ephemeral port, with
+ * no identity behind it (unless `deps` brings an authenticator) and its log captured in memory.
  */
-export async function startTestServer(
-  options: { env?: Record<string, string>; deps?: Partial<Pick<ServerDeps, "authenticator" | "freshMfa">> } = {},
-): Promise<TestServer> {
+export async function startTestServer(options: { env?: Record<string, string>; deps?: Partial<Pick<ServerDeps, "authenticator" | "freshMfa">> } = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "portcullis-test-"));
   const config = loadConfig({ PORTCULLIS_PORT: "0", PORTCULLIS_DATA_DIR: dataDir, PORTCULLIS_LOG_LEVEL: "debug", ...options.env });
   let text = "";
@@ -39,10 +36,8 @@ export async function startTestServer(
     },
   });
   const logger = createLogger({ level: config.logLevel, destination });
-  const health = createHealthStatus(servedServiceNames({ reflection: config.reflection }));
-  health.setDatabaseReachable(true);
-  const server = createServer({ logger, health, descriptorIndex: loadDescriptorIndex(), ...options.deps }, config);
-  const { port } = await server.listen();
+  const { server, health, address, close } = await startGatewayServer({ config, logger, ...(options.deps ? { capabilities: options.deps } : {}) });
+  const { port } = address;
   return {
     server,
     config,
@@ -56,7 +51,7 @@ export async function startTestServer(
         .filter((line) => line.trim() !== "")
         .map((line) => JSON.parse(line) as Record<string, unknown>),
     async close() {
-      await server.close();
+      await close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { startEmbeddedDatabase } from "../../src/store/embedded-db/index.ts";
+import { startEmbeddedDatabase } from "../../src/embedded-db/index.ts";
 import { assertNoLeaks, scanForSecrets } from "./secret-scan.ts";
 
 declare module "vitest" {

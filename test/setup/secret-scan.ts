@@ -24,7 +24,13 @@ export async function scanForSecrets(uri: string, dir: string): Promise<SecretSc
   }
   const patterns = [...secrets].map((secret) => ({
     secret,
-    test: secret.length >= 12 ? (text: string) => text.includes(secret) : ((re) => (text: string) => re.test(text))(new RegExp(`(?<![A-Za-z0-9])${secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9])`)),
+    test:
+      secret.length >= 12
+        ? (text: string) => text.includes(secret)
+        : (
+            (re) => (text: string) =>
+              re.test(text)
+          )(new RegExp(`(?<![A-Za-z0-9])${secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9])`)),
   }));
   const leaks: string[] = [];
   const check = (text: string, where: string) => {
@@ -50,7 +56,7 @@ export async function scanForSecrets(uri: string, dir: string): Promise<SecretSc
   const logs = files.filter((f) => f.startsWith("log-"));
   for (const file of logs) {
     const lines = (await readFile(join(dir, file), "utf8")).split("\n");
-    lines.forEach((line, i) => check(line, `${file} line ${i + 1}`));
+    for (const [i, line] of lines.entries()) check(line, `${file} line ${i + 1}`);
   }
   const result = { secrets: secrets.size, databases, events, logFiles: logs.length, leaks };
   await writeFile(new URL("../../test-results/secret-scan.json", import.meta.url), JSON.stringify({ ...result, leaks: leaks.slice(0, 100) }, null, 2)).catch(() => undefined);

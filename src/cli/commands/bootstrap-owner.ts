@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { loadConfig } from "../../config/config.ts";
+import { loadGatewayConfig } from "../../app/gateway-settings.ts";
 import { createChainSealer } from "../../domain/audit/audit-chain.ts";
 import { deriveAuditKeys } from "../../domain/audit/audit-keys.ts";
 import { loadOrCreateKeyring } from "../../keys/keyring.ts";
@@ -74,7 +74,7 @@ async function bootstrapOwner(args: string[]): Promise<number> {
   if (!strength.ok) throw new CommandError(strength.reason);
 
   // 3. The database: the configured one, else the embedded one (shared with a running gateway).
-  const config = loadConfig();
+  const config = loadGatewayConfig();
   return withGatewayStore(config, async (store) => {
     const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
     const audit = createAuditRecorder({ store: createAuditStore(store, createChainSealer(deriveAuditKeys(keyring.encryptionKey).seal)) });
@@ -100,8 +100,9 @@ async function readPasswordFromStdin(): Promise<string> {
     if (size > MAX_STDIN_BYTES) throw new CommandError("stdin is too long for a password");
     chunks.push(chunk);
   }
-  const password = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  const password = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
   if (password === "") throw new CommandError("no password on stdin (pipe one in, or use --generate)");
   return password;
 }
-

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { loadConfig } from "../../config/config.ts";
+import { loadGatewayConfig } from "../../app/gateway-settings.ts";
 import { createChainSealer } from "../../domain/audit/audit-chain.ts";
 import { deriveAuditKeys } from "../../domain/audit/audit-keys.ts";
 import { createAuditRecorder } from "../../domain/audit/audit-recorder.ts";
@@ -30,7 +30,7 @@ export const rotateSigningKeyCommand = {
         process.stdout.write(USAGE);
         return 0;
       }
-      const config = loadConfig();
+      const config = loadGatewayConfig();
       const keyring = await loadOrCreateKeyring(config.keyFile, config.suppliedKeys);
       return await withGatewayStore(config, async (store) => {
         const keys = await openSigningKeySet({ store, keyring, config });

@@ -44,14 +44,16 @@ const CALL_TIMEOUT_MS = 30_000;
 export async function connectToGateway(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env, mode: { anonymous?: boolean } = {}): Promise<GatewayConnection> {
   const credentialsFile = credentialsFilePath(env);
   const flagOrEnv = (flag: string | undefined, name: string) => (flag !== undefined ? flag : env[name]?.trim() || undefined);
-  const explicitUrl =
-    options.url !== undefined ? normalizeGatewayUrl(options.url, "--url") : env["PORTCULLIS_URL"]?.trim() ? normalizeGatewayUrl(env["PORTCULLIS_URL"], "PORTCULLIS_URL") : undefined;
+  const explicitUrl = options.url !== undefined ? normalizeGatewayUrl(options.url, "--url") : env["PORTCULLIS_URL"]?.trim() ? normalizeGatewayUrl(env["PORTCULLIS_URL"], "PORTCULLIS_URL") : undefined;
 
   if (options.token !== undefined && options.apiKey !== undefined) throw new CommandError("give either --token or --api-key, not both", 2);
   // Anonymous calls (Login) carry no credentials at all: a stale PORTCULLIS_TOKEN must not fail a login.
   const token = mode.anonymous || options.apiKey !== undefined ? undefined : flagOrEnv(options.token, "PORTCULLIS_TOKEN");
   const apiKey = mode.anonymous || token !== undefined ? undefined : flagOrEnv(options.apiKey, "PORTCULLIS_API_KEY");
-  for (const [value, name] of [[token, "the token"], [apiKey, "the API key"]] as const) {
+  for (const [value, name] of [
+    [token, "the token"],
+    [apiKey, "the API key"],
+  ] as const) {
     // Header values cannot hold control characters; say so instead of failing inside the HTTP client.
     if (value !== undefined && !/^[\x21-\x7e]+$/.test(value)) throw new CommandError(`${name} contains spaces or characters that a credential cannot hold`, 2);
   }

@@ -84,7 +84,10 @@ export function remoteCommand<const T extends ParseArgsOptionsConfig>(
 }
 
 /** Connects with the connection flags of a parsed command line. */
-export function connectWith(values: { url?: string | undefined; token?: string | undefined; "api-key"?: string | undefined }, context: { connectionUrl(url: string): void }): Promise<GatewayConnection> {
+export function connectWith(
+  values: { url?: string | undefined; token?: string | undefined; "api-key"?: string | undefined },
+  context: { connectionUrl(url: string): void },
+): Promise<GatewayConnection> {
   return connectToGateway({ url: values.url, token: values.token, apiKey: values["api-key"] }).then((connection) => {
     context.connectionUrl(connection.url);
     return connection;

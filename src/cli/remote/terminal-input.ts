@@ -62,7 +62,9 @@ export async function readSecretFromStdin(what: string): Promise<string> {
     if (size > MAX_STDIN_BYTES) throw new CommandError(`stdin is too long for ${what}`);
     chunks.push(chunk);
   }
-  const secret = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  const secret = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
   if (secret === "") throw new CommandError(`no ${what} on stdin`);
   return secret;
 }

@@ -1,4 +1,3 @@
-import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditOutcome, AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
@@ -9,6 +8,7 @@ import { estimateTokens, validateQuery, type QueryInput, type QueryLimits } from
 import { DEFAULT_RETRY_POLICY, streamWithRetries, type RetryPolicy } from "./retrying-stream.ts";
 import type { BudgetAdmission, TokenBudgets } from "./token-budgets.ts";
 import type { UsageLedger } from "./usage-ledger.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 
 /** The end of an answer: why it stopped, what it cost (estimated when the provider did not say) and how long it took. */
 export interface AnswerEnd {
@@ -31,6 +31,18 @@ export interface Answer extends AnswerEnd {
   readonly text: string;
 }
 
+/** Asking a model, for every caller of one (AiService, jobs, audio). */
+export interface AiQueries {
+  /**
+   * Opens a streamed answer (QueryStream, jobs, audio). Once the caller has called `deltas.next()`, it
+   * must iterate to the end or call `deltas.return()`: that is what ends the upstream call and counts it.
+   * `purpose` names the caller in the `ai.query` audit event's `mode` (default "stream"; e.g. "job").
+   */
+  open(ctx: RequestContext, input: QueryInput, signal: AbortSignal, options?: { purpose?: string }): Promise<AnswerStream>;
+  /** The whole answer at once (Query). */
+  query(ctx: RequestContext, input: QueryInput, signal: AbortSignal): Promise<Answer>;
+}
+
 /**
  * Query and QueryStream (and, through `open`, every other caller of a model: jobs, audio): validates the
  * query, resolves provider and model, reads the credential, admits the query against the key's token
@@ -47,16 +59,13 @@ export function createAiQueries(deps: {
   limits: QueryLimits;
   retryPolicy?: RetryPolicy;
   onRetry?: (provider: string, error: ProviderError, attempt: number) => void;
-}) {
+}): AiQueries {
   const audit = (ctx: RequestContext, outcome: AuditOutcome, target: string, metadata: Record<string, string | number | boolean>, reason?: string) =>
     deps.audit.record({
       type: "ai.query",
       outcome,
-      actor: auditActorOf(ctx.principal),
+      ...auditedCaller(ctx),
       target: { kind: "ai_model", id: target },
-      ip: ctx.client.ip,
-      userAgent: ctx.client.userAgent,
-      requestId: ctx.requestId,
       ...(reason ? { reason } : {}),
       metadata: { user_id: ctx.principal.userId, ...metadata },
     });
@@ -124,10 +133,18 @@ export function createAiQueries(deps: {
         // instance sees it; until then the query keeps its place in the budget gate. Other costs are
         // written a moment later, batched (the ledger retries failed writes).
         const durable = admission?.limited === true;
-        const written = deps.ledger.record({ userId: ctx.principal.userId, keyId, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, latencyMs, at: new Date() }, { durable }).finally(() => admission?.release());
+        const written = deps.ledger
+          .record({ userId: ctx.principal.userId, keyId, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, latencyMs, at: new Date() }, { durable })
+          .finally(() => admission?.release());
         if (durable) await written;
         const outcome: AuditOutcome = finish !== undefined ? "success" : cancelled ? "failure" : "error";
-        audit(ctx, outcome, `${provider.name}/${model}`, { provider: provider.name, model, mode, input_tokens: cost.inputTokens, output_tokens: cost.outputTokens, usage_estimated: estimated, latency_ms: latencyMs, finish_reason: reason }, finish !== undefined ? undefined : cancelled ? "cancelled" : failureLabel(failure));
+        audit(
+          ctx,
+          outcome,
+          `${provider.name}/${model}`,
+          { provider: provider.name, model, mode, input_tokens: cost.inputTokens, output_tokens: cost.outputTokens, usage_estimated: estimated, latency_ms: latencyMs, finish_reason: reason },
+          finish !== undefined ? undefined : cancelled ? "cancelled" : failureLabel(failure),
+        );
         lastEnd = { finishReason: reason, usage: cost, latencyMs };
       }
       return lastEnd;
@@ -138,15 +155,9 @@ export function createAiQueries(deps: {
   };
 
   return {
-    /**
-     * Opens a streamed answer (QueryStream, jobs, audio). Once the caller has called `deltas.next()`, it
-     * must iterate to the end or call `deltas.return()`: that is what ends the upstream call and counts it.
-     * `purpose` names the caller in the `ai.query` audit event's `mode` (default "stream"; e.g. "job").
-     */
-    open: (ctx: RequestContext, input: QueryInput, signal: AbortSignal, options: { purpose?: string } = {}) => open(ctx, input, signal, options.purpose ?? "stream"),
+    open: (ctx, input, signal, options = {}) => open(ctx, input, signal, options.purpose ?? "stream"),
 
-    /** The whole answer at once (Query). */
-    async query(ctx: RequestContext, input: QueryInput, signal: AbortSignal): Promise<Answer> {
+    async query(ctx, input, signal) {
       const answer = await open(ctx, input, signal, "unary");
       let text = "";
       for (;;) {
@@ -157,5 +168,3 @@ export function createAiQueries(deps: {
     },
   };
 }
-
-export type AiQueries = ReturnType<typeof createAiQueries>;

@@ -35,9 +35,7 @@ export interface TokenUsage {
  * One piece of a streamed completion. A provider yields text deltas as they arrive, and at most one
  * `finish` at the end, carrying the usage when the provider reported it.
  */
-export type ChatChunk =
-  | { readonly type: "delta"; readonly text: string }
-  | { readonly type: "finish"; readonly reason: FinishReason; readonly usage?: TokenUsage | undefined };
+export type ChatChunk = { readonly type: "delta"; readonly text: string } | { readonly type: "finish"; readonly reason: FinishReason; readonly usage?: TokenUsage | undefined };
 
 /** What a model can do, as ListModels reports it. */
 export type ModelCapability = "chat" | "streaming" | "system_prompt" | "vision" | "tool_use" | "json_output";

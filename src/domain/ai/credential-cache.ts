@@ -1,9 +1,9 @@
-import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
 import type { CredentialEnvelope } from "./credential-envelope.ts";
 import { credentialId, type CredentialStore } from "./credential-records.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 
 /**
  * Provider secrets as adapters read them at call time: decrypted once, then held in memory for a short
@@ -57,9 +57,8 @@ export function createCredentialCache(deps: {
       deps.audit.record({
         type: "credential.first_use",
         outcome: "success",
-        actor: ctx ? auditActorOf(ctx.principal) : { kind: "system", display: "provider-probe" },
+        ...(ctx ? auditedCaller(ctx) : { actor: { kind: "system", display: "provider-probe" } }),
         target: { kind: "provider_credential", id },
-        ...(ctx ? { ip: ctx.client.ip, requestId: ctx.requestId } : {}),
         metadata: { provider, name, key_version: record.keyVersion, updated_at: record.updatedAt.toISOString() },
       });
     }

@@ -1,5 +1,5 @@
 import { hkdfSync, randomBytes } from "node:crypto";
-import { createSecretBox } from "../crypto/secret-box.ts";
+import { createSecretBox, type SecretBox } from "../crypto/secret-box.ts";
 
 /** A provider secret at rest: encrypted under its own data key, which is wrapped under a versioned key-encryption key. */
 export interface SealedSecret {
@@ -38,11 +38,14 @@ const SALT = Buffer.from("portcullis provider credentials", "utf8");
 
 export function createCredentialEnvelope(masterKey: Buffer): CredentialEnvelope {
   const master = Buffer.from(masterKey);
-  const keks = new Map<number, ReturnType<typeof createSecretBox>>();
+  const keks = new Map<number, SecretBox>();
   const kek = (version: number) => {
     if (!Number.isInteger(version) || version < 1) throw new Error("credential envelope: bad key version");
     let box = keks.get(version);
-    if (!box) keks.set(version, (box = createSecretBox(Buffer.from(hkdfSync("sha256", master, SALT, `kek v${version}`, 32)))));
+    if (!box) {
+      box = createSecretBox(Buffer.from(hkdfSync("sha256", master, SALT, `kek v${version}`, 32)));
+      keks.set(version, box);
+    }
     return box;
   };
   const dataContext = (owner: SecretOwner) => `credential:${owner.id}:${owner.provider}`;

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { RequestContext } from "../request-context.ts";
 import type { CredentialCache } from "./credential-cache.ts";
 import type { CredentialEnvelope } from "./credential-envelope.ts";
 import { CREDENTIAL_ID, credentialId, type CredentialRecord, type CredentialStore } from "./credential-records.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 
 /** A credential as callers see it: never the secret or any of its ciphertext. */
 export interface CredentialView {
@@ -25,6 +25,22 @@ const MAX_PAGE = 500;
 // A rotation that has not finished in this long was abandoned (its instance died): another may take over.
 const ROTATION_STALE_MS = 5 * 60_000;
 
+/** The provider credentials of the gateway, as the AI handlers manage them. */
+export interface CredentialVault {
+  /** PutProviderCredential: stores (or replaces) a secret, wrapped under the configured key version. */
+  put(ctx: RequestContext, input: { provider: string; name: string; secret: string }): Promise<{ credential: CredentialView; replaced: boolean }>;
+  /** ListProviderCredentials: a page of credentials, never their secrets. */
+  list(ctx: RequestContext, input: { provider: string; pageSize: number; pageToken: string }): Promise<{ credentials: CredentialView[]; nextPageToken: string }>;
+  /** DeleteProviderCredential. */
+  delete(ctx: RequestContext, id: string): Promise<void>;
+  /**
+   * Re-wraps every data key below the configured version under it. Nothing changes unless every
+   * credential opens first; each record is swapped in one write (its wrapped key and version
+   * together), so every instance can read every credential at every moment of the rotation.
+   */
+  rotate(ctx: RequestContext): Promise<{ reencrypted: number; keyVersion: number }>;
+}
+
 /**
  * PutProviderCredential, ListProviderCredentials, DeleteProviderCredential and RotateCredentialEncryption.
  * Secrets go in and never come out of here; every change is audited (metadata only) and invalidates the
@@ -40,18 +56,15 @@ export function createCredentialVault(deps: {
   /** The key-encryption-key version new secrets and rotations use. */
   keyVersion: number;
   now?: () => Date;
-}) {
+}): CredentialVault {
   const now = deps.now ?? (() => new Date());
   const view = (r: CredentialRecord): CredentialView => ({ id: r._id, provider: r.provider, name: r.name, hint: r.hint, createdAt: r.createdAt, updatedAt: r.updatedAt, keyVersion: r.keyVersion });
   const audit = (ctx: RequestContext, type: string, target: string | undefined, metadata: Record<string, string | number | boolean>, outcome: "success" | "failure" = "success", reason?: string) =>
     deps.audit.recordNow({
       type,
       outcome,
-      actor: auditActorOf(ctx.principal),
+      ...auditedCaller(ctx),
       ...(target ? { target: { kind: "provider_credential", id: target } } : {}),
-      ip: ctx.client.ip,
-      userAgent: ctx.client.userAgent,
-      requestId: ctx.requestId,
       ...(reason ? { reason } : {}),
       metadata,
     });
@@ -65,7 +78,8 @@ export function createCredentialVault(deps: {
       if (name === "") throw new DomainError("invalid_argument", "name is required");
       if (secret === "") throw new DomainError("invalid_argument", "secret is required");
       if (!NAME.test(name)) throw new DomainError("invalid_argument", "name must be 1-32 of a-z 0-9 _ - (starting with a letter or digit)");
-      if (secret.length > MAX_SECRET_LENGTH || /[\p{Cc}\s]/u.test(secret)) throw new DomainError("invalid_argument", `secret must be at most ${MAX_SECRET_LENGTH} characters without spaces or control characters`);
+      if (secret.length > MAX_SECRET_LENGTH || /[\p{Cc}\s]/u.test(secret))
+        throw new DomainError("invalid_argument", `secret must be at most ${MAX_SECRET_LENGTH} characters without spaces or control characters`);
       const kind = deps.providerKind(provider);
       if (kind === undefined) throw new DomainError("not_found", `unknown provider ${JSON.stringify(provider.slice(0, 64))}`);
       if (kind === "local") throw new DomainError("invalid_argument", `provider ${provider} is the built-in local responder and takes no credential`);
@@ -143,7 +157,21 @@ export function createCredentialVault(deps: {
   };
 }
 
-export type CredentialVault = ReturnType<typeof createCredentialVault>;
+/** After a credential changes, the providers' health is probed again at once rather than at the next interval. */
+export function reprobingVault(vault: CredentialVault, registry: { probeAll(): Promise<unknown> }): CredentialVault {
+  return {
+    ...vault,
+    async put(ctx, input) {
+      const result = await vault.put(ctx, input);
+      void registry.probeAll();
+      return result;
+    },
+    async delete(ctx, id) {
+      await vault.delete(ctx, id);
+      void registry.probeAll();
+    },
+  };
+}
 
 function encodePageToken(provider: string, last: CredentialRecord): string {
   return Buffer.from(JSON.stringify({ f: provider, p: last.provider, n: last.name }), "utf8").toString("base64url");

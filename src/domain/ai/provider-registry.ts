@@ -105,7 +105,7 @@ export function createProviderRegistry(deps: {
         return {
           name: p.name,
           health: last?.result.health ?? "unknown",
-          detail: last ? (last.result.detail || (p.kind === "local" ? p.description : "")) : "not checked yet",
+          detail: last ? last.result.detail || (p.kind === "local" ? p.description : "") : "not checked yet",
           isDefault: p.name === deps.defaultProvider,
           defaultModel: p.defaultModel,
           checkedAt: last?.at,

@@ -74,7 +74,10 @@ export function createTokenBudgets(deps: { ledger: UsageLedger; budgetOf: Budget
       const budget = await deps.budgetOf(keyId);
       if (!budget || (budget.perDay === undefined && budget.perMonth === undefined)) return NO_GATE;
       let gate = gates.get(keyId);
-      if (!gate) gates.set(keyId, (gate = { deciding: 0, running: 0, reserved: 0, waiters: [] }));
+      if (!gate) {
+        gate = { deciding: 0, running: 0, reserved: 0, waiters: [] };
+        gates.set(keyId, gate);
+      }
       gate.deciding++;
       try {
         await decide(keyId, budget, gate, reserveTokens, signal);

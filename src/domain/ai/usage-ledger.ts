@@ -88,19 +88,21 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
   const flush = (): Promise<void> => {
     // Writes run one after another, each taking every subject changed so far: an older snapshot never
     // overwrites a newer one, and concurrent queries share one write.
-    writing = writing.catch(() => undefined).then(async () => {
-      if (dirty.size === 0) return;
-      const batch = dirty;
-      dirty = new Set();
-      const snapshot = new Map([...batch].map((subject) => [subject, { ...counters.get(subject)! }]));
-      try {
-        await options.store.save(instanceId, snapshot, new Date());
-      } catch (error) {
-        for (const subject of batch) dirty.add(subject);
-        throw error;
-      }
-      forgetPastPeriods(batch);
-    });
+    writing = writing
+      .catch(() => undefined)
+      .then(async () => {
+        if (dirty.size === 0) return;
+        const batch = dirty;
+        dirty = new Set();
+        const snapshot = new Map([...batch].map((subject) => [subject, { ...counters.get(subject)! }]));
+        try {
+          await options.store.save(instanceId, snapshot, new Date());
+        } catch (error) {
+          for (const subject of batch) dirty.add(subject);
+          throw error;
+        }
+        forgetPastPeriods(batch);
+      });
     return writing;
   };
 
@@ -154,7 +156,10 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
     },
     async totalsWithPrefix(prefix) {
       const theirs = await options.store.totalsWithPrefix(prefix, { exceptInstance: instanceId });
-      return withMine(theirs, [...counters.keys()].filter((s) => s.startsWith(prefix)));
+      return withMine(
+        theirs,
+        [...counters.keys()].filter((s) => s.startsWith(prefix)),
+      );
     },
     flush,
     start() {

@@ -81,8 +81,7 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
     notify(keyId);
   };
 
-  const applyRecord = (record: ApiKeyRecord) =>
-    update(record._id, (state) => (record.version >= state.record.version ? { ...state, record } : state));
+  const applyRecord = (record: ApiKeyRecord) => update(record._id, (state) => (record.version >= state.record.version ? { ...state, record } : state));
   const applyRevocation = (revocation: ApiKeyRevocation) => update(revocation._id, (state) => ({ ...state, revocation }));
   const applyRotation = (rotation: ApiKeyRotation) => update(rotation._id, (state) => ({ ...state, rotation }));
 

@@ -1,9 +1,9 @@
-import { ROLE_PERMISSIONS, type Role } from "../../access/permissions.ts";
-import type { UserState } from "../revocation/revocation-cache.ts";
+import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
 import { unusableReason, type ApiKeyState } from "./api-key-record.ts";
 import { createNetworkMatcher } from "./client-networks.ts";
 import { parseApiKey, secretMatches } from "./key-format.ts";
+import type { UserStateReader } from "../revocation/user-state.ts";
 
 /** Why a presented key was refused. */
 export type KeyRejection = "malformed" | "unknown" | "wrong_secret" | "revoked" | "rotated" | "expired" | "owner_disabled" | "network";
@@ -36,14 +36,17 @@ export function createApiKeyVerifier(deps: {
   pepper: Buffer;
   cache: ApiKeyCache;
   /** The owner's current role and disabled flag (the identity layer's revocation cache). */
-  userState: (userId: string) => Promise<UserState | undefined>;
+  userState: UserStateReader;
   now?: () => Date;
 }): ApiKeyVerifier {
   const now = deps.now ?? (() => new Date());
   const matchers = new WeakMap<readonly string[], (ip: string) => boolean>();
   const inNetworks = (cidrs: readonly string[], ip: string) => {
     let matcher = matchers.get(cidrs);
-    if (!matcher) matchers.set(cidrs, (matcher = createNetworkMatcher(cidrs)));
+    if (!matcher) {
+      matcher = createNetworkMatcher(cidrs);
+      matchers.set(cidrs, matcher);
+    }
     return matcher(ip);
   };
 

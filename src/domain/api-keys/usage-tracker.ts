@@ -46,18 +46,20 @@ export function createUsageTracker(options: { sink: UsageSink; flushIntervalMs?:
 
   const flush = (): Promise<void> => {
     // Writes run one after another so an older snapshot never overwrites a newer one.
-    writing = writing.catch(() => undefined).then(async () => {
-      if (dirty.size === 0) return;
-      const batch = dirty;
-      dirty = new Set();
-      const snapshot = new Map([...batch].map((keyId) => [keyId, { ...totals.get(keyId)! }]));
-      try {
-        await options.sink.saveUsage(instanceId, snapshot, now());
-      } catch (err) {
-        for (const keyId of batch) dirty.add(keyId);
-        throw err;
-      }
-    });
+    writing = writing
+      .catch(() => undefined)
+      .then(async () => {
+        if (dirty.size === 0) return;
+        const batch = dirty;
+        dirty = new Set();
+        const snapshot = new Map([...batch].map((keyId) => [keyId, { ...totals.get(keyId)! }]));
+        try {
+          await options.sink.saveUsage(instanceId, snapshot, now());
+        } catch (err) {
+          for (const keyId of batch) dirty.add(keyId);
+          throw err;
+        }
+      });
     return writing;
   };
 
@@ -79,7 +81,10 @@ export function createUsageTracker(options: { sink: UsageSink; flushIntervalMs?:
       }
       dirty.add(keyId);
       let ips = seenIps.get(keyId);
-      if (!ips) seenIps.set(keyId, (ips = new Set()));
+      if (!ips) {
+        ips = new Set();
+        seenIps.set(keyId, ips);
+      }
       if (ips.has(ip) || ips.size >= MAX_IPS_PER_KEY) return false;
       ips.add(ip);
       return true;

@@ -1,4 +1,3 @@
-import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditOutcome } from "../audit/audit-event.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
@@ -8,6 +7,7 @@ import { openSpeechStream, type SpeechEvent, type SpeechStream, type SpeechStrea
 import { splitSentences } from "./speech-text.ts";
 import { planStream, planText, type StreamPlan, type SynthesisInput } from "./synthesis-options.ts";
 import { createStreamSlots, type OpenStreamStats } from "./stream-slots.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 
 /** What Synthesize streams: the header first, then the speech stream's chunks and end. */
 export type SynthesisEvent = { readonly kind: "header"; readonly header: SpeechStreamHeader; readonly estimatedDurationMs: number } | SpeechEvent;
@@ -95,10 +95,7 @@ export function createAudioService(deps: { engine: SpeechEngine; audit: AuditRec
         deps.audit.record({
           type: "audio.synthesize",
           outcome,
-          actor: auditActorOf(caller.principal),
-          ip: caller.client.ip,
-          userAgent: caller.client.userAgent,
-          requestId: caller.requestId,
+          ...auditedCaller(caller),
           method,
           ...(reason ? { reason } : {}),
           metadata: {

@@ -10,6 +10,7 @@ export const MAX_TEXT_CHARACTERS = 5000;
 export const MAX_PIECE_CHARACTERS = 200;
 
 // C0 and C1 controls except tab, line feed and carriage return (which become spaces), and DEL.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for.
 const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 const WHITESPACE_CONTROLS = /[\t\n\r]/g;
 const SSML = /^\s*(<\?xml\b|<speak\b)/i;

@@ -42,7 +42,7 @@ export interface AuditFilterInput {
 
 const TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$/;
 const METHOD = /^\/[A-Za-z0-9_.]{1,200}\/[A-Za-z0-9_]{1,100}$/;
-const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,255}$/;
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,255}$/;
 const MAX_TYPES = 32;
 
 /**

@@ -1,7 +1,7 @@
 import type { JWK } from "jose";
 import { DomainError } from "../errors.ts";
-import type { ClientInfo, Principal } from "../principal.ts";
-import { auditActorOf } from "./audit-actor.ts";
+import type { RequestContext } from "../request-context.ts";
+import { auditedCaller } from "./audit-caller.ts";
 import { GENESIS_HASH, hashableFromRecord, type ChainSealer, type SealedAuditRecord } from "./audit-chain.ts";
 import type { AuditCursorCodec } from "./audit-cursor.ts";
 import { describeAuditFilter, validateAuditFilter, type AuditFilter, type AuditFilterInput } from "./audit-filter.ts";
@@ -10,13 +10,6 @@ import type { AuditRecorder } from "./audit-recorder.ts";
 import { resolvePageSize } from "../users/user-paging.ts";
 import { CHECKPOINT_TYP, HEAD_TYP, verifyStatement, type StatementSigner } from "./audit-signatures.ts";
 import { createChainCheck, type ChainBreak } from "./chain-check.ts";
-
-/** Who reads the log, for access decisions and for auditing the read. */
-export interface AuditReader {
-  readonly principal: Principal;
-  readonly client: ClientInfo;
-  readonly requestId: string;
-}
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -51,9 +44,31 @@ export interface AuditLogDeps {
 }
 
 /** Reading, verifying and signing the audit log. */
-export type AuditLog = ReturnType<typeof createAuditLog>;
+export interface AuditLog {
+  /** QueryAuditEvents: a page of events matching the filter; the read itself is audited. */
+  query(reader: RequestContext, input: AuditFilterInput, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage>;
+  /** ListMyAuditEvents: the caller's own events (as actor or target), newest first. */
+  listMine(reader: RequestContext, input: { startTime?: Date | undefined; endTime?: Date | undefined; pageSize: number; pageToken: string }): Promise<AuditPage>;
+  /** Records an export (who, which filter, which format) before its first byte is sent; resolves with the event id. */
+  noteExport(reader: RequestContext, filter: AuditFilter, format: string): Promise<string>;
+  /** Signs the head of the chain now and keeps the signature (the retention sweep and verification rely on it). */
+  signHead(): Promise<SignedChainPoint>;
+  /** Signs a point of the chain (a retention checkpoint) without storing it. */
+  signPoint(typ: string, point: { seq: number; hash: string }): Promise<SignedChainPoint>;
+  /** Whether a stored event carries the gateway's seal (an export states the first that does not). */
+  sealed(record: SealedAuditRecord): boolean;
+  /** Signs a statement (an export manifest) with the server's current signing key. */
+  signStatement(typ: string, statement: Record<string, unknown>): Promise<string>;
+  /** The latest retention checkpoint, if it is genuine; a forged one is reported as a break. */
+  checkpoint(): Promise<{ point?: SignedChainPoint; forged?: ChainBreak }>;
+  /**
+   * VerifyAuditChain: recomputes hashes and links over [from, to] (default: the whole retained log),
+   * checks every seal, and compares the log's end with the latest signed head. Returns the first break.
+   */
+  verify(range: { from?: number | undefined; to?: number | undefined }): Promise<ChainVerification>;
+}
 
-export function createAuditLog(deps: AuditLogDeps) {
+export function createAuditLog(deps: AuditLogDeps): AuditLog {
   const now = deps.now ?? (() => new Date());
 
   const pageSizeOf = (requested: number) => resolvePageSize(requested, { defaultSize: DEFAULT_PAGE_SIZE, maxSize: MAX_PAGE_SIZE });
@@ -68,14 +83,11 @@ export function createAuditLog(deps: AuditLogDeps) {
     return { events, nextPageToken };
   };
 
-  const recordRead = (reader: AuditReader, type: string, filter: AuditFilter, extra: Record<string, string | number> = {}) =>
+  const recordRead = (reader: RequestContext, type: string, filter: AuditFilter, extra: Record<string, string | number> = {}) =>
     deps.audit.record({
       type,
       outcome: "success",
-      actor: auditActorOf(reader.principal),
-      ip: reader.client.ip,
-      userAgent: reader.client.userAgent,
-      requestId: reader.requestId,
+      ...auditedCaller(reader),
       metadata: { ...describeAuditFilter(filter), ...extra },
     });
 
@@ -101,7 +113,7 @@ export function createAuditLog(deps: AuditLogDeps) {
 
   return {
     /** QueryAuditEvents: a page of events matching the filter; the read itself is audited. */
-    async query(reader: AuditReader, input: AuditFilterInput, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage> {
+    async query(reader: RequestContext, input: AuditFilterInput, options: { pageSize: number; pageToken: string; order: "asc" | "desc" }): Promise<AuditPage> {
       const filter = validateAuditFilter(input);
       const result = await page(filter, { kind: "query", ...describeAuditFilter(filter) }, options);
       recordRead(reader, "audit.query", filter, { order: options.order, returned: result.events.length });
@@ -109,7 +121,7 @@ export function createAuditLog(deps: AuditLogDeps) {
     },
 
     /** ListMyAuditEvents: the caller's own events (as actor or target), newest first. */
-    async listMine(reader: AuditReader, input: { startTime?: Date | undefined; endTime?: Date | undefined; pageSize: number; pageToken: string }): Promise<AuditPage> {
+    async listMine(reader: RequestContext, input: { startTime?: Date | undefined; endTime?: Date | undefined; pageSize: number; pageToken: string }): Promise<AuditPage> {
       const base = validateAuditFilter({ startTime: input.startTime, endTime: input.endTime });
       const keyIds = (await deps.apiKeyIdsOf?.(reader.principal.userId)) ?? [];
       const filter: AuditFilter = { ...base, involvingId: reader.principal.userId, involvingAlso: keyIds };
@@ -119,15 +131,12 @@ export function createAuditLog(deps: AuditLogDeps) {
       return result;
     },
 
-    /** Records an export (who, which filter, which format) before its first byte is sent. */
-    noteExport(reader: AuditReader, filter: AuditFilter, format: string) {
+    /** Records an export (who, which filter, which format) before its first byte is sent; resolves with the event id. */
+    noteExport(reader: RequestContext, filter: AuditFilter, format: string) {
       return deps.audit.recordNow({
         type: "audit.export",
         outcome: "success",
-        actor: auditActorOf(reader.principal),
-        ip: reader.client.ip,
-        userAgent: reader.client.userAgent,
-        requestId: reader.requestId,
+        ...auditedCaller(reader),
         metadata: { ...describeAuditFilter(filter), format },
       });
     },
@@ -191,7 +200,11 @@ export function createAuditLog(deps: AuditLogDeps) {
       if (range.to === undefined || range.to >= head.seq) {
         const signed = await deps.seals.latestHead();
         if (signed && signed.seq > lastSeen && (await genuine(HEAD_TYP, signed))) {
-          return result(check.checked, { seq: lastSeen + 1, reason: "head_mismatch", detail: `the log ends at ${lastSeen} but a signed head covers events up to ${signed.seq}: events were removed from the end` });
+          return result(check.checked, {
+            seq: lastSeen + 1,
+            reason: "head_mismatch",
+            detail: `the log ends at ${lastSeen} but a signed head covers events up to ${signed.seq}: events were removed from the end`,
+          });
         }
         if (signed && signed.seq <= lastSeen && signed.seq >= from) {
           const at = await deps.store.get(signed.seq);

@@ -131,7 +131,8 @@ export function createAuditRecorder(deps: AuditRecorderDeps): AuditRecorder {
       }
       try {
         for (;;) {
-          if (writing) await writing.catch(() => undefined); // a failed background write is retried below
+          if (writing)
+            await writing.catch(() => undefined); // a failed background write is retried below
           else if (queue.length === 0) return;
           else await writeQueued();
         }

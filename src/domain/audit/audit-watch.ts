@@ -15,6 +15,17 @@ export interface AuditWatchOptions {
   readonly onError?: (err: unknown) => void;
 }
 
+/** Live tail of the audit log (WatchAuditEvents). */
+export interface AuditWatch {
+  /**
+   * Events matching `filter` after `afterSeq` (undefined: from the current head on), then live, with a
+   * heartbeat after `heartbeatMs` without an event. Throws `out_of_range` when `afterSeq` is beyond the head.
+   */
+  watch(filter: AuditFilter, afterSeq: number | undefined, signal: AbortSignal): AsyncGenerator<WatchMessage>;
+  /** Ends every watch and the poller. */
+  stop(): void;
+}
+
 const BATCH = 500;
 const NEAR = 50;
 
@@ -25,7 +36,7 @@ const NEAR = 50;
  * watcher reads what is new itself, by seq, so a watcher never misses or repeats an event: seqs are
  * dense and immutable.
  */
-export function createAuditWatch(options: AuditWatchOptions) {
+export function createAuditWatch(options: AuditWatchOptions): AuditWatch {
   const minPollMs = options.minPollMs ?? 20;
   const maxPollMs = options.maxPollMs ?? 160;
   let head = -1;
@@ -83,10 +94,6 @@ export function createAuditWatch(options: AuditWatchOptions) {
     });
 
   return {
-    /**
-     * Events matching `filter` after `afterSeq` (undefined: from the current head on), then live, with a
-     * heartbeat after `heartbeatMs` without an event. Throws `out_of_range` when `afterSeq` is beyond the head.
-     */
     async *watch(filter: AuditFilter, afterSeq: number | undefined, signal: AbortSignal): AsyncGenerator<WatchMessage> {
       const current = (await options.store.head())?.seq ?? 0;
       if (afterSeq !== undefined && afterSeq > current) throw new DomainError("out_of_range", `after_sequence ${afterSeq} is beyond the head of the log (${current})`);
@@ -126,5 +133,3 @@ export function createAuditWatch(options: AuditWatchOptions) {
     },
   };
 }
-
-export type AuditWatch = ReturnType<typeof createAuditWatch>;

@@ -1,5 +1,4 @@
 import type { AuditRecorder } from "./audit-recorder.ts";
-import type { AuditReader } from "./audit-log.ts";
 import { severityAtLeast, type Finding, type FindingKind, type Severity } from "./suspicious-activity.ts";
 
 /** What an automatic response may do. */
@@ -33,13 +32,13 @@ export interface ResponseCause {
 }
 
 /**
- * The actions, implemented by the identity layer (accounts, sessions) and — once it exists — the
- * API-key service. Each answers whether it changed anything (false: unknown subject, already done).
+ * The actions, implemented over account locks, sessions and the API-key lifecycle
+ * (response-actions.ts). Each answers whether it changed anything (false: unknown subject, already done).
  */
 export interface ResponseActions {
   lockAccount(userId: string, durationMs: number, cause: ResponseCause): Promise<boolean>;
   revokeSessionFamily(sessionId: string, cause: ResponseCause): Promise<boolean>;
-  /** Absent until the API-key service is wired; a policy naming revoke_api_key is then refused at start. */
+  /** Absent where no API-key service is wired (some tests); a policy naming revoke_api_key is then refused at start. */
   revokeApiKey?: ((keyId: string, cause: ResponseCause) => Promise<boolean>) | undefined;
 }
 
@@ -59,7 +58,7 @@ export function checkPolicy(policy: AutoResponsePolicy, actions: ResponseActions
       throw new Error(`PORTCULLIS_AUDIT_AUTO_RESPONSE: ${rule.action} cannot answer ${rule.kind} (its subject is not what ${rule.action} acts on)`);
     }
     if (rule.action === "revoke_api_key" && !actions.revokeApiKey) {
-      throw new Error("PORTCULLIS_AUDIT_AUTO_RESPONSE: revoke_api_key needs the API-key service, which this gateway does not provide yet");
+      throw new Error("PORTCULLIS_AUDIT_AUTO_RESPONSE: revoke_api_key needs the API-key service, which this gateway does not provide");
     }
   }
 }
@@ -98,16 +97,12 @@ export function createAutoResponder(deps: { policy: AutoResponsePolicy; actions:
           outcome,
           actor: { kind: "system", display: "auto-response" },
           target: { kind: rule.action === "revoke_session" ? "session" : rule.action === "revoke_api_key" ? "api_key" : "user", id: finding.subject },
-          reason: outcome === "success" ? `${rule.action} because of ${finding.kind}` : outcome === "failure" ? `${rule.action} changed nothing (unknown subject or already done)` : `${rule.action} failed`,
+          reason:
+            outcome === "success" ? `${rule.action} because of ${finding.kind}` : outcome === "failure" ? `${rule.action} changed nothing (unknown subject or already done)` : `${rule.action} failed`,
           metadata: { action: rule.action, finding_kind: finding.kind, finding_severity: finding.severity, finding_count: finding.count, sample_event_ids: finding.sampleEventIds.join(",") },
         });
       }
     }
     return taken;
   };
-}
-
-/** GetSuspiciousActivity as a service: analysis, the audited read, and the automatic response. */
-export interface SuspiciousActivityService {
-  analyse(reader: AuditReader, window: { start?: Date | undefined; end?: Date | undefined; minSeverity?: Severity | undefined }): Promise<{ findings: Finding[]; start: Date; end: Date; eventsAnalyzed: number }>;
 }

@@ -98,15 +98,23 @@ export async function verifyExportFile(text: string, keys: readonly JWK[]): Prom
   // 2. What the gateway saw when exporting: an event with valid hashes it never sealed was forged in the database.
   if (typeof manifest["unsealedSequence"] === "number") {
     const seq = manifest["unsealedSequence"];
-    return { ok: false, reason: "inserted", sequence: seq, line: entries.find((e) => e.seq === seq)?.line, detail: `the gateway found event ${seq} unsealed when exporting: it was written or rewritten outside the gateway` };
+    return {
+      ok: false,
+      reason: "inserted",
+      sequence: seq,
+      line: entries.find((e) => e.seq === seq)?.line,
+      detail: `the gateway found event ${seq} unsealed when exporting: it was written or rewritten outside the gateway`,
+    };
   }
   // 3. The manifest: nothing added or removed at either end, and exactly these events.
   const digest = createHash("sha256");
   for (const entry of entries) digest.update(`${entry.seq}:${entry.hash}\n`);
   const first = entries[0]?.seq ?? 0;
   const last = entries.at(-1)?.seq ?? 0;
-  if (manifest["firstSequence"] !== first) return { ok: false, reason: "deleted", sequence: Number(manifest["firstSequence"]), detail: `the manifest says the export starts at ${String(manifest["firstSequence"])}, the file at ${first}` };
-  if (manifest["lastSequence"] !== last) return { ok: false, reason: "deleted", sequence: Number(manifest["lastSequence"]), detail: `the manifest says the export ends at ${String(manifest["lastSequence"])}, the file at ${last}` };
+  if (manifest["firstSequence"] !== first)
+    return { ok: false, reason: "deleted", sequence: Number(manifest["firstSequence"]), detail: `the manifest says the export starts at ${String(manifest["firstSequence"])}, the file at ${first}` };
+  if (manifest["lastSequence"] !== last)
+    return { ok: false, reason: "deleted", sequence: Number(manifest["lastSequence"]), detail: `the manifest says the export ends at ${String(manifest["lastSequence"])}, the file at ${last}` };
   if (manifest["count"] !== entries.length) return { ok: false, reason: "deleted", detail: `the manifest counts ${String(manifest["count"])} events, the file holds ${entries.length}` };
   if (manifest["digest"] !== digest.digest("hex")) return { ok: false, reason: "inserted", detail: "the events differ from those the manifest lists" };
   if (manifest["format"] !== (csv ? "csv" : "jsonl")) return { ok: false, reason: "manifest", detail: "the manifest is for another format" };

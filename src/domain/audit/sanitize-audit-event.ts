@@ -18,6 +18,7 @@ const NOT_SECRET_KEYS: ReadonlySet<string> = new Set(["username_key", "input_tok
 
 // C0/C1 controls (newlines forge log lines, ESC drives terminals), line separators and bidi overrides
 // (which make text display differently from what is stored).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 const SECRET_KEY_PARTS = ["password", "passwd", "secret", "token", "code", "key", "authorization", "cookie", "otp", "totp"];
 
@@ -26,10 +27,7 @@ const SECRET_KEY_PARTS = ["password", "passwd", "secret", "token", "code", "key"
  * metadata. Throws a TypeError for a malformed `type` (must match `[a-z0-9_.]{1,64}`), an unknown
  * `outcome` or actor kind: those are programming errors in the caller, not runtime conditions.
  */
-export function sanitizeAuditEvent(
-  input: AuditEventInput,
-  stamp: { time: Date; recorderId: string; recorderSeq: number },
-): AuditRecord {
+export function sanitizeAuditEvent(input: AuditEventInput, stamp: { time: Date; recorderId: string; recorderSeq: number }): AuditRecord {
   if (typeof input.type !== "string" || !TYPE_PATTERN.test(input.type)) {
     throw new TypeError(`invalid audit event type ${JSON.stringify(boundString(String(input.type), MAX_SHORT_STRING))}: use 1-64 of [a-z0-9_.]`);
   }

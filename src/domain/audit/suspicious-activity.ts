@@ -67,7 +67,14 @@ export function createSuspiciousActivity(deps: { store: AuditLogStore; threshold
     const events = await deps.store.scan({ startTime: start, endTime: end }, MAX_EVENTS);
     const t = deps.thresholds;
     const findings: Finding[] = [];
-    const group = (kind: FindingKind, threshold: number, matches: (e: SealedAuditRecord) => boolean, subjectOf: (e: SealedAuditRecord) => string | undefined, describe: (subject: string, count: number) => string, fixed?: Severity) => {
+    const group = (
+      kind: FindingKind,
+      threshold: number,
+      matches: (e: SealedAuditRecord) => boolean,
+      subjectOf: (e: SealedAuditRecord) => string | undefined,
+      describe: (subject: string, count: number) => string,
+      fixed?: Severity,
+    ) => {
       const groups = new Map<string, SealedAuditRecord[]>();
       for (const event of events) {
         if (!matches(event)) continue;
@@ -83,12 +90,50 @@ export function createSuspiciousActivity(deps: { store: AuditLogStore; threshold
       }
     };
     const failedLogin = (e: SealedAuditRecord) => e.type === "auth.login" && (e.outcome === "failure" || e.outcome === "denied");
-    group("failed_logins_per_user", t.failedLoginsPerUser, failedLogin, (e) => e.actor?.id ?? (e.metadata?.["username_key"] === undefined ? undefined : String(e.metadata["username_key"])), (s, n) => `${n} failed logins for account ${s}`);
-    group("failed_logins_per_ip", t.failedLoginsPerIp, failedLogin, (e) => e.ip, (s, n) => `${n} failed logins from ${s}`);
-    group("refresh_token_reuse", 1, (e) => e.type === "auth.refresh_reuse", (e) => e.target?.id, (s) => `a rotated refresh token of session ${s} was presented again`, "critical");
-    group("mfa_failures", t.mfaFailures, (e) => e.type === "auth.mfa" && e.outcome === "failure", (e) => e.actor?.id, (s, n) => `${n} wrong MFA codes for user ${s}`);
-    group("permission_denied_burst", t.permissionDeniedBurst, (e) => e.outcome === "denied" && e.type !== "auth.login", (e) => e.actor?.id, (s, n) => `${n} denied calls by ${s}`);
-    group("emergency_action", 1, (e) => e.type.includes("emergency"), (e) => e.actor?.id ?? "system", (s, n) => `${n} emergency action(s) by ${s}`, "high");
+    group(
+      "failed_logins_per_user",
+      t.failedLoginsPerUser,
+      failedLogin,
+      (e) => e.actor?.id ?? (e.metadata?.["username_key"] === undefined ? undefined : String(e.metadata["username_key"])),
+      (s, n) => `${n} failed logins for account ${s}`,
+    );
+    group(
+      "failed_logins_per_ip",
+      t.failedLoginsPerIp,
+      failedLogin,
+      (e) => e.ip,
+      (s, n) => `${n} failed logins from ${s}`,
+    );
+    group(
+      "refresh_token_reuse",
+      1,
+      (e) => e.type === "auth.refresh_reuse",
+      (e) => e.target?.id,
+      (s) => `a rotated refresh token of session ${s} was presented again`,
+      "critical",
+    );
+    group(
+      "mfa_failures",
+      t.mfaFailures,
+      (e) => e.type === "auth.mfa" && e.outcome === "failure",
+      (e) => e.actor?.id,
+      (s, n) => `${n} wrong MFA codes for user ${s}`,
+    );
+    group(
+      "permission_denied_burst",
+      t.permissionDeniedBurst,
+      (e) => e.outcome === "denied" && e.type !== "auth.login",
+      (e) => e.actor?.id,
+      (s, n) => `${n} denied calls by ${s}`,
+    );
+    group(
+      "emergency_action",
+      1,
+      (e) => e.type.includes("emergency"),
+      (e) => e.actor?.id ?? "system",
+      (s, n) => `${n} emergency action(s) by ${s}`,
+      "high",
+    );
 
     // One API key from many addresses: distinct IPs, not calls.
     const keyIps = new Map<string, { ips: Set<string>; events: SealedAuditRecord[] }>();
@@ -123,9 +168,7 @@ export function createSuspiciousActivity(deps: { store: AuditLogStore; threshold
     }
 
     const min = window.minSeverity ? SEVERITY_RANK[window.minSeverity] : 0;
-    const result = findings
-      .filter((f) => SEVERITY_RANK[f.severity] >= min)
-      .sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || b.lastSeen.getTime() - a.lastSeen.getTime());
+    const result = findings.filter((f) => SEVERITY_RANK[f.severity] >= min).sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || b.lastSeen.getTime() - a.lastSeen.getTime());
     return { findings: result, start, end, eventsAnalyzed: events.length };
   };
 }

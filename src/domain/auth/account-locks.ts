@@ -18,6 +18,14 @@ export interface AccountLocksStore {
   remove(id: string): Promise<void>;
 }
 
+/** Temporary account locks of the automatic response. */
+export interface AccountLocks {
+  /** Locks the account with this id or, failing that, this normalised username (a failed login's subject). */
+  lock(subject: string, durationMs: number, cause: ResponseCause): Promise<boolean>;
+  /** Lifts expired locks; resolves with how many accounts were re-enabled. */
+  releaseDue(): Promise<number>;
+}
+
 /**
  * Locks accounts for a while (the automatic response's lock_account): the account is disabled and its
  * sessions revoked at once, like an admin's disable, and re-enabled when the lock expires — unless the
@@ -30,11 +38,10 @@ export function createAccountLocks(deps: {
   noteUserChanged: (user: UserRecord) => void;
   audit: AuditRecorder;
   now?: () => Date;
-}) {
+}): AccountLocks {
   const now = deps.now ?? (() => new Date());
   return {
-    /** Locks the account with this id or, failing that, this normalised username (a failed login's subject). */
-    async lock(subject: string, durationMs: number, cause: ResponseCause): Promise<boolean> {
+    async lock(subject, durationMs, cause) {
       const user = (await deps.users.findById(subject)) ?? (await deps.users.findByUsernameKey(subject));
       const userId = user?._id ?? subject;
       if (!user || user.disabled) return false;
@@ -54,12 +61,11 @@ export function createAccountLocks(deps: {
       });
       return true;
     },
-    /** Lifts expired locks; resolves with how many accounts were re-enabled. */
-    async releaseDue(): Promise<number> {
+    async releaseDue() {
       let released = 0;
       for (const lock of await deps.locks.due(now())) {
         const user = await deps.users.findById(lock.userId);
-        if (user && user.disabled && user.updatedAt.getTime() === lock.lockedVersion.getTime()) {
+        if (user?.disabled && user.updatedAt.getTime() === lock.lockedVersion.getTime()) {
           const enabled = await deps.users.update(lock.userId, { disabled: false }, { role: user.role, disabled: true });
           if (enabled) {
             deps.noteUserChanged(enabled);

@@ -1,8 +1,8 @@
-import type { Credential } from "../../interceptors/authentication.ts";
+import type { Credential } from "./authenticator.ts";
 import type { ApiKeyCache } from "../api-keys/api-key-cache.ts";
 import type { ApiKeyVerifier, KeyRejection, KeyVerdict } from "../api-keys/api-key-verifier.ts";
 import type { UsageTracker } from "../api-keys/usage-tracker.ts";
-import { auditActorOf } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { ClientInfo, Principal } from "../principal.ts";
@@ -34,13 +34,7 @@ export interface ApiKeyAuthenticator {
   watch(principal: Principal, onChange: (current: Principal | undefined) => void): () => void;
 }
 
-export function createApiKeyAuthenticator(deps: {
-  verifier: ApiKeyVerifier;
-  cache: ApiKeyCache;
-  revocations: RevocationCache;
-  usage: UsageTracker;
-  audit: AuditRecorder;
-}): ApiKeyAuthenticator {
+export function createApiKeyAuthenticator(deps: { verifier: ApiKeyVerifier; cache: ApiKeyCache; revocations: RevocationCache; usage: UsageTracker; audit: AuditRecorder }): ApiKeyAuthenticator {
   const principalOf = (verdict: Extract<KeyVerdict, { ok: true }>, method: Principal["method"], sessionId: string | undefined, bound?: ReadonlySet<string>): Principal => {
     const { state, ownerRole, permissions } = verdict.key;
     return {
@@ -67,10 +61,8 @@ export function createApiKeyAuthenticator(deps: {
     deps.audit.record({
       type: "api_key.authenticate",
       outcome: "denied",
-      actor: { kind: "anonymous" },
+      ...auditedCaller({ client }),
       target: { kind: "api_key", id: verdict.keyId },
-      ip: client.ip,
-      userAgent: client.userAgent,
       reason: verdict.rejection,
     });
   };
@@ -87,10 +79,8 @@ export function createApiKeyAuthenticator(deps: {
         deps.audit.record({
           type: "api_key.new_ip",
           outcome: "success",
-          actor: auditActorOf(principal),
+          ...auditedCaller({ principal, client }),
           target: { kind: "user", id: principal.userId },
-          ip: client.ip,
-          userAgent: client.userAgent,
           reason: "first use of this key from this address seen by this instance",
         });
       }

@@ -1,13 +1,17 @@
-import { auditActorOf } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
+import type { RequestContext } from "../request-context.ts";
 import type { SessionService } from "../sessions/sessions.ts";
-import type { ActionContext } from "./session-actions.ts";
 
-/** Revokes every API key; implemented by the API-key layer (src/app/api-keys.ts). */
+/** Revokes every API key; implemented by the API-key lifecycle (src/domain/api-keys/key-lifecycle.ts). */
 export interface ApiKeyMassRevoker {
-  revokeAll(reason: string): Promise<number>;
+  /** Revokes every key of every user; resolves with how many this call revoked. */
+  revokeEveryKey(reason: string): Promise<number>;
 }
+
+/** The break-glass action, on behalf of an owner's session; resolves with the counts and the id of its audit event. */
+export type EmergencyRevoke = (ctx: RequestContext, reason: string) => Promise<{ sessionsRevoked: number; apiKeysRevoked: number; auditEventId: string }>;
 
 /**
  * The break-glass action: every session and every API key of every user is revoked, except the
@@ -21,22 +25,19 @@ export function createEmergencyRevoke(deps: {
   audit: AuditRecorder;
   /** Makes this instance's revocation cache see the mass revocation now rather than at its next poll. */
   refreshRevocations: () => Promise<void>;
-}) {
-  return async (ctx: ActionContext, reasonRaw: string): Promise<{ sessionsRevoked: number; apiKeysRevoked: number; auditEventId: string }> => {
+}): EmergencyRevoke {
+  return async (ctx, reasonRaw) => {
     const reason = reasonRaw.trim();
     if (reason === "") throw new DomainError("invalid_argument", "a reason is required");
     if (reason.length > 500) throw new DomainError("invalid_argument", "the reason is longer than 500 characters");
     if (ctx.principal.sessionId === undefined) throw new DomainError("failed_precondition", "emergency revoke needs a user session, not an API key");
     const sessionsRevoked = await deps.sessions.revokeAll(`emergency: ${reason}`, ctx.principal.sessionId);
     await deps.refreshRevocations();
-    const apiKeysRevoked = await deps.apiKeys.revokeAll(`emergency: ${reason}`);
+    const apiKeysRevoked = await deps.apiKeys.revokeEveryKey(`emergency: ${reason}`);
     const auditEventId = await deps.audit.recordNow({
       type: "system.emergency_revoke",
       outcome: "success",
-      actor: auditActorOf(ctx.principal),
-      ip: ctx.client.ip,
-      userAgent: ctx.client.userAgent,
-      requestId: ctx.requestId,
+      ...auditedCaller(ctx),
       reason,
       // (metadata names avoid "key": the recorder redacts secret-looking names)
       metadata: { revoked_sessions: sessionsRevoked, revoked_api_credentials: apiKeysRevoked },

@@ -1,5 +1,6 @@
-import { ROLE_PERMISSIONS, type Role } from "../../access/permissions.ts";
+import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
 import { userAuditActor } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
 import type { MfaService } from "../mfa/mfa.ts";
@@ -81,7 +82,8 @@ export function createLoginService(deps: LoginDeps): LoginService {
       } catch {
         key = `invalid:${username.slice(0, 64)}`;
       }
-      const auditBase = { ip: client.ip, userAgent: client.userAgent, requestId, method: "/portcullis.v1.AuthService/Login" };
+      // Every record below names its actor after this, so the base's anonymous actor is only a default.
+      const auditBase = { ...auditedCaller({ client, requestId }), method: "/portcullis.v1.AuthService/Login" };
       const checked = await deps.throttle.check(key, client.ip).catch(async (error: unknown) => {
         await deps.audit.recordNow({ ...auditBase, type: "auth.login", outcome: "denied", actor: { kind: "anonymous" }, reason: "throttled", metadata: { username_key: key.slice(0, 64) } });
         throw error;
@@ -141,11 +143,9 @@ export function createLoginService(deps: LoginDeps): LoginService {
       deps.audit.record({
         type: "auth.refresh",
         outcome: "success",
+        ...auditedCaller({ client, requestId }),
         actor: userAuditActor(rotated.userId, (await deps.userName(rotated.userId)) ?? rotated.userId),
         target: { kind: "session", id: rotated.sessionId },
-        ip: client.ip,
-        userAgent: client.userAgent,
-        requestId,
       });
       return issue(rotated.userId, role, rotated.sessionId, rotated, { amr: "refresh", mfa: rotated.mfaVerified, mfaUsed: undefined });
     },

@@ -1,19 +1,14 @@
-import { auditActorOf } from "../audit/audit-actor.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import { DomainError } from "../errors.ts";
-import type { ClientInfo, Principal } from "../principal.ts";
-import type { RevocationCache, UserState } from "../revocation/revocation-cache.ts";
+import type { Principal } from "../principal.ts";
+import type { RequestContext } from "../request-context.ts";
+import type { RevocationCache } from "../revocation/revocation-cache.ts";
+import type { UserStateReader } from "../revocation/user-state.ts";
 import type { SessionRecord, SessionService } from "../sessions/sessions.ts";
 import type { AccessTokenClaims, AccessTokenService } from "../tokens/access-tokens.ts";
 import { mayActOnUser } from "../users/role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../users/user-paging.ts";
-
-/** Who asks and from where: the audit trail of every action below. */
-export interface ActionContext {
-  readonly principal: Principal;
-  readonly client: ClientInfo;
-  readonly requestId: string;
-}
 
 /** What introspection may tell about a token (RFC 7662 style): nothing at all when inactive. */
 export type TokenInfo =
@@ -35,7 +30,28 @@ export interface SessionActionsDeps {
   readonly revocations: RevocationCache;
   readonly audit: AuditRecorder;
   /** A user's current role (and disabled flag), for the role hierarchy of revoking others' sessions. */
-  readonly userState: (userId: string) => Promise<UserState | undefined>;
+  readonly userState: UserStateReader;
+}
+
+/** Logout, token revocation and introspection, and session management, on behalf of a caller. */
+export interface SessionActions {
+  /** Ends the caller's current session, or all of the caller's sessions; resolves with how many. */
+  logout(ctx: RequestContext, scope: "current" | "all"): Promise<number>;
+  /**
+   * RevokeToken (RFC 7009). A token of a login session — access or refresh — ends that whole session:
+   * its refresh token and every access token issued for it stop working. A token from ExchangeApiKey
+   * has no session and is revoked alone (its key keeps working). Revocations reach every instance
+   * within a poll interval; an inactive token (unknown, expired, exchanged, revoked) revokes nothing.
+   */
+  revokeToken(ctx: RequestContext, token: string): Promise<{ revoked: boolean; type: "access" | "refresh" | undefined }>;
+  /** What a token is and whether it is live; another user's needs `users.manage`. */
+  tokenInfo(ctx: RequestContext, token: string): Promise<TokenInfo>;
+  /** A page of a user's active sessions, newest first (default 50, at most 500 per page). */
+  listSessions(ctx: RequestContext, userId: string, page?: { pageSize?: number; pageToken?: string }): Promise<{ sessions: SessionRecord[]; nextPageToken: string }>;
+  /** Revokes one session; a session the caller may not see answers NOT_FOUND. */
+  revokeSession(ctx: RequestContext, sessionId: string): Promise<boolean>;
+  /** Ends every session of a user (after a password change, or when the user is disabled). */
+  revokeUserSessions(userId: string, reason: string, exceptSessionId?: string): Promise<number>;
 }
 
 const REFRESH_PREFIX = "rt_";
@@ -47,18 +63,15 @@ const REFRESH_PREFIX = "rt_";
  * refused with PERMISSION_DENIED, audited). Another user's session answers NOT_FOUND to those who may
  * not see it, so existence does not leak.
  */
-export function createSessionActions(deps: SessionActionsDeps) {
+export function createSessionActions(deps: SessionActionsDeps): SessionActions {
   const mayManageOthers = (principal: Principal) => principal.permissions.has("users.manage");
 
-  const audit = (ctx: ActionContext, type: string, target: { kind: string; id: string } | undefined, metadata?: Record<string, string | number>) =>
+  const audit = (ctx: RequestContext, type: string, target: { kind: string; id: string } | undefined, metadata?: Record<string, string | number>) =>
     deps.audit.recordNow({
       type,
       outcome: "success",
-      actor: auditActorOf(ctx.principal),
+      ...auditedCaller(ctx),
       ...(target ? { target } : {}),
-      ip: ctx.client.ip,
-      userAgent: ctx.client.userAgent,
-      requestId: ctx.requestId,
       ...(metadata ? { metadata } : {}),
     });
 
@@ -96,20 +109,20 @@ export function createSessionActions(deps: SessionActionsDeps) {
   };
 
   /** Refuses revoking another user's session when the role hierarchy says no; audited first. */
-  const requireMayRevoke = async (ctx: ActionContext, type: string, owner: string, sessionId: string): Promise<void> => {
+  const requireMayRevoke = async (ctx: RequestContext, type: string, owner: string, sessionId: string): Promise<void> => {
     if (mayActOnUser(ctx.principal, { userId: owner, role: owner === ctx.principal.userId ? ctx.principal.role : (await deps.userState(owner))?.role })) return;
     const message = "your role may not revoke this user's sessions";
-    deps.audit.record({ type, outcome: "denied", actor: auditActorOf(ctx.principal), target: { kind: "session", id: sessionId }, ip: ctx.client.ip, userAgent: ctx.client.userAgent, requestId: ctx.requestId, reason: message });
+    deps.audit.record({ type, outcome: "denied", ...auditedCaller(ctx), target: { kind: "session", id: sessionId }, reason: message });
     throw new DomainError("permission_denied", message);
   };
 
-  const requireSession = (ctx: ActionContext): string => {
+  const requireSession = (ctx: RequestContext): string => {
     if (ctx.principal.sessionId === undefined) throw new DomainError("failed_precondition", "API keys have no session");
     return ctx.principal.sessionId;
   };
 
   return {
-    async logout(ctx: ActionContext, scope: "current" | "all"): Promise<number> {
+    async logout(ctx: RequestContext, scope: "current" | "all"): Promise<number> {
       if (scope === "all") {
         const count = await revokeUserSessions(ctx.principal.userId, "logout_all");
         await audit(ctx, "auth.logout", { kind: "user", id: ctx.principal.userId }, { scope, sessions: count });
@@ -121,13 +134,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       return revoked ? 1 : 0;
     },
 
-    /**
-     * RevokeToken (RFC 7009). A token of a login session — access or refresh — ends that whole session:
-     * its refresh token and every access token issued for it stop working. A token from ExchangeApiKey
-     * has no session and is revoked alone (its key keeps working). Revocations reach every instance
-     * within a poll interval; an inactive token (unknown, expired, exchanged, revoked) revokes nothing.
-     */
-    async revokeToken(ctx: ActionContext, token: string): Promise<{ revoked: boolean; type: "access" | "refresh" | undefined }> {
+    async revokeToken(ctx: RequestContext, token: string): Promise<{ revoked: boolean; type: "access" | "refresh" | undefined }> {
       if (token === "") throw new DomainError("invalid_argument", "token is required");
       const info = await resolve(token);
       if (!info.active) return { revoked: false, type: undefined };
@@ -146,7 +153,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       return { revoked, type: info.type };
     },
 
-    async tokenInfo(ctx: ActionContext, token: string): Promise<TokenInfo> {
+    async tokenInfo(ctx: RequestContext, token: string): Promise<TokenInfo> {
       if (token === "") throw new DomainError("invalid_argument", "token is required");
       const info = await resolve(token);
       if (!info.active) return { active: false };
@@ -158,13 +165,13 @@ export function createSessionActions(deps: SessionActionsDeps) {
     },
 
     /** A page of a user's active sessions, newest first (default 50, at most 500 per page). */
-    async listSessions(ctx: ActionContext, userId: string, page: { pageSize?: number; pageToken?: string } = {}): Promise<{ sessions: SessionRecord[]; nextPageToken: string }> {
+    async listSessions(ctx: RequestContext, userId: string, page: { pageSize?: number; pageToken?: string } = {}): Promise<{ sessions: SessionRecord[]; nextPageToken: string }> {
       const target = userId === "" ? ctx.principal.userId : userId;
       if (target !== ctx.principal.userId && !mayManageOthers(ctx.principal)) throw new DomainError("permission_denied", "listing another user's sessions needs users.manage");
       const pageSize = resolvePageSize(page.pageSize);
       const after = sessionPosition(decodePageToken(page.pageToken, SESSION_POSITION));
       if (target !== ctx.principal.userId) {
-        deps.audit.record({ type: "auth.sessions_list", outcome: "success", actor: auditActorOf(ctx.principal), target: { kind: "user", id: target }, ip: ctx.client.ip, requestId: ctx.requestId });
+        deps.audit.record({ type: "auth.sessions_list", outcome: "success", ...auditedCaller(ctx), target: { kind: "user", id: target } });
       }
       // A user's live sessions are few (each ends within the refresh lifetime), so they are read whole
       // and paged here, by (createdAt, id) descending: a stable order a token can resume from.
@@ -175,7 +182,7 @@ export function createSessionActions(deps: SessionActionsDeps) {
       return { sessions, nextPageToken: rest.length > pageSize && last ? encodePageToken(`${last.createdAt.getTime()}:${last.id}`) : "" };
     },
 
-    async revokeSession(ctx: ActionContext, sessionId: string): Promise<boolean> {
+    async revokeSession(ctx: RequestContext, sessionId: string): Promise<boolean> {
       const session = sessionId === "" ? undefined : await deps.sessions.get(sessionId);
       if (!session || (session.userId !== ctx.principal.userId && !mayManageOthers(ctx.principal))) {
         throw new DomainError("not_found", "no such session");
@@ -190,8 +197,6 @@ export function createSessionActions(deps: SessionActionsDeps) {
     revokeUserSessions,
   };
 }
-
-export type SessionActions = ReturnType<typeof createSessionActions>;
 
 /** Where a ListSessions page ended: "<createdAt ms>:<session id>" of its last session. */
 const SESSION_POSITION = /^(\d{1,15}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;

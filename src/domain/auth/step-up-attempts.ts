@@ -2,6 +2,7 @@ import { userAuditActor } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import type { ClientInfo } from "../principal.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
+import { auditedCaller } from "../audit/audit-caller.ts";
 
 /** Who proves a secret again, and from where. */
 export interface StepUpCaller {
@@ -37,11 +38,9 @@ export function createStepUpAttempts(deps: { throttle: LoginThrottle; audit: Aud
         await deps.audit.recordNow({
           type: auditType,
           outcome: "denied",
+          ...auditedCaller(caller),
           actor: userAuditActor(caller.userId, caller.username),
           target: { kind: "user", id: caller.userId },
-          ip: caller.client.ip,
-          userAgent: caller.client.userAgent,
-          requestId: caller.requestId,
           reason: "locked after repeated failed sign-ins or step-up attempts",
         });
         throw error;

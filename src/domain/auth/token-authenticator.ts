@@ -1,5 +1,5 @@
-import { ROLE_PERMISSIONS, type Role } from "../../access/permissions.ts";
-import type { Authenticator } from "../../interceptors/authentication.ts";
+import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
+import type { Authenticator } from "./authenticator.ts";
 import { DomainError } from "../errors.ts";
 import type { Principal } from "../principal.ts";
 import type { RevocationCache } from "../revocation/revocation-cache.ts";
@@ -16,10 +16,10 @@ export interface TokenAuthenticatorDeps {
   /** The user's username (the principal's display name); undefined for an unknown user. Cached: it never changes. */
   readonly userName: (userId: string) => Promise<string | undefined>;
   /**
-   * The principal of a token issued by ExchangeApiKey: its key must still work and bounds it. Bound late
-   * because the API-key layer is built on the identity layer; until then such tokens are refused.
+   * The principal of a token issued by ExchangeApiKey: its key must still work and bounds it. Without it
+   * (a gateway with no API keys) such tokens are refused.
    */
-  readonly exchangedKeyPrincipal?: () => ((input: { keyId: string; claimedPermissions: readonly string[]; clientIp: string }) => Promise<Principal>) | undefined;
+  readonly exchangedKeyPrincipal?: (input: { keyId: string; claimedPermissions: readonly string[]; clientIp: string }) => Promise<Principal>;
 }
 
 /**
@@ -45,7 +45,7 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
         throw new DomainError("unauthenticated", "session revoked", { reason: "credential_revoked" });
       }
       if (claims.amr === "api_key") {
-        const exchanged = deps.exchangedKeyPrincipal?.();
+        const exchanged = deps.exchangedKeyPrincipal;
         if (!exchanged || claims.keyId === undefined) throw new DomainError("unauthenticated", "invalid credentials");
         return exchanged({ keyId: claims.keyId, claimedPermissions: claims.permissions, clientIp: client.ip });
       }

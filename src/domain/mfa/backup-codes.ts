@@ -41,11 +41,7 @@ export function generateBackupCodes(): string[] {
  */
 export function normalizeBackupCode(input: string): string | undefined {
   if (typeof input !== "string" || input.length > 32) return undefined;
-  const code = input
-    .replace(/[ -]/g, "")
-    .toUpperCase()
-    .replace(/O/g, "0")
-    .replace(/[IL]/g, "1");
+  const code = input.replace(/[ -]/g, "").toUpperCase().replace(/O/g, "0").replace(/[IL]/g, "1");
   return /^[0-9A-HJKMNP-TV-Z]{10}$/.test(code) ? code : undefined;
 }
 

@@ -69,12 +69,17 @@ const TAG_BYTES = 32;
  * event loop always has a core, and the threads yield to it and to the database when they want one);
  * up to 1,000 more wait their turn.
  */
-export function createPasswordHasher(
-  params: PasswordHashParams = DEFAULT_PASSWORD_HASH_PARAMS,
-  options: { threads?: number } = {},
-): PasswordHasher {
+export function createPasswordHasher(params: PasswordHashParams = DEFAULT_PASSWORD_HASH_PARAMS, options: { threads?: number } = {}): PasswordHasher {
   const { memoryKiB, timeCost, parallelism } = params;
-  if (![memoryKiB, timeCost, parallelism].every(Number.isSafeInteger) || memoryKiB < 8 * parallelism || memoryKiB > MAX_MEMORY_KIB || timeCost < 1 || timeCost > MAX_TIME_COST || parallelism < 1 || parallelism > MAX_PARALLELISM) {
+  if (
+    ![memoryKiB, timeCost, parallelism].every(Number.isSafeInteger) ||
+    memoryKiB < 8 * parallelism ||
+    memoryKiB > MAX_MEMORY_KIB ||
+    timeCost < 1 ||
+    timeCost > MAX_TIME_COST ||
+    parallelism < 1 ||
+    parallelism > MAX_PARALLELISM
+  ) {
     throw new RangeError("createPasswordHasher: invalid argon2id parameters");
   }
   const pool = createArgon2Pool({ threads: options.threads ?? Math.max(1, availableParallelism() - 1), maxQueued: 1_000 });
@@ -112,8 +117,7 @@ export function createPasswordHasher(
     };
     try {
       const ok = (await pool.matches(job)) && !tooLong;
-      const weaker =
-        parsed.id !== "argon2id" || parsed.version !== ARGON2_VERSION || parsed.memoryKiB < memoryKiB || parsed.timeCost < timeCost || parsed.parallelism < parallelism;
+      const weaker = parsed.id !== "argon2id" || parsed.version !== ARGON2_VERSION || parsed.memoryKiB < memoryKiB || parsed.timeCost < timeCost || parsed.parallelism < parallelism;
       return { ok, needsRehash: ok && weaker };
     } catch (err) {
       if (err instanceof DomainError) throw err; // busy: not a wrong password

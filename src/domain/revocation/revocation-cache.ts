@@ -1,4 +1,4 @@
-import { ROLE_ORDER, type Role } from "../../access/permissions.ts";
+import { ROLE_ORDER, type Role } from "../permissions.ts";
 
 /** A user's authorisation-relevant state. */
 export interface UserState {

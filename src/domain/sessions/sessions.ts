@@ -150,8 +150,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return { refreshToken, refreshExpiresAt };
   };
 
-  const isActive = (session: SessionRecord | undefined, at: number): session is SessionRecord =>
-    session !== undefined && session.revokedAt === undefined && session.expiresAt.getTime() > at;
+  const isActive = (session: SessionRecord | undefined, at: number): session is SessionRecord => session !== undefined && session.revokedAt === undefined && session.expiresAt.getTime() > at;
 
   const handleReplay = async (token: RefreshTokenRecord): Promise<never> => {
     await deps.sessions.revoke(token.sessionId, REUSE_REVOKE_REASON, new Date(now()));

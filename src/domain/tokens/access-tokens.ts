@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from "jose";
-import type { Role } from "../../access/permissions.ts";
+import type { Role } from "../permissions.ts";
 import { DomainError } from "../errors.ts";
 import type { SigningKeySet } from "./signing-keys.ts";
 

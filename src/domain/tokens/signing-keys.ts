@@ -1,5 +1,5 @@
 import { calculateJwkThumbprint, importJWK, type CryptoKey, type JWK } from "jose";
-import { appendSigningKey, createSigningKey, loadOrCreateKeyring, type Keyring, type SigningKey } from "../../keys/keyring.ts";
+import { createSigningKey, type SigningKey, type SigningKeyFile } from "./signing-key.ts";
 
 /**
  * The public half of one instance's signing key as published in `signing_keys`. A key without
@@ -64,9 +64,10 @@ const KID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const UNKNOWN_KID_REFRESH_SPACING_MS = 250;
 
 export interface SigningKeySetDeps {
-  keyring: Keyring;
-  /** The key file `keyring` was loaded from; rotation writes the new key into it. */
-  keyFile: string;
+  /** This instance's signing keys as loaded at start, newest first. */
+  keys: readonly SigningKey[];
+  /** The file they were loaded from; rotation writes the new key into it. */
+  keyFile: SigningKeyFile;
   store: SigningKeysStore;
   /** The longest lifetime of an access token; a retired key verifies for this long plus `leewayMs`. */
   accessTokenTtlMs: number;
@@ -95,7 +96,7 @@ export async function createSigningKeySet(deps: SigningKeySetDeps): Promise<Sign
   const rotateAfterMs = deps.rotateAfterMs ?? DEFAULT_ROTATE_AFTER_MS;
   const retireWindowMs = deps.accessTokenTtlMs + deps.leewayMs;
 
-  let local = requireKeys(deps.keyring.signingKeys);
+  let local = requireKeys(deps.keys);
   let current = await importSigningKey(local[0]);
   let cache = new Map<string, CachedKey>();
   let rotating: Promise<{ kid: string }> | undefined;
@@ -115,7 +116,7 @@ export async function createSigningKeySet(deps: SigningKeySetDeps): Promise<Sign
       const key: SigningKey = { ...(await createSigningKey()), createdAt: new Date(now()).toISOString() };
       // The file first: a key that signed tokens must survive a crash. Then publish before signing with
       // it, so that other instances can learn it on their next refresh.
-      local = requireKeys(await appendSigningKey(deps.keyFile, key));
+      local = requireKeys(await deps.keyFile.append(key));
       await publish(key);
       const previous = current;
       current = await importSigningKey(key);
@@ -145,7 +146,7 @@ export async function createSigningKeySet(deps: SigningKeySetDeps): Promise<Sign
 
     // Another process sharing our key file rotated it: sign with the key it wrote rather than a retired one.
     if (next.get(current.kid)?.retired) {
-      const fresh = requireKeys((await loadOrCreateKeyring(deps.keyFile)).signingKeys);
+      const fresh = requireKeys(await deps.keyFile.read());
       const candidate = next.get(fresh[0].kid);
       if (fresh[0].kid !== current.kid && candidate && !candidate.retired) {
         local = fresh;

@@ -48,6 +48,19 @@ const CLAIM_SETTLE_MS = 5 * 60_000;
 /** The claim that says the backfill ran (no identifier claim starts with "marker:"). */
 const BACKFILL_MARKER_ID = "marker:identifier-claims-v1";
 
+/** Claims on usernames and e-mail addresses, each held by one user at most. */
+export interface IdentifierClaims {
+  /** Claims all of `claims` for `userId`, or none: `already_exists` naming the first one taken. */
+  claim(userId: string, claims: readonly IdentifierClaim[]): Promise<void>;
+  /** Gives up `userId`'s claims (a failed create, an address replaced or removed). */
+  release(userId: string, claims: readonly IdentifierClaim[]): Promise<void>;
+  /**
+   * Claims the identifiers of users created before claims existed, once per database; resolves with
+   * how many users it went through (0 once done). Clashes among them are left as they are.
+   */
+  backfill(): Promise<number>;
+}
+
 /**
  * Uniqueness of usernames (by look) and e-mail addresses, atomic on every database: FerretDB 1.x makes
  * no conditional update atomic, so each identifier is claimed by inserting a document whose `_id` is the
@@ -55,7 +68,7 @@ const BACKFILL_MARKER_ID = "marker:identifier-claims-v1";
  * go. Of two concurrent creates or updates wanting one identifier, exactly one inserts the claim; the
  * other gets ALREADY_EXISTS.
  */
-export function createIdentifierClaims(deps: { usersStore: UsersStore; now?: () => Date }) {
+export function createIdentifierClaims(deps: { usersStore: UsersStore; now?: () => Date }): IdentifierClaims {
   const { usersStore } = deps;
   const now = deps.now ?? (() => new Date());
 
@@ -114,5 +127,3 @@ export function createIdentifierClaims(deps: { usersStore: UsersStore; now?: () 
     },
   };
 }
-
-export type IdentifierClaims = ReturnType<typeof createIdentifierClaims>;

@@ -1,4 +1,4 @@
-import type { Role } from "../../access/permissions.ts";
+import type { Role } from "../permissions.ts";
 
 /**
  * Which roles' accounts a role may act on: the one rule behind changing or creating a user
@@ -26,7 +26,10 @@ export function mayManageRole(actor: Role, target: Role): boolean {
  * on their own; on another user's only with `users.manage` and a role the table lets them manage. An
  * unknown target (undefined) is refused: nothing may be done on behalf of an account we cannot place.
  */
-export function mayActOnUser(actor: { readonly userId: string; readonly role: Role; readonly permissions: ReadonlySet<string> }, target: { readonly userId: string; readonly role: Role | undefined }): boolean {
+export function mayActOnUser(
+  actor: { readonly userId: string; readonly role: Role; readonly permissions: ReadonlySet<string> },
+  target: { readonly userId: string; readonly role: Role | undefined },
+): boolean {
   if (target.userId === actor.userId) return true;
   if (!actor.permissions.has("users.manage") || target.role === undefined) return false;
   return mayManageRole(actor.role, target.role);

@@ -1,4 +1,4 @@
-import type { Role } from "../../access/permissions.ts";
+import type { Role } from "../permissions.ts";
 
 /**
  * A person who signs in, as stored in the `users` collection. Absent optional fields are absent in the

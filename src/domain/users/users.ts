@@ -1,17 +1,18 @@
 import { randomUUID } from "node:crypto";
-import { ROLE_ORDER, roleAtLeast, type Role } from "../../access/permissions.ts";
-import { auditActorOf, userAuditActor } from "../audit/audit-actor.ts";
+import { ROLE_ORDER, roleAtLeast, type Role } from "../permissions.ts";
+import { auditActorOf } from "../audit/audit-actor.ts";
 import type { AuditRecorder } from "../audit/audit-recorder.ts";
 import type { StepUpAttempts } from "../auth/step-up-attempts.ts";
 import { DomainError } from "../errors.ts";
 import type { Principal } from "../principal.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
 import type { ClientInfo } from "../principal.ts";
-import { checkPasswordStrength } from "../passwords/password-policy.ts";
 import { createIdentifierClaims, emailClaim, usernameClaim } from "./identifier-claims.ts";
 import { normalizeEmail, normalizeUsername } from "./identifiers.ts";
 import { mayManageRole } from "./role-hierarchy.ts";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./user-paging.ts";
+import { createOwnerBootstrap } from "./owner-bootstrap.ts";
+import { createUserPasswords, requirePolicy } from "./user-passwords.ts";
 import type { UserPatch, UserRecord, UsersStore } from "./user-record.ts";
 
 /**
@@ -93,7 +94,8 @@ export interface UsersService {
   touchLastLogin(userId: string): Promise<void>;
   /**
    * Creates the first owner; `failed_precondition` ("an owner already exists") once any owner exists.
-   * Two bootstraps racing could both succeed; this runs from the admin CLI, by one operator.
+   * Of several runs racing, exactly one creates an owner: each first claims the one bootstrap by inserting
+   * a fixed-id document (UsersStore.claimBootstrap), and the others are refused.
    */
   bootstrapOwner(input: { username: string; password: string; email?: string }): Promise<UserRecord>;
   /**
@@ -122,20 +124,10 @@ export function isRole(value: unknown): value is Role {
   return typeof value === "string" && (ROLE_ORDER as readonly string[]).includes(value);
 }
 
-/** How old an abandoned bootstrap claim must be before another run may take it over. */
-const BOOTSTRAP_CLAIM_STALE_MS = 5 * 60_000;
-
 export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { usersStore, hasher, audit } = deps;
   const now = deps.now ?? (() => new Date());
   const claims = createIdentifierClaims({ usersStore, now });
-
-  function requirePolicy(password: unknown, userInputs: Array<string | undefined>): string {
-    if (typeof password !== "string") throw new DomainError("invalid_argument", "password is required");
-    const strength = checkPasswordStrength(password, userInputs.filter((input): input is string => input !== undefined));
-    if (!strength.ok) throw new DomainError("invalid_argument", strength.reason);
-    return password;
-  }
 
   async function requireUser(id: string): Promise<UserRecord> {
     const user = typeof id === "string" && id.length <= 64 ? await usersStore.findById(id) : undefined;
@@ -182,16 +174,8 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
     return user;
   }
 
-  async function claimBootstrap(id: string): Promise<void> {
-    const held = await usersStore.claimBootstrap(id, now());
-    if (held === "claimed") return;
-    const refused = new DomainError("failed_precondition", "an owner already exists, or another bootstrap-owner run is creating one");
-    // A claim whose run died before making its owner would block bootstrap forever: once it is old
-    // enough that no live run can still be hashing, and its owner never appeared, it is taken over.
-    if (now().getTime() - held.at.getTime() < BOOTSTRAP_CLAIM_STALE_MS || (await usersStore.findById(held.userId))) throw refused;
-    await usersStore.releaseBootstrap(held.userId);
-    if ((await usersStore.claimBootstrap(id, now())) !== "claimed") throw refused;
-  }
+  const passwords = createUserPasswords({ usersStore, hasher, audit, ...(deps.stepUp ? { stepUp: deps.stepUp } : {}), requireUser, now });
+  const bootstrapOwner = createOwnerBootstrap({ usersStore, audit, insertOwner: (input, id) => insertNew({ ...input, role: "owner" }, id), now });
 
   return {
     async createUser(actor, input) {
@@ -289,49 +273,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
       return after;
     },
 
-    async changePassword(userId, current, next, call) {
-      const user = await requireUser(userId);
-      const check = async () => ((await hasher.verify(user.passwordHash, typeof current === "string" ? current : "")).ok ? true : undefined);
-      const verified = deps.stepUp && call ? await deps.stepUp.attempt({ userId, usernameKey: user.usernameKey, username: user.username, ...call }, "user.password_change", check) : await check();
-      if (!verified) {
-        audit.record({
-          type: "user.password_change",
-          outcome: "failure",
-          actor: userAuditActor(userId, user.username),
-          target: { kind: "user", id: userId },
-          ...(call ? { ip: call.client.ip, userAgent: call.client.userAgent, requestId: call.requestId } : {}),
-          reason: "current password is incorrect",
-        });
-        throw new DomainError("permission_denied", "current password is incorrect");
-      }
-      const password = requirePolicy(next, [user.username, user.email]);
-      if (password.normalize("NFKC") === current.normalize("NFKC")) throw new DomainError("invalid_argument", "the new password must differ from the current one");
-      await usersStore.setPasswordHash(userId, await hasher.hash(password), now());
-      await audit.recordNow({ type: "user.password_change", outcome: "success", actor: userAuditActor(userId, user.username), target: { kind: "user", id: userId } });
-    },
-
-    async authenticatePassword(username, password) {
-      const candidate = typeof password === "string" ? password : "";
-      let user: UserRecord | undefined;
-      try {
-        user = await usersStore.findByUsernameKey(normalizeUsername(username).key);
-      } catch (err) {
-        if (!(err instanceof DomainError)) throw err; // a malformed name is just an unknown user
-      }
-      if (!user) {
-        await hasher.verifyDummy(candidate);
-        return undefined;
-      }
-      // A disabled user's password is checked too: the same work and the same answer as a wrong one.
-      const result = await hasher.verify(user.passwordHash, candidate);
-      if (!result.ok || user.disabled) return undefined;
-      if (result.needsRehash) {
-        const passwordHash = await hasher.hash(candidate);
-        await usersStore.setPasswordHash(user._id, passwordHash);
-        user = { ...user, passwordHash };
-      }
-      return { user };
-    },
+    ...passwords,
 
     async touchLastLogin(userId) {
       await usersStore.touchLastLogin(userId, now());
@@ -339,26 +281,6 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
 
     backfillIdentifierClaims: () => claims.backfill(),
 
-    async bootstrapOwner(input) {
-      if (await usersStore.anyOwnerExists()) throw new DomainError("failed_precondition", "an owner already exists");
-      // Two runs at once must not both make an owner: only the run that inserts the claim goes on.
-      const id = randomUUID();
-      await claimBootstrap(id);
-      let user: UserRecord;
-      try {
-        user = await insertNew({ ...input, role: "owner" }, id);
-      } catch (err) {
-        await usersStore.releaseBootstrap(id);
-        throw err;
-      }
-      await audit.recordNow({
-        type: "user.bootstrap_owner",
-        outcome: "success",
-        actor: { kind: "system", display: "bootstrap-owner" },
-        target: { kind: "user", id: user._id },
-        metadata: { username: user.username, role: user.role },
-      });
-      return user;
-    },
+    bootstrapOwner,
   };
 }

@@ -3,7 +3,6 @@ import { int16ToFloat32 } from "./pcm.ts";
 import type { StreamEncoder } from "./stream-encoder.ts";
 
 type WasmMp3Encoder = Awaited<ReturnType<typeof createMp3Encoder>>;
-type Mp3Rate = 8000 | 11025 | 12000 | 16000 | 22050 | 24000 | 32000 | 44100 | 48000;
 type Mp3Bitrate = 32 | 64 | 96;
 
 /** The sample rates MPEG-1, -2 and -2.5 Layer III define; a stream at another rate cannot be MP3. */

@@ -22,7 +22,7 @@ export function float32ToInt16(samples: Float32Array): Int16Array {
   const out = new Int16Array(samples.length);
   for (let i = 0; i < samples.length; i++) {
     const v = Math.round(samples[i]! * 32768);
-    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    out[i] = v > 32767 ? 32767 : Math.max(v, -32768);
   }
   return out;
 }

@@ -12,7 +12,6 @@ import { concatBytes, type StreamEncoder } from "../audio/stream-encoder.ts";
 import { STANDARD_SAMPLE_RATES, type EngineJob, type FromEngine } from "../engine-protocol.ts";
 import { espeakSafeText, espeakVoices, wordsPerMinute } from "./espeak-voices.ts";
 
-
 const port = parentPort!;
 const abortFlag = new Int32Array(workerData.abortFlag as SharedArrayBuffer);
 const espeak = new (await loadEspeak()).eSpeakNGWorker();

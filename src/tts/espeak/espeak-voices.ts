@@ -19,7 +19,10 @@ export const ESPEAK_DEFAULT_VOICE = "gmw/en";
 export function toBcp47(tag: string): string {
   const canonical = tryCanonical(tag);
   if (canonical) return canonical;
-  const parts = tag.toLowerCase().split("-").filter((p) => p !== "" && p !== "x");
+  const parts = tag
+    .toLowerCase()
+    .split("-")
+    .filter((p) => p !== "" && p !== "x");
   if (parts.length >= 2 && /^[a-z]{2,3}$/.test(parts[0]!) && /^[a-z]{3}$/.test(parts[1]!)) {
     const extlang = tryCanonical([parts[1], ...parts.slice(2)].join("-"));
     if (extlang) return extlang;

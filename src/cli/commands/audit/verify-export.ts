@@ -22,7 +22,12 @@ export async function auditVerify(args: string[]): Promise<number> {
   try {
     let parsed;
     try {
-      parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { jwks: { type: "string" }, url: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+      parsed = parseArgs({
+        args,
+        allowPositionals: true,
+        strict: true,
+        options: { jwks: { type: "string" }, url: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      });
     } catch (err) {
       throw new CommandError(`${oneLine(err)}; see --help`, 2);
     }
