@@ -87,7 +87,7 @@ describe("Converse: an AI answer as text and speech in one stream", () => {
     await fakes?.anthropic.close();
   });
 
-  describe.each(["grpc", "connect"] as const)("over %s", (protocol) => {
+  describe.each(["grpc", "grpc-web", "connect"] as const)("over %s", (protocol) => {
     it("the local provider out of the box: the text deltas make the end's text, the chunks a WAV file", async () => {
       const c = await converse({ provider: "local", prompt: "Tell me about portcullises.", format: AudioFormat.WAV, sampleRateHz: 16000, chunkSizeBytes: 2048 }, protocol);
       expect(c.order[0]).toBe("header");
