@@ -107,7 +107,7 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     logger,
   });
   const ai = createAi({ store, keyring, config, audit, logger, usage: aiUsage, keyCache: apiKeys.cache });
-  const audio = createAudio({ config, audit, logger });
+  const audio = createAudio({ config, audit, logger, answers: ai.queries });
   const jobs = createJobs({ store, keyring, config, audit, logger, ai });
   const emergencyRevoke = createEmergencyRevoke({ sessions: identity.sessions, apiKeys: apiKeys.service, audit, refreshRevocations: () => identity.revocations.pollNow() });
   const services: GatewayServerDeps["services"] = {
@@ -127,10 +127,10 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     apiKey: createApiKeyHandlers(apiKeys.service),
     audit: createAuditHandlers({ log: auditService.log, exports: auditService.exports, watch: auditService.watch, suspicious: auditService.suspicious }),
     ai: {
-      ...createAiHandlers({ queries: ai.queries, registry: ai.registry, vault: ai.vault, server: { version: VERSION, startedAt: Date.now() } }),
+      ...createAiHandlers({ queries: ai.queries, registry: ai.registry, vault: ai.vault, server: { version: VERSION, startedAt: Date.now(), ttsEngine: audio.service } }),
       ...createJobHandlers({ submission: jobs.submission, service: jobs.service, exporter: jobs.exporter }),
     },
-    audioStream: createAudioStreamHandlers(audio.service),
+    audioStream: createAudioStreamHandlers(audio.service, audio.conversations),
   };
 
   const background = createBackground({

@@ -8,7 +8,7 @@ import type { JobExport, JobExportFormat as DomainFormat } from "../domain/jobs/
 import type { JobEvent, JobEventKind as DomainKind, JobRecord, JobStatus as DomainStatus } from "../domain/jobs/job-record.ts";
 import type { JobService } from "../domain/jobs/job-service.ts";
 import type { JobSubmission } from "../domain/jobs/job-submission.ts";
-import { FINISH_TO_PROTO, queryInput } from "./ai-service.ts";
+import { finishReasonToProto, queryInput } from "./ai-service.ts";
 import { callerOf } from "./caller.ts";
 import { timestamp } from "./converters.ts";
 
@@ -68,7 +68,7 @@ function jobMessage(job: JobRecord) {
     progressPercent: job.progressPercent,
     outputText: job.outputText,
     usage: usageOf(job.usage),
-    finishReason: job.finishReason ? FINISH_TO_PROTO[job.finishReason] : undefined,
+    finishReason: job.finishReason ? finishReasonToProto(job.finishReason) : undefined,
     errorMessage: job.errorMessage ?? "",
     createdAt: timestamp(job.createdAt),
     startedAt: timestamp(job.startedAt),
@@ -88,7 +88,7 @@ function eventMessage(event: JobEvent): MessageInitShape<typeof JobEventSchema> 
     textDelta: event.textDelta ?? "",
     errorMessage: event.errorMessage ?? "",
     usage: usageOf(event.usage),
-    finishReason: event.finishReason ? FINISH_TO_PROTO[event.finishReason] : undefined,
+    finishReason: event.finishReason ? finishReasonToProto(event.finishReason) : undefined,
     attempt: event.attempt,
   };
 }
