@@ -2,12 +2,13 @@
 // this process (so that killing a gateway does not kill it); fake OpenAI-compatible providers run in
 // processes of their own. Figures: jobs completed per second with a fast fake on 1 and 2 instances; the
 // queue's own database round trips per job (counted in-process by the driver's command monitoring);
-// the delay of an event from the instance running the job to a watcher on the other (p50/p95); and the
-// takeover time after kill -9 of the running instance (the rest of its lease, then poll and claim).
+// the delay of an event from the instance running the job to a watcher on the other (p50/p95); the
+// takeover time after kill -9 of the running instance (the rest of its lease, then poll and claim); and
+// the CPU of an idle instance.
 // Loopback only, bounded in count and time.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -105,6 +106,9 @@ export async function benchJobs(): Promise<Record<string, string>> {
     ] as const)
       await clientOf(a).putProviderCredential({ provider, name: provider, secret: fake.apiKey }, auth);
 
+    // 0. An idle instance's CPU (its job workers poll the empty tickets once a second).
+    figures["CPU of an idle gateway process over 20 s (job workers on)"] = `${(await idleCpu(a, 20_000)).toFixed(2)} % of a core`;
+
     // 1. Throughput: all jobs submitted at once, timed until the last outcome is decided (counted in
     // the small outcomes collection every 200 ms, so that watching costs the gateways nothing).
     const store = await openStore({ uri: database.uri, dbName });
@@ -168,6 +172,18 @@ export async function benchJobs(): Promise<Record<string, string>> {
     await rm(dataDir, { recursive: true, force: true });
   }
   return figures;
+}
+
+/** The share of a core the process used over `ms` (Linux: user and system ticks from /proc). */
+async function idleCpu(instance: Instance, ms: number): Promise<number> {
+  const ticks = async () => {
+    const fields = (await readFile(`/proc/${instance.child.pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  const before = await ticks();
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return (((await ticks()) - before) / 100 / ((performance.now() - started) / 1000)) * 100;
 }
 
 async function waitUntil<T>(check: () => Promise<T | undefined>, timeoutMs = 300_000, everyMs = 50): Promise<T> {
