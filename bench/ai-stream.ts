@@ -29,10 +29,10 @@ const THROUGHPUT_ROUNDS = 3;
 type Reader = (words: number) => Promise<{ ttfdMs: number; text: string }>;
 
 /** The fake provider process: its base URL and key, and how to stop it. */
-async function startFakeProcess(): Promise<{ baseUrl: string; apiKey: string; stop(): Promise<void> }> {
+export async function startFakeProcess(env: Record<string, string> = {}): Promise<{ baseUrl: string; apiKey: string; stop(): Promise<void> }> {
   const apiKey = `sk-bench-${randomBytes(12).toString("hex")}`;
   const child = spawn(process.execPath, [new URL("./fake-provider-process.ts", import.meta.url).pathname], {
-    env: { ...process.env, BENCH_FAKE_API_KEY: apiKey },
+    env: { ...process.env, ...env, BENCH_FAKE_API_KEY: apiKey },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -3,7 +3,8 @@
 // - time to the first audio chunk of a one-sentence text, p50/p99, at 1 and 8 concurrent streams;
 // - the engine's real-time factor (audio seconds per second of synthesis, the pool on its own);
 // - audio bytes per second through the gateway against the engine alone, same text and format;
-// - the gateway's memory per open (paused) stream, and with a slow reader after 60 s.
+// - the gateway's memory per open (paused) stream, and with a slow reader after 60 s;
+// - Converse with the built-in local provider: time to the first text delta and to the first audio chunk.
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ import { quantile, runCli, startGatewayProcess } from "./gateway-process.ts";
 const ONE_SENTENCE = "The quick brown fox jumps over the lazy dog.";
 const LONG_TEXT = Array.from({ length: 40 }, (_, i) => `This is sentence number ${i + 1} of a long text that keeps the engine busy for a while.`).join(" ");
 const TTFA_CALLS = 200;
+const CONVERSE_CALLS = 100;
 const OPEN_STREAMS = 50;
 const SLOW_SECONDS = Number(process.env["BENCH_AUDIO_SLOW_SECONDS"] ?? 60);
 
@@ -170,6 +172,22 @@ async function benchSpeed({ audio, headers, baseUrl, pid }: Gateway): Promise<Re
       engineRuns.map((r) => r.bytesPerSecond),
       0.5,
     );
+
+    // Converse with the local provider (the default with no provider configured): the answer's first
+    // sentence is complete after a dozen one-word deltas, so its speech starts before the answer ends.
+    const firstText: number[] = [];
+    const firstAudio: number[] = [];
+    for (let i = 0; i < CONVERSE_CALLS; i++) {
+      const started = performance.now();
+      let text = Number.NaN;
+      let chunk = Number.NaN;
+      for await (const m of audio.converse({ prompt: "What is a portcullis?" }, { headers })) {
+        if (m.payload.case === "textDelta" && Number.isNaN(text)) text = performance.now() - started;
+        if (m.payload.case === "audioChunk" && Number.isNaN(chunk)) chunk = performance.now() - started;
+      }
+      firstText.push(text);
+      firstAudio.push(chunk);
+    }
     const gatewayBps = quantile(gatewayRuns, 0.5);
 
     return {
@@ -183,6 +201,8 @@ async function benchSpeed({ audio, headers, baseUrl, pid }: Gateway): Promise<Re
       "audio bytes/s: through the gateway (gRPC, 4 MiB window)": `${gatewayRuns.map((v) => (v / 1e6).toFixed(2)).join(", ")} MB/s`,
       "gateway ÷ engine alone (medians)": `${(gatewayBps / engineBps).toFixed(2)} (goal ≥ 0.9)`,
       "CPU per MB of audio: gateway process / engine process": `${(gatewayCpu / (gatewayBytes / 1e6)).toFixed(0)} / ${(engineCpu / (engineBytes / 1e6)).toFixed(0)} ms`,
+      "Converse (local provider): first text delta, p50 / p99 ms": `${ms(firstText)} (${firstText.length} calls)`,
+      "Converse (local provider): first audio chunk, p50 / p99 ms": `${ms(firstAudio)}`,
       "audio bytes/s: through the gateway (Node's 64 KiB window)": `${defaultWindowRuns.map((v) => (v / 1e6).toFixed(2)).join(", ")} MB/s: ÷ engine ${(quantile(defaultWindowRuns, 0.5) / engineBps).toFixed(2)}`,
     };
   } finally {

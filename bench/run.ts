@@ -5,6 +5,7 @@ import { benchAiStream } from "./ai-stream.ts";
 import { benchAuditChain } from "./audit-chain.ts";
 import { benchAuthThroughput } from "./auth-throughput.ts";
 import { benchHotPath } from "./hot-path.ts";
+import { benchJobs } from "./jobs.ts";
 import { benchLoginLatency } from "./login-latency.ts";
 
 const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
@@ -14,6 +15,7 @@ const BENCHMARKS: Array<[string, () => Promise<Record<string, string>>]> = [
   ["audit log", benchAuditChain],
   ["audio", benchAudioStream],
   ["ai streaming", benchAiStream],
+  ["jobs", benchJobs],
 ];
 
 // `npm run bench -- <name fragment>` runs only the matching benchmarks.

@@ -67,7 +67,10 @@ async function run(config: Config, logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
+    // Jobs running here get the same grace as calls: finished, or handed to another instance at once.
+    const jobsDrained = gateway.drainJobs(config.shutdownTimeoutMs);
     await closeServer();
+    await jobsDrained;
     audit.record({ type: "system.stop", outcome: "success", actor: { kind: "system" }, reason: signal });
     await gateway.stop();
     await store.close();

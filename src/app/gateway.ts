@@ -12,6 +12,7 @@ import { createApiKeyHandlers, createExchangeApiKeyHandler } from "../handlers/a
 import { createAudioStreamHandlers } from "../handlers/audio-stream-service.ts";
 import { createAuditHandlers } from "../handlers/audit-service.ts";
 import { createAuthHandlers } from "../handlers/auth-service.ts";
+import { createJobHandlers } from "../handlers/ai-jobs.ts";
 import type { Keyring } from "../keys/keyring.ts";
 import { checkSharedKeys } from "../keys/shared-keys-check.ts";
 import type { Logger } from "../log/logger.ts";
@@ -27,6 +28,7 @@ import { createAudit } from "./audit.ts";
 import { createBackground } from "./background.ts";
 import { gatewaySettingsOf } from "./gateway-settings.ts";
 import { createIdentity } from "./identity.ts";
+import { createJobs, type Jobs } from "./jobs.ts";
 
 /** What the server needs of a gateway: authentication, fresh MFA, the service implementations, JWKS, the denial audit. */
 export type GatewayServerDeps = Required<Pick<ServerDeps, "authenticator" | "freshMfa" | "services" | "jwks" | "audit">>;
@@ -48,7 +50,16 @@ export interface Gateway {
     respondToFindings(): Promise<number>;
     /** Writes this instance's API-key usage counts. */
     writeKeyUsage(): Promise<void>;
+    /** One job-event retention sweep as of `at` (default now); resolves with the number of jobs swept. */
+    sweepJobRetention(at?: Date): Promise<number>;
   };
+  /** Submits jobs as the SubmitJob handler does (for benchmarks that count the queue's database work). */
+  readonly jobSubmission: Jobs["submission"];
+  /**
+   * Graceful shutdown of this instance's job workers, alongside the server's drain: running jobs finish
+   * within `timeoutMs`, the rest are handed to other instances at once (main.ts, on SIGTERM).
+   */
+  drainJobs(timeoutMs: number): Promise<void>;
   /** Whether any owner exists (the start-up hint that says how to bootstrap one). */
   anyOwnerExists(): Promise<boolean>;
   /** Starts now what otherwise starts on first use (the speech engine's processes): main.ts, once listening. */
@@ -98,7 +109,8 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     logger,
   });
   const ai = createAi({ store, keyring, config, audit, logger, usage: aiUsage, keyCache: apiKeys.cache });
-  const audio = createAudio({ config, audit, logger });
+  const audio = createAudio({ config, audit, logger, answers: ai.queries });
+  const jobs = createJobs({ store, keyring, config, audit, logger, ai });
   // One timer for every cache that follows the database: it reads the change marks and refreshes only
   // what moved (with nothing changing, one read of a few documents per period).
   const feed = createChangeFeed({ marks: createChangeMarksStore(store), onError: (error, follower) => logger.warn({ err: error, follower }, "change feed refresh failed") });
@@ -121,15 +133,18 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
     },
     apiKey: createApiKeyHandlers(apiKeys.service),
     audit: createAuditHandlers({ log: auditService.log, exports: auditService.exports, watch: auditService.watch, suspicious: auditService.suspicious }),
-    ai: createAiHandlers({ queries: ai.queries, registry: ai.registry, vault: ai.vault, server: { version: VERSION, startedAt: Date.now() } }),
-    audioStream: createAudioStreamHandlers(audio.service),
+    ai: {
+      ...createAiHandlers({ queries: ai.queries, registry: ai.registry, vault: ai.vault, server: { version: VERSION, startedAt: Date.now(), ttsEngine: audio.service } }),
+      ...createJobHandlers({ submission: jobs.submission, service: jobs.service, exporter: jobs.exporter }),
+    },
+    audioStream: createAudioStreamHandlers(audio.service, audio.conversations),
   };
 
   const background = createBackground({
-    tasks: [...identity.tasks, ...auditService.tasks],
-    // Stopped in reverse: speech first (its streams end), then AI, audit, keys, identity.
-    // The feed last: it starts once the caches it refreshes have loaded, and stops first.
-    pollers: [...identity.pollers, ...aiUsage.pollers, ...apiKeys.pollers, ...auditService.pollers, ...ai.pollers, ...audio.pollers, feed],
+    tasks: [...identity.tasks, ...auditService.tasks, ...jobs.tasks],
+    // Stopped in reverse: speech first (its streams end), then jobs (running ones handed over), AI, audit,
+    // keys, identity. The feed last: it starts once the caches it refreshes have loaded, and stops first.
+    pollers: [...identity.pollers, ...aiUsage.pollers, ...apiKeys.pollers, ...auditService.pollers, ...ai.pollers, ...jobs.pollers, ...audio.pollers, feed],
     logger,
   });
   await background.start().catch(async (error: unknown) => {
@@ -147,7 +162,10 @@ export async function createGateway(deps: { store: Store; keyring: Keyring; conf
       sweepAuditRetention: auditService.sweep,
       respondToFindings: () => auditService.suspicious.respond(),
       writeKeyUsage: () => apiKeys.usage.flush(),
+      sweepJobRetention: (at) => jobs.sweepRetention(at),
     },
+    jobSubmission: jobs.submission,
+    drainJobs: (timeoutMs) => jobs.drain(timeoutMs),
     anyOwnerExists: () => identity.usersStore.anyOwnerExists(),
     warmUp: () => audio.warmUp(),
     async stop() {

@@ -195,6 +195,44 @@ export const VARIABLES = {
     "Version of the key-encryption key (derived from PORTCULLIS_ENCRYPTION_KEY) that wraps provider credentials; raise it, then call RotateCredentialEncryption.",
     parse.integer(1, 1_000_000),
   ),
+  jobConcurrency: variable("PORTCULLIS_JOB_CONCURRENCY", "4", "AI jobs one instance runs at once (0: it runs none, it only queues and serves them).", parse.integer(0, 1000)),
+  jobLeaseMs: variable(
+    "PORTCULLIS_JOB_LEASE_MS",
+    "30000",
+    "A running job's lease, renewed every third of it; another instance takes the job over once it expires (its instance died).",
+    parse.integer(300, 3_600_000),
+  ),
+  jobMaxAttempts: variable(
+    "PORTCULLIS_JOB_MAX_ATTEMPTS",
+    "3",
+    "Runs of a job in all before it fails for good (failed or interrupted runs are retried with backoff; a hand-over at shutdown does not count).",
+    parse.integer(1, 100),
+  ),
+  jobRetryBaseMs: variable("PORTCULLIS_JOB_RETRY_BASE_MS", "1000", "Backoff before the first retry of a failed run; doubled for each further one, with jitter.", parse.integer(0, 3_600_000)),
+  jobMaxUnfinishedPerUser: variable(
+    "PORTCULLIS_JOB_MAX_UNFINISHED_PER_USER",
+    "100",
+    "Queued or running jobs one user (with all their API keys) may have; more is RESOURCE_EXHAUSTED.",
+    parse.integer(1, 100_000),
+  ),
+  jobExportMaxJobs: variable(
+    "PORTCULLIS_JOB_EXPORT_MAX_JOBS",
+    "10000",
+    "Most jobs one ExportJobs call exports; more matching jobs is RESOURCE_EXHAUSTED (narrow the filter).",
+    parse.integer(1, 10_000_000),
+  ),
+  jobEventRetentionMs: variable(
+    "PORTCULLIS_JOB_EVENT_RETENTION_DAYS",
+    "30",
+    "A finished job's events are removed this many days after it finished (the job stays); WatchJob then answers OUT_OF_RANGE.",
+    parse.integer(1, 36_500, DAYS_TO_MS),
+  ),
+  jobPollMaxMs: variable(
+    "PORTCULLIS_JOB_POLL_MAX_MS",
+    "1000",
+    "Slowest poll of an idle instance for queued jobs and hand-overs (change streams wake it at once where the database has them).",
+    parse.integer(10, 60_000),
+  ),
 } as const;
 
 /** The documented rows, in the README's order. */

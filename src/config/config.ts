@@ -74,6 +74,27 @@ export interface Config {
   readonly audio: { readonly engineProcesses: number; readonly maxStreamsPerPrincipal: number };
   /** AI providers and query limits (the providers' format in ./ai-config.ts). */
   readonly ai: AiConfig;
+  readonly jobs: JobsConfig;
+}
+
+/** AI jobs: the durable queue's workers, leases, retries, limits and retention. */
+export interface JobsConfig {
+  /** Jobs one instance runs at once. */
+  readonly concurrency: number;
+  /** How long a claim on a running job lasts without renewal; another instance takes the job over after it. */
+  readonly leaseMs: number;
+  /** Runs of a job in all (the first included) before it fails for good. */
+  readonly maxAttempts: number;
+  /** The first retry's backoff; each further retry doubles it (with jitter). */
+  readonly retryBaseMs: number;
+  /** Unfinished (queued or running) jobs one user may have. */
+  readonly maxUnfinishedPerUser: number;
+  /** Jobs one ExportJobs call may hold. */
+  readonly exportMaxJobs: number;
+  /** A finished job's events are removed this long after it finished. */
+  readonly eventRetentionMs: number;
+  /** The slowest poll of an idle instance for queued jobs (its fastest is a few milliseconds). */
+  readonly pollMaxMs: number;
 }
 
 /** The audit log: retention, head signing, live tail, suspicious-activity thresholds and automatic response. */
@@ -201,6 +222,16 @@ export function loadConfig(env: Source = process.env, cwd: string = process.cwd(
       maxMessages: read(v.aiMaxMessages),
       probeIntervalMs: read(v.aiProbeIntervalMs),
       credentialKeyVersion: read(v.credentialKeyVersion),
+    }),
+    jobs: Object.freeze({
+      concurrency: read(v.jobConcurrency),
+      leaseMs: read(v.jobLeaseMs),
+      maxAttempts: read(v.jobMaxAttempts),
+      retryBaseMs: read(v.jobRetryBaseMs),
+      maxUnfinishedPerUser: read(v.jobMaxUnfinishedPerUser),
+      exportMaxJobs: read(v.jobExportMaxJobs),
+      eventRetentionMs: read(v.jobEventRetentionMs),
+      pollMaxMs: read(v.jobPollMaxMs),
     }),
   };
   return Object.freeze(config);

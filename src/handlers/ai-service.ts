@@ -11,12 +11,20 @@ import { DomainError } from "../domain/errors.ts";
 import { callerOf } from "./caller.ts";
 import { timestamp } from "./converters.ts";
 
+/**
+ * The text-to-speech engine as GetStatus reports it (the audio service provides it). Declared here,
+ * where it is used, so the AI layer needs nothing of the audio layer.
+ */
+export interface TtsEngineReport {
+  engineStatus(): { readonly name: string; readonly health: { readonly state: "serving" | "starting" | "idle" } | { readonly state: "down"; readonly detail: string } };
+}
+
 /** What GetStatus reports beyond the providers. */
 export interface ServerStatus {
   readonly version: string;
   readonly startedAt: number;
-  /** The TTS engine; undefined until an audio engine exists (reported as HEALTH_STATE_UNSPECIFIED). */
-  readonly ttsEngine?: () => { name: string; health: DomainHealth; detail: string };
+  /** The TTS engine; without one, GetStatus reports HEALTH_STATE_UNSPECIFIED and says so. */
+  readonly ttsEngine?: TtsEngineReport | undefined;
 }
 
 export interface AiHandlerDeps {
@@ -48,6 +56,11 @@ const CAPABILITY_TO_PROTO: Readonly<Record<DomainCapability, ModelCapability>> =
   json_output: ModelCapability.JSON_OUTPUT,
 };
 
+/** The proto's FinishReason of a domain finish reason. */
+export function finishReasonToProto(reason: DomainFinish): FinishReason {
+  return FINISH_TO_PROTO[reason];
+}
+
 function roleFromProto(message: ChatMessage, index: number): DomainMessage["role"] {
   switch (message.role) {
     case ChatRole.UNSPECIFIED:
@@ -60,8 +73,8 @@ function roleFromProto(message: ChatMessage, index: number): DomainMessage["role
   }
 }
 
-/** Query and QueryStream requests share their fields. */
-function queryInput(req: { provider: string; model: string; prompt: string; messages: ChatMessage[]; systemPrompt: string; maxTokens?: number; temperature?: number }): QueryInput {
+/** Query and QueryStream requests share their fields (and SubmitJob adds an idempotency key to them). */
+export function queryInput(req: { provider: string; model: string; prompt: string; messages: ChatMessage[]; systemPrompt: string; maxTokens?: number; temperature?: number }): QueryInput {
   return {
     provider: req.provider,
     model: req.model,
@@ -73,10 +86,27 @@ function queryInput(req: { provider: string; model: string; prompt: string; mess
   };
 }
 
-function usageMessage(end: AnswerEnd) {
+/** TokenUsage of an answer's end (Query, QueryStream, Converse), each count clamped to int32. */
+export function usageMessage(end: AnswerEnd) {
   const { inputTokens, outputTokens } = end.usage;
   const clamp = (n: number) => Math.min(n, 2 ** 31 - 1);
   return { inputTokens: clamp(inputTokens), outputTokens: clamp(outputTokens), totalTokens: clamp(inputTokens + outputTokens) };
+}
+
+/** Serving is healthy; an engine not started yet (it starts on first use) or starting is not known yet. */
+function ttsEngineMessage(engine: TtsEngineReport | undefined) {
+  if (engine === undefined) return { name: "", health: HealthState.UNSPECIFIED, detail: "no text-to-speech engine is configured" };
+  const { name, health } = engine.engineStatus();
+  switch (health.state) {
+    case "serving":
+      return { name, health: HealthState.HEALTHY, detail: "" };
+    case "starting":
+      return { name, health: HealthState.UNSPECIFIED, detail: "starting" };
+    case "idle":
+      return { name, health: HealthState.UNSPECIFIED, detail: "not started yet: it starts on first use" };
+    case "down":
+      return { name, health: HealthState.UNHEALTHY, detail: health.detail };
+  }
 }
 
 function credentialMessage(c: CredentialView) {
@@ -125,7 +155,6 @@ export function createAiHandlers(deps: AiHandlerDeps): Partial<ServiceImpl<typeo
     },
 
     getStatus() {
-      const tts = deps.server.ttsEngine?.();
       return {
         version: deps.server.version,
         uptime: durationFromMs(Date.now() - deps.server.startedAt),
@@ -138,7 +167,7 @@ export function createAiHandlers(deps: AiHandlerDeps): Partial<ServiceImpl<typeo
           checkedAt: timestamp(p.checkedAt),
           latencyMs: BigInt(p.latencyMs),
         })),
-        ttsEngine: tts ? { name: tts.name, health: HEALTH_TO_PROTO[tts.health], detail: tts.detail } : { name: "", health: HealthState.UNSPECIFIED, detail: "no text-to-speech engine yet" },
+        ttsEngine: ttsEngineMessage(deps.server.ttsEngine),
       };
     },
 

@@ -156,4 +156,24 @@ export const COLLECTIONS: readonly CollectionSpec[] = [
   // One document per followed topic (_id "users", "sessions", "api_keys"…), its mark set to a fresh
   // value after every change of the topic: what each instance's change feed reads, a few documents whole.
   { name: "change_marks", indexes: [] },
+  // AI jobs (see docs in src/domain/jobs/). `jobs`: _id "<owner user id>.<time><random>", so one user's
+  // jobs are an _id range, newest last; the indexes serve only the rare everyone's listing and the
+  // retention sweep. Events "<job>:<sequence>", claims "<job>:<attempt>", outcomes "<job>", places
+  // "<user>:<n>" and idempotency keys "<user>|<key hash>|<generation>" are insert-only decisions; tickets
+  // "<due time>|<job>|<attempt>" are the pollers' due work, a small collection read as an _id range.
+  {
+    name: "jobs",
+    indexes: [
+      { name: "created", key: { createdAt: -1 } },
+      { name: "finished_at", key: { finishedAt: 1 } },
+    ],
+  },
+  // Live events of unfinished jobs only; a finished job's events move into one archive document.
+  { name: "job_events", indexes: [] },
+  { name: "job_event_archive", indexes: [] },
+  { name: "job_claims", indexes: [] },
+  { name: "job_tickets", indexes: [] },
+  { name: "job_outcomes", indexes: [] },
+  { name: "job_slots", indexes: [] },
+  { name: "job_idempotency", indexes: [{ name: "created_at", key: { createdAt: 1 } }] },
 ];

@@ -70,9 +70,9 @@ const DEFAULT_WORDS = ["Hello", " from", " the", " fake", " provider."];
 
 /**
  * `wordsFromMaxTokens`: with nothing enqueued, answer with as many one-word deltas as the request's
- * max_tokens (for a fake in another process, which nobody can script: the benchmark's).
+ * max_tokens (for a fake in another process, which nobody can script: the benchmark's), `delayMs` apart.
  */
-export async function startFakeProvider(kind: FakeKind, options: { apiKey: string; models?: string[]; wordsFromMaxTokens?: boolean }): Promise<FakeProvider> {
+export async function startFakeProvider(kind: FakeKind, options: { apiKey: string; models?: string[]; wordsFromMaxTokens?: boolean; delayMs?: number }): Promise<FakeProvider> {
   const queue: Behaviour[] = [];
   const requests: RecordedRequest[] = [];
   let disconnects = 0;
@@ -165,7 +165,12 @@ export async function startFakeProvider(kind: FakeKind, options: { apiKey: strin
   const defaultAnswer = (body: Record<string, unknown>): Behaviour => {
     const n = Number(body["max_tokens"]);
     if (!options.wordsFromMaxTokens || !Number.isInteger(n) || n < 1) return { kind: "answer" };
-    return { kind: "answer", words: Array.from({ length: Math.min(n, 100_000) }, (_, i) => (i === 0 ? "w" : " w")), usage: { input: 1, output: n } };
+    return {
+      kind: "answer",
+      words: Array.from({ length: Math.min(n, 100_000) }, (_, i) => (i === 0 ? "w" : " w")),
+      usage: { input: 1, output: n },
+      ...(options.delayMs ? { delayMs: options.delayMs } : {}),
+    };
   };
 
   const answer = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, behaviour: Behaviour) => {

@@ -23,7 +23,8 @@ import { createUsersStore } from "../../src/store/users-store.ts";
 import type { Role } from "../../src/domain/permissions.ts";
 import { captureSecrets, noteSecret, saveLog } from "./secret-capture.ts";
 
-function sharedTestKey(dbName: string, label: string): string {
+/** The key every instance of one test database shares (pepper, encryption key), as a deployment's must. */
+export function sharedTestKey(dbName: string, label: string): string {
   return createHash("sha256").update(`${dbName}:${label}`).digest("base64");
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 // An event type as the source writes it: a string literal of a known family, e.g. "api_key.revoke".
-const TYPE_LITERAL = /"((?:access|ai|api_key|audit|auth|credential|mfa|system|user)\.[a-z_]+)"/g;
+const TYPE_LITERAL = /"((?:access|ai|api_key|audio|audit|auth|credential|job|mfa|system|user)\.[a-z_]+)"/g;
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });

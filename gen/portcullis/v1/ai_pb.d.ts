@@ -618,7 +618,8 @@ export declare type Job = Message<"portcullis.v1.Job"> & {
   progressPercent: number;
 
   /**
-   * The generated text so far, and the complete answer once succeeded.
+   * The generated text so far of the current run (updated at least every second while running), and
+   * the complete answer once succeeded; for a cancelled job, the output before the cancellation.
    *
    * @generated from field: string output_text = 9;
    */
@@ -672,6 +673,13 @@ export declare type Job = Message<"portcullis.v1.Job"> & {
    * @generated from field: uint64 last_event_sequence = 16;
    */
   lastEventSequence: bigint;
+
+  /**
+   * How many runs of the job have started: 0 while it waits for its first, more than 1 after restarts.
+   *
+   * @generated from field: uint32 attempt = 17;
+   */
+  attempt: number;
 };
 
 /**
@@ -738,7 +746,7 @@ export declare type SubmitJobRequest = Message<"portcullis.v1.SubmitJobRequest">
 
   /**
    * A client-chosen key (up to 128 characters) that makes retries safe: a repeated submission with the
-   * same key returns the original job. Empty for none.
+   * same key and the same parameters within 24 hours returns the original job. Empty for none.
    *
    * @generated from field: string idempotency_key = 8;
    */
@@ -832,7 +840,7 @@ export declare type ListJobsRequest = Message<"portcullis.v1.ListJobsRequest"> &
   status: JobStatus;
 
   /**
-   * The maximum number of jobs to return (default 50, at most 500).
+   * The maximum number of jobs to return (default 50; larger values are clamped to 500).
    *
    * @generated from field: int32 page_size = 2;
    */
@@ -844,6 +852,20 @@ export declare type ListJobsRequest = Message<"portcullis.v1.ListJobsRequest"> &
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * List this user's jobs instead of the caller's; needs `users.manage` for another user.
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * List the jobs of all users; needs `users.manage`. Overrides `user_id`.
+   *
+   * @generated from field: bool all_users = 5;
+   */
+  allUsers: boolean;
 };
 
 /**
@@ -968,7 +990,7 @@ export declare type JobEvent = Message<"portcullis.v1.JobEvent"> & {
   textDelta: string;
 
   /**
-   * What went wrong; set for FAILED.
+   * What went wrong; set for FAILED, and for RESTARTED (why the earlier run ended).
    *
    * @generated from field: string error_message = 7;
    */
@@ -987,6 +1009,13 @@ export declare type JobEvent = Message<"portcullis.v1.JobEvent"> & {
    * @generated from field: portcullis.v1.FinishReason finish_reason = 9;
    */
   finishReason: FinishReason;
+
+  /**
+   * The run the event belongs to: 1 for the first, increased by each RESTARTED; 0 for QUEUED.
+   *
+   * @generated from field: uint32 attempt = 10;
+   */
+  attempt: number;
 };
 
 /**
@@ -1010,7 +1039,8 @@ export declare type WatchJobRequest = Message<"portcullis.v1.WatchJobRequest"> &
 
   /**
    * Replay events with a sequence at or after this one; 0 or 1 replays the whole history. To resume
-   * after a disconnect, pass the last sequence received plus one.
+   * after a disconnect, pass the last sequence received plus one (and keep the OUTPUT text gathered so
+   * far: see WatchJob).
    *
    * @generated from field: uint64 from_sequence = 2;
    */
@@ -1071,7 +1101,7 @@ export declare type ExportJobsRequest = Message<"portcullis.v1.ExportJobsRequest
   created?: TimeRange | undefined;
 
   /**
-   * Whether to include each job's output text (default false: metadata only).
+   * Whether to include each job's output text (default false: metadata only, `output_text` empty).
    *
    * @generated from field: bool include_output = 4;
    */
@@ -1641,7 +1671,7 @@ export enum JobEventKind {
   QUEUED = 1,
 
   /**
-   * The job started running.
+   * The job's first run started.
    *
    * @generated from enum value: JOB_EVENT_KIND_STARTED = 2;
    */
@@ -1676,11 +1706,20 @@ export enum JobEventKind {
   FAILED = 6,
 
   /**
-   * The job was cancelled (terminal).
+   * The job was cancelled (terminal); see `finish_reason`.
    *
    * @generated from enum value: JOB_EVENT_KIND_CANCELLED = 7;
    */
   CANCELLED = 7,
+
+  /**
+   * A new run of the job started after an earlier one ended unfinished (its instance died or shut down,
+   * or it failed and is retried); see `error_message` for why, and `attempt`. Discard the OUTPUT text
+   * received so far: the new run's output starts again from the beginning.
+   *
+   * @generated from enum value: JOB_EVENT_KIND_RESTARTED = 8;
+   */
+  RESTARTED = 8,
 }
 
 /**
@@ -1702,26 +1741,36 @@ export enum JobExportFormat {
   UNSPECIFIED = 0,
 
   /**
-   * One JSON document: an array of jobs (application/json).
+   * One JSON document: an array of jobs in the protobuf JSON form of Job (application/json).
    *
    * @generated from enum value: JOB_EXPORT_FORMAT_JSON = 1;
    */
   JSON = 1,
 
   /**
-   * Comma-separated values with a header row, one job per row (text/csv).
+   * Comma-separated values (RFC 4180) with a header row, one job per row, flattened (usage as three
+   * columns); a cell that a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a
+   * carriage return, or with ') gets a leading ' (text/csv).
    *
    * @generated from enum value: JOB_EXPORT_FORMAT_CSV = 2;
    */
   CSV = 2,
 
   /**
-   * A ZIP archive holding a JSON file of the jobs and one text file per job output
-   * (application/zip).
+   * A ZIP archive holding `jobs.json` (as JOB_EXPORT_FORMAT_JSON), `jobs.csv` (as JOB_EXPORT_FORMAT_CSV)
+   * with the same jobs, and `manifest.json`: the number of jobs (in all and per status) and, for each of
+   * the two files, its name, size and SHA-256 (application/zip).
    *
    * @generated from enum value: JOB_EXPORT_FORMAT_ZIP = 3;
    */
   ZIP = 3,
+
+  /**
+   * JSON Lines: one Job (protobuf JSON form) per line (application/x-ndjson).
+   *
+   * @generated from enum value: JOB_EXPORT_FORMAT_JSONL = 4;
+   */
+  JSONL = 4,
 }
 
 /**
@@ -1791,11 +1840,18 @@ export declare const AiService: GenService<{
     output: typeof ListModelsResponseSchema;
   },
   /**
-   * SubmitJob queues a query to run asynchronously and returns the job at once. Resubmitting with the
-   * same `idempotency_key` (per user, within 24 hours) returns the existing job instead of a new one.
-   * Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT and NOT_FOUND as for
-   * Query; ALREADY_EXISTS when the idempotency key was used with different parameters;
-   * RESOURCE_EXHAUSTED when the caller has too many unfinished jobs.
+   * SubmitJob queues a query to run asynchronously and returns the job at once (JOB_STATUS_QUEUED, with
+   * its JOB_EVENT_KIND_QUEUED event as sequence 1). Resubmitting with the same `idempotency_key` (per
+   * user, within 24 hours of the first submission) and the same parameters returns the existing job,
+   * with `deduplicated` set, instead of a new one; of concurrent submissions with one key exactly one
+   * creates the job. The job is stored durably: it runs exactly once on one of the gateway's instances,
+   * and when that instance dies or shuts down mid-run another one runs it again from the start (see
+   * WatchJob for how a client tells). The API key's token budget is checked when the job starts: a spent
+   * budget fails the job (JOB_STATUS_FAILED) rather than the submission. Errors: UNAUTHENTICATED;
+   * PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT and NOT_FOUND as for Query, and
+   * INVALID_ARGUMENT for an idempotency key over 128 characters; ALREADY_EXISTS when the idempotency key
+   * was used with different parameters; RESOURCE_EXHAUSTED when the caller (the user, with all their
+   * API keys) already has the server's maximum of unfinished (queued or running) jobs.
    *
    * @generated from rpc portcullis.v1.AiService.SubmitJob
    */
@@ -1805,8 +1861,9 @@ export declare const AiService: GenService<{
     output: typeof SubmitJobResponseSchema;
   },
   /**
-   * GetJob returns one of the caller's jobs. Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `ai.jobs`; NOT_FOUND for an unknown job or another user's job.
+   * GetJob returns one of the caller's jobs; a caller holding `users.manage` may read any user's job
+   * (audited). Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT for a
+   * malformed job id; NOT_FOUND for an unknown job or another user's job.
    *
    * @generated from rpc portcullis.v1.AiService.GetJob
    */
@@ -1816,8 +1873,11 @@ export declare const AiService: GenService<{
     output: typeof GetJobResponseSchema;
   },
   /**
-   * ListJobs lists the caller's jobs, newest first, optionally filtered by status. Errors:
-   * UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT for a bad page token.
+   * ListJobs lists the caller's jobs, newest first, optionally filtered by status; with `user_id` or
+   * `all_users`, another user's or everyone's (needs `users.manage`; audited). Errors: UNAUTHENTICATED;
+   * PERMISSION_DENIED without `ai.jobs`, or for `user_id` (another user) or `all_users` without
+   * `users.manage`; INVALID_ARGUMENT for a negative page size, a malformed `user_id`, or a page token
+   * that is malformed or was issued for other filters or another caller.
    *
    * @generated from rpc portcullis.v1.AiService.ListJobs
    */
@@ -1827,9 +1887,13 @@ export declare const AiService: GenService<{
     output: typeof ListJobsResponseSchema;
   },
   /**
-   * CancelJob cancels a queued or running job of the caller. Errors: UNAUTHENTICATED; PERMISSION_DENIED
-   * without `ai.jobs`; NOT_FOUND as for GetJob; FAILED_PRECONDITION when the job already finished
-   * (succeeded, failed or cancelled).
+   * CancelJob cancels a queued or running job of the caller. The cancellation is decided when the call
+   * returns: the job is CANCELLED from then on, on every instance. A running job stops within a second
+   * on whichever instance runs it (its provider request is aborted; the tokens spent so far are counted),
+   * and its output so far is kept. Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`, or for
+   * another user's job that the caller sees through `users.manage` (audited); INVALID_ARGUMENT and
+   * NOT_FOUND as for GetJob; FAILED_PRECONDITION when the job already finished (succeeded, failed or
+   * cancelled).
    *
    * @generated from rpc portcullis.v1.AiService.CancelJob
    */
@@ -1839,10 +1903,22 @@ export declare const AiService: GenService<{
     output: typeof CancelJobResponseSchema;
   },
   /**
-   * WatchJob streams a job's events, replaying past ones from `from_sequence`, and ends after the
-   * terminal event (completed, failed or cancelled). Errors: UNAUTHENTICATED; PERMISSION_DENIED without
-   * `ai.jobs`; NOT_FOUND as for GetJob; OUT_OF_RANGE when the events from `from_sequence` are no longer
-   * retained.
+   * WatchJob streams a job's events, replaying past ones from `from_sequence`, then following new ones
+   * as they happen (from any instance), and ends after the terminal event (completed, failed or
+   * cancelled), which is always the job's last event. Every event is sent once, in sequence order, with
+   * no gaps: resuming with the last sequence received plus one gives every later event exactly once.
+   * A `from_sequence` past the last event of a finished job ends the stream at once, with no event.
+   *
+   * The output rule: when a run is restarted (its instance died or shut down, or it failed and is
+   * retried), a JOB_EVENT_KIND_RESTARTED event comes before the new run's events, and the new run's
+   * output starts again from the beginning. So a client discards the OUTPUT text it gathered when it
+   * receives RESTARTED; then the concatenation of the `text_delta`s of the OUTPUT events after the last
+   * RESTARTED event (or, without one, of all OUTPUT events) equals the job's final `output_text`.
+   *
+   * Errors: UNAUTHENTICATED, also when the caller's session or key is revoked while watching (the stream
+   * ends within a second); PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT and NOT_FOUND as for
+   * GetJob; OUT_OF_RANGE
+   * when the job's events are no longer retained (they are removed some time after the job finished).
    *
    * @generated from rpc portcullis.v1.AiService.WatchJob
    */
@@ -1852,9 +1928,11 @@ export declare const AiService: GenService<{
     output: typeof WatchJobResponseSchema;
   },
   /**
-   * ExportJobs streams the caller's jobs matching a filter as a JSON, CSV or ZIP file, in chunks.
-   * Errors: UNAUTHENTICATED; PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT for
-   * JOB_EXPORT_FORMAT_UNSPECIFIED or an inverted time range.
+   * ExportJobs streams the caller's jobs matching a filter as a JSON, JSON Lines, CSV or ZIP file, in
+   * chunks, newest first. It covers the jobs submitted before the export began. Errors: UNAUTHENTICATED;
+   * PERMISSION_DENIED without `ai.jobs`; INVALID_ARGUMENT for JOB_EXPORT_FORMAT_UNSPECIFIED, an unknown
+   * format or an inverted time range; RESOURCE_EXHAUSTED when more jobs match than the server exports at
+   * once (narrow the filter); all of them before the first chunk.
    *
    * @generated from rpc portcullis.v1.AiService.ExportJobs
    */

@@ -710,9 +710,14 @@ export declare const AudioStreamService: GenService<{
   },
   /**
    * Converse sends a prompt to the AI and streams the answer as text deltas and the spoken answer as
-   * audio chunks, interleaved. Errors: as for Synthesize and for AiService.Query (NOT_FOUND for an
-   * unknown provider or model, UNAVAILABLE when the provider is down, DEADLINE_EXCEEDED when it does not
-   * answer in time).
+   * audio chunks, interleaved: each sentence is spoken as soon as it is complete, while the model is
+   * still writing the rest. The AI half is a query like QueryStream (same providers, limits, token
+   * budgets and usage). Errors: as for Synthesize and for AiService.Query (INVALID_ARGUMENT also for an
+   * empty prompt; NOT_FOUND for an unknown provider or model; RESOURCE_EXHAUSTED with ErrorInfo reason
+   * BUDGET_EXCEEDED when the API key's token budget is spent; UNAVAILABLE when the provider is down;
+   * DEADLINE_EXCEEDED when it does not answer in time). Every error up to the answer's first text delta
+   * comes before the first message; a later failure of the provider or the TTS engine ends the stream
+   * in place of the end message.
    *
    * @generated from rpc portcullis.v1.AudioStreamService.Converse
    */

@@ -25,9 +25,14 @@ export function cleanSpeechText(text: string, field = "text"): string {
   for (const _ of text) if (++characters > MAX_TEXT_CHARACTERS) break;
   if (characters > MAX_TEXT_CHARACTERS) throw new DomainError("invalid_argument", `${field} is longer than ${MAX_TEXT_CHARACTERS} characters`);
   if (SSML.test(text)) throw new DomainError("invalid_argument", `${field} looks like SSML, which is not supported: send plain text`);
-  const cleaned = text.toWellFormed().replace(WHITESPACE_CONTROLS, " ").replace(CONTROLS, "").trim();
+  const cleaned = removeControlCharacters(text).trim();
   if (cleaned === "") throw new DomainError("invalid_argument", `${field} is empty`);
   return cleaned;
+}
+
+/** Text fit for the engine whatever its source: lone surrogates mended, tab and line breaks as spaces, other controls removed. */
+export function removeControlCharacters(text: string): string {
+  return text.toWellFormed().replace(WHITESPACE_CONTROLS, " ").replace(CONTROLS, "");
 }
 
 /**
