@@ -59,6 +59,9 @@ export function createCredentialCache(deps: { store: CredentialStore; envelope: 
   };
 
   const poll = async () => {
+    // A load in flight may have read the credential before the change this refresh is about: its
+    // callers use it once, the cache does not keep it.
+    generation++;
     if (entries.size === 0) return;
     const versions = new Map((await deps.store.versions()).map((v) => [v._id, v.updatedAt.getTime()]));
     for (const [key, entry] of entries) {

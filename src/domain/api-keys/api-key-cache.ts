@@ -56,7 +56,10 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
 
   const entries = new Map<string, Entry>();
   const unknown = new Map<string, number>();
-  const loading = new Map<string, Promise<ApiKeyState | undefined>>();
+  // A load carries the generation it started in; a refresh begun since may have applied a change newer
+  // than what the load read, so such a load is used by its callers but not kept.
+  const loading = new Map<string, { state: Promise<ApiKeyState | undefined>; generation: number }>();
+  let generation = 0;
   const listeners = new Set<(keyId: string) => void>();
   let polledFrom = now();
   let lastSweep = now();
@@ -90,6 +93,7 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
 
   const poll = async () => {
     const startedAt = now();
+    generation++;
     // Nothing cached, nothing to keep fresh: a key loaded later is read fresh from the database, and the
     // poll after that reaches back past its load (overlap), so skipping costs no change.
     if (entries.size === 0) {
@@ -120,10 +124,11 @@ export function createApiKeyCache(options: ApiKeyCacheOptions): ApiKeyCache {
       if (knownUnknown !== undefined && knownUnknown > at) return undefined;
       let pending = loading.get(keyId);
       if (!pending) {
-        pending = options.store.findState(keyId).finally(() => loading.delete(keyId));
+        pending = { state: options.store.findState(keyId).finally(() => loading.delete(keyId)), generation };
         loading.set(keyId, pending);
       }
-      const state = await pending;
+      const state = await pending.state;
+      if (pending.generation !== generation) return entries.get(keyId)?.state ?? state;
       if (state === undefined) {
         if (unknown.size >= maxKeys) sweep(at);
         if (unknown.size < maxKeys) unknown.set(keyId, at + unknownTtlMs);

@@ -57,7 +57,10 @@ export function createTokenAuthenticator(deps: TokenAuthenticatorDeps): Authenti
       let state = deps.revocations.userState(claims.sub);
       if (state === undefined) {
         state = await deps.loadUserState(claims.sub);
-        if (state) deps.revocations.noteUserChanged(claims.sub, state);
+        if (state) {
+          deps.revocations.learnUser(claims.sub, state);
+          state = deps.revocations.userState(claims.sub) ?? state;
+        }
       }
       const displayName = await deps.userName(claims.sub);
       if (displayName === undefined) throw new DomainError("unauthenticated", "invalid credentials");

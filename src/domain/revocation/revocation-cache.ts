@@ -58,6 +58,12 @@ export interface RevocationCache {
   noteUserChanged(userId: string, state: UserState, profile?: UserProfileFields): void;
   /** MFA turned on or off for a user here. */
   noteMfa(userId: string, enabled: boolean): void;
+  /**
+   * A user read from the database on a miss. Taken only where the cache does not know the user yet (the
+   * profile fields only where it lacks them): a change the feed applied while that read was in flight
+   * is newer than the read and must not be undone by it.
+   */
+  learnUser(userId: string, state: UserState, profile?: UserProfileFields, mfaEnabled?: boolean): void;
   /** Reads what changed since the last read (a full reload when one is due). The change feed calls it. */
   pollNow(): Promise<void>;
   /** Loads revocations of the last `retentionMs`, every user's state and profile and MFA state. Rejects if the load fails. */
@@ -211,6 +217,19 @@ export function createRevocationCache(deps: RevocationCacheDeps): RevocationCach
     noteMfa(userId, enabled) {
       if (enabled) mfaOn.add(userId);
       else mfaOn.delete(userId);
+    },
+
+    learnUser(userId, state, profile, mfaEnabled) {
+      const known = users.get(userId);
+      const fields = profile && profileFieldsOf({ userId, role: state.role, disabled: state.disabled, ...profile });
+      if (known) {
+        if (!known.fields && fields) users.set(userId, { state: known.state, fields });
+        return;
+      }
+      if (!ROLES.has(state.role)) return;
+      setUser(userId, { role: state.role, disabled: state.disabled === true }, fields, true);
+      if (mfaEnabled === true) mfaOn.add(userId);
+      else if (mfaEnabled === false) mfaOn.delete(userId);
     },
 
     pollNow,

@@ -17,8 +17,8 @@ export function createUserStateReader(deps: { revocations: RevocationCache; user
     const user = await deps.users.findById(userId);
     if (!user) return undefined;
     const state = { role: user.role, disabled: user.disabled };
-    deps.revocations.noteUserChanged(userId, state, user);
-    return state;
+    deps.revocations.learnUser(userId, state, user);
+    return deps.revocations.userState(userId) ?? state;
   };
 }
 
@@ -39,8 +39,7 @@ export function createUserProfiles(deps: {
       if (cached) return cached;
       const [user, mfaEnabled] = await Promise.all([deps.users.findById(userId), deps.mfaEnabled(userId)]);
       if (!user) return undefined;
-      deps.revocations.noteUserChanged(userId, { role: user.role, disabled: user.disabled }, user);
-      deps.revocations.noteMfa(userId, mfaEnabled);
+      deps.revocations.learnUser(userId, { role: user.role, disabled: user.disabled }, user, mfaEnabled);
       return deps.revocations.userProfile(userId) ?? profileOf(user, mfaEnabled);
     },
   };
