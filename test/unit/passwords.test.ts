@@ -1,3 +1,8 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { createPasswordHasher, DEFAULT_PASSWORD_HASH_PARAMS } from "../../src/domain/passwords/password-hasher.ts";
 import { checkPasswordStrength } from "../../src/domain/passwords/password-policy.ts";
@@ -114,35 +119,53 @@ describe("password hasher", () => {
 });
 
 describe("password policy", () => {
-  it("refuses passwords shorter than 12 code points, counting characters not UTF-16 units", () => {
-    expect(checkPasswordStrength("Sh0rt!pw", [])).toEqual({ ok: false, reason: expect.stringContaining("at least 12 characters") });
+  it("refuses passwords shorter than 12 code points, counting characters not UTF-16 units", async () => {
+    expect(await checkPasswordStrength("Sh0rt!pw", [])).toEqual({ ok: false, reason: expect.stringContaining("at least 12 characters") });
     // 11 emoji are 22 UTF-16 units but 11 characters.
-    expect(checkPasswordStrength("🦊🐙🦉🐢🦔🐝🦋🐞🦀🐡🦑", [])).toMatchObject({ ok: false, reason: expect.stringContaining("at least 12") });
+    expect(await checkPasswordStrength("🦊🐙🦉🐢🦔🐝🦋🐞🦀🐡🦑", [])).toMatchObject({ ok: false, reason: expect.stringContaining("at least 12") });
   });
 
-  it("refuses passwords longer than 1024 code points", () => {
-    const result = checkPasswordStrength(`${STRONG} `.repeat(40), []);
+  it("refuses passwords longer than 1024 code points", async () => {
+    const result = await checkPasswordStrength(`${STRONG} `.repeat(40), []);
     expect(result).toMatchObject({ ok: false, reason: expect.stringContaining("at most 1024") });
   });
 
-  it.each(["password1234", "qwertyuiopasdf", "aaaaaaaaaaaaaaaa", "Password123!"])("refuses the common or patterned %s with a reason", (password) => {
-    const result = checkPasswordStrength(password, []);
+  it.each(["password1234", "qwertyuiopasdf", "aaaaaaaaaaaaaaaa", "Password123!"])("refuses the common or patterned %s with a reason", async (password) => {
+    const result = await checkPasswordStrength(password, []);
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.reason).toMatch(/^The password is too easy to guess\./);
     expect(result.reason).not.toContain(password);
   });
 
-  it("refuses a password built from the username or email", () => {
-    const byName = checkPasswordStrength("margarethamilton1969", ["margarethamilton"]);
+  it("refuses a password built from the username or email", async () => {
+    const byName = await checkPasswordStrength("margarethamilton1969", ["margarethamilton"]);
     expect(byName.ok).toBe(false);
     if (!byName.ok) expect(byName.reason).not.toContain("margarethamilton1969");
-    expect(checkPasswordStrength("margarethamilton1969", [])).toMatchObject({ ok: true });
-    expect(checkPasswordStrength("zephyrquill2024!", ["zephyr.quill@example.com"]).ok).toBe(false);
+    expect(await checkPasswordStrength("margarethamilton1969", [])).toMatchObject({ ok: true });
+    expect((await checkPasswordStrength("zephyrquill2024!", ["zephyr.quill@example.com"])).ok).toBe(false);
   });
 
-  it("accepts a strong passphrase", () => {
-    expect(checkPasswordStrength(STRONG, ["alice", "alice@example.com"])).toEqual({ ok: true });
-    expect(checkPasswordStrength("correct horse battery staple", [])).toEqual({ ok: true });
+  it("accepts a strong passphrase", async () => {
+    expect(await checkPasswordStrength(STRONG, ["alice", "alice@example.com"])).toEqual({ ok: true });
+    expect(await checkPasswordStrength("correct horse battery staple", [])).toEqual({ ok: true });
+  });
+
+  it("keeps zxcvbn's dictionaries off the calling thread's heap: checks run in their own thread", async () => {
+    // A fresh process, so that nothing loaded before counts: its heap after a check, against before.
+    const script = `
+      const { checkPasswordStrength } = await import(${JSON.stringify(new URL("../../src/domain/passwords/password-policy.ts", import.meta.url).href)});
+      globalThis.gc(); const before = process.memoryUsage().heapUsed;
+      const verdicts = await Promise.all(["password1234", "correct horse battery staple"].map((p) => checkPasswordStrength(p, [])));
+      globalThis.gc(); const after = process.memoryUsage().heapUsed;
+      console.log(JSON.stringify({ verdicts: verdicts.map((v) => v.ok), grewBy: after - before }));`;
+    const dir = await mkdtemp(join(tmpdir(), "portcullis-strength-"));
+    const file = join(dir, "check.mjs");
+    await writeFile(file, script);
+    const { stdout } = await promisify(execFile)(process.execPath, ["--expose-gc", file]).finally(() => rm(dir, { recursive: true, force: true }));
+    const { verdicts, grewBy } = JSON.parse(stdout) as { verdicts: boolean[]; grewBy: number };
+    expect(verdicts).toEqual([false, true]);
+    // The dictionaries are about 13 MB; on this heap they would show.
+    expect(grewBy).toBeLessThan(4_000_000);
   });
 });

@@ -70,7 +70,7 @@ async function bootstrapOwner(args: string[]): Promise<number> {
   const username = normalizeUsername(values.username).display;
   const email = normalizeEmail(values.email);
   const password = values.generate ? randomBytes(18).toString("base64url") : await readPasswordFromStdin();
-  const strength = checkPasswordStrength(password, [username, ...(email ? [email] : [])]);
+  const strength = await checkPasswordStrength(password, [username, ...(email ? [email] : [])]);
   if (!strength.ok) throw new CommandError(strength.reason);
 
   // 3. The database: the configured one, else the embedded one (shared with a running gateway).

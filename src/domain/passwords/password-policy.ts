@@ -1,6 +1,5 @@
-import { ZxcvbnFactory } from "@zxcvbn-ts/core";
-import * as common from "@zxcvbn-ts/language-common";
-import * as english from "@zxcvbn-ts/language-en";
+import { Worker } from "node:worker_threads";
+import type { StrengthResult, StrengthTask } from "./password-strength-worker.ts";
 
 /** Fewest code points a password may have (NIST SP 800-63B asks for at least 8; we want passphrases). */
 export const MIN_PASSWORD_LENGTH = 12;
@@ -8,26 +7,46 @@ export const MIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 1024;
 /** zxcvbn score required: 3 is "safely unguessable: moderate protection from offline slow-hash scenario". */
 const MIN_SCORE = 3;
-// zxcvbn's matching grows with length; beyond this many characters only the prefix is judged, which is
-// already a strong password if it passes (and a refused prefix is a fair refusal).
-const CHECKED_LENGTH = 128;
 
 export type PasswordStrength = { ok: true } | { ok: false; reason: string };
 
-let estimator: ZxcvbnFactory | undefined;
+/**
+ * The one password-strength thread (password-strength-worker.ts), started on first use (loading the
+ * dictionaries takes ~200 ms, which a process that never checks a password should not pay) and kept,
+ * holding the process open only while a check is pending. Checks are answered in order.
+ */
+let thread: { worker: Worker; pending: Map<number, { resolve: (r: StrengthResult) => void; reject: (e: Error) => void }> } | undefined;
+let nextId = 1;
 
-// Built on first use: loading the dictionaries takes ~200 ms, which processes that never check a
-// password (the server answering only API keys) should not pay. Levenshtein matching stays off: it makes
-// a check cost ~400 ms of event-loop time, and the exact and l33t dictionary matches already catch
-// common passwords.
-function getEstimator(): ZxcvbnFactory {
-  estimator ??= new ZxcvbnFactory({
-    translations: english.translations,
-    graphs: common.adjacencyGraphs,
-    dictionary: { ...common.dictionary, ...english.dictionary },
-    maxLength: CHECKED_LENGTH,
+function strengthThread(): NonNullable<typeof thread> {
+  if (thread) return thread;
+  const worker = new Worker(new URL("./password-strength-worker.ts", import.meta.url));
+  const current = { worker, pending: new Map<number, { resolve: (r: StrengthResult) => void; reject: (e: Error) => void }>() };
+  worker.unref();
+  worker.on("message", (result: StrengthResult) => {
+    current.pending.get(result.id)?.resolve(result);
+    current.pending.delete(result.id);
+    if (current.pending.size === 0) worker.unref();
   });
-  return estimator;
+  const fail = (error: Error) => {
+    if (thread === current) thread = undefined; // the next check starts a new thread
+    for (const waiting of current.pending.values()) waiting.reject(error);
+    current.pending.clear();
+  };
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`password-strength thread exited with code ${code}`)));
+  thread = current;
+  return current;
+}
+
+function judge(password: string, userInputs: readonly string[]): Promise<StrengthResult> {
+  const { worker, pending } = strengthThread();
+  const task: StrengthTask = { id: nextId++, password, userInputs };
+  return new Promise((resolve, reject) => {
+    pending.set(task.id, { resolve, reject });
+    worker.ref(); // a pending check keeps the process alive (the CLI awaits one with nothing else running)
+    worker.postMessage(task);
+  });
 }
 
 /**
@@ -38,16 +57,17 @@ function getEstimator(): ZxcvbnFactory {
  * A refusal's `reason` is one sentence for the person choosing the password, using zxcvbn's warning and
  * suggestion when it has them. It never contains the password.
  */
-export function checkPasswordStrength(password: string, userInputs: readonly string[]): PasswordStrength {
+export async function checkPasswordStrength(password: string, userInputs: readonly string[]): Promise<PasswordStrength> {
   const length = codePointLength(password);
   if (length < MIN_PASSWORD_LENGTH) return { ok: false, reason: `The password must be at least ${MIN_PASSWORD_LENGTH} characters long.` };
   if (length > MAX_PASSWORD_LENGTH) return { ok: false, reason: `The password must be at most ${MAX_PASSWORD_LENGTH} characters long.` };
 
-  const result = getEstimator().check(password, expandUserInputs(userInputs));
+  const result = await judge(password, expandUserInputs(userInputs));
+  if ("error" in result) throw new Error(`password-strength check failed (${result.error})`);
   if (result.score >= MIN_SCORE) return { ok: true };
 
-  const warning = result.feedback.warning?.trim();
-  const suggestion = result.feedback.suggestions[0]?.trim();
+  const warning = result.warning?.trim();
+  const suggestion = result.suggestion?.trim();
   const parts = ["The password is too easy to guess.", warning, suggestion].filter((part): part is string => Boolean(part));
   const reason = parts.join(" ");
   // The feedback is fixed text, but a password could in principle coincide with it: never echo one.

@@ -10,9 +10,9 @@ import { normalizeUsername } from "./identifiers.ts";
 import type { UserRecord, UsersStore } from "./user-record.ts";
 
 /** A password that meets the policy (strength, not derived from the user's own name or address); INVALID_ARGUMENT otherwise. */
-export function requirePolicy(password: unknown, userInputs: Array<string | undefined>): string {
+export async function requirePolicy(password: unknown, userInputs: Array<string | undefined>): Promise<string> {
   if (typeof password !== "string") throw new DomainError("invalid_argument", "password is required");
-  const strength = checkPasswordStrength(
+  const strength = await checkPasswordStrength(
     password,
     userInputs.filter((input): input is string => input !== undefined),
   );
@@ -56,7 +56,7 @@ export function createUserPasswords(deps: {
         });
         throw new DomainError("permission_denied", "current password is incorrect");
       }
-      const password = requirePolicy(next, [user.username, user.email]);
+      const password = await requirePolicy(next, [user.username, user.email]);
       if (password.normalize("NFKC") === current.normalize("NFKC")) throw new DomainError("invalid_argument", "the new password must differ from the current one");
       await usersStore.setPasswordHash(userId, await hasher.hash(password), now());
       await audit.recordNow({ type: "user.password_change", outcome: "success", actor: userAuditActor(userId, user.username), target: { kind: "user", id: userId } });

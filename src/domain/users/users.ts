@@ -144,7 +144,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
   async function insertNew(input: { username: string; email?: string | undefined; password: string; role: Role }, id: string = randomUUID()): Promise<UserRecord> {
     const name = normalizeUsername(input.username);
     const email = normalizeEmail(input.email);
-    const password = requirePolicy(input.password, [name.display, email]);
+    const password = await requirePolicy(input.password, [name.display, email]);
     // Claim the identifiers before the slow hash: a concurrent create of the same name or address fails now.
     const identifiers = [usernameClaim(name.display), ...(email !== undefined ? [emailClaim(email)] : [])];
     await claims.claim(id, identifiers);
