@@ -103,10 +103,13 @@ describe("jobs across processes", () => {
       100,
     );
     for (let i = 0; i < 50; i++) expect(callsFor(fakes.openai, `exactly once #${i}#`)).toBe(1);
-    // No job needed a second run; if one did, its RESTARTED events say why.
+    // A job runs again only after a run of it failed (on a loaded machine, a database write can fail
+    // before the provider is called, and the retry is right); never after a lease expiry or a hand-over,
+    // which no instance had reason for here. Each rerun's RESTARTED events say why; they are printed.
     const rerun = jobs.filter((j) => ids.includes(j.id) && j.attempt !== 1);
-    const reasons = await Promise.all(rerun.map(async (j) => [j.id, (await replay(j.id)).filter((e) => e.kind === JobEventKind.RESTARTED).map((e) => e.errorMessage)]));
-    expect(reasons).toEqual([]);
+    const reasons = (await Promise.all(rerun.map(async (j) => (await replay(j.id)).filter((e) => e.kind === JobEventKind.RESTARTED).map((e) => e.errorMessage)))).flat();
+    if (reasons.length > 0) console.warn("jobs run again after a failed run:", reasons);
+    for (const reason of reasons) expect(reason).toMatch(/^run \d+ failed: /);
     expect(runners.size).toBe(2);
     await stopAll();
   });
