@@ -4,6 +4,7 @@ import type { AuditRecord } from "../domain/audit/audit-event.ts";
 import type { AuditLogStore } from "../domain/audit/audit-log-store.ts";
 import type { AuditFilter } from "../domain/audit/audit-filter.ts";
 import type { Store } from "./mongo-store.ts";
+import { ORDERED_INSERT_MAX } from "./ordered-insert.ts";
 
 const DUPLICATE_KEY = 11000;
 /** Most records one insertMany carries (the group commit of concurrent appends). */
@@ -102,22 +103,26 @@ export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditS
       pending = pending.filter((record) => !written.has(record));
     }
     for (const record of pending) attempted.add(record);
-    for (let conflicts = 0; pending.length > 0; conflicts++) {
+    let conflicts = 0;
+    while (pending.length > 0) {
       if (conflicts > MAX_CONFLICTS) throw new Error("audit chain: gave up after too many concurrent writers won the head");
-      const chained = sealer.chain(pending, await chainStart());
+      // At most ORDERED_INSERT_MAX at once: past it, FerretDB stores what follows a lost position.
+      const chunk = pending.slice(0, ORDERED_INSERT_MAX);
+      const chained = sealer.chain(chunk, await chainStart());
       try {
         await collection.insertMany(chained.map(toDocument), { ordered: true });
-        for (const record of pending) written.add(record);
+        for (const record of chunk) written.add(record);
         cachedHead = { seq: chained.at(-1)!.seq, hash: chained.at(-1)!.hash, time: chained.at(-1)!.time };
-        return;
+        pending = pending.slice(chunk.length);
       } catch (err) {
+        conflicts++;
         if (!isDuplicateKey(err)) {
           cachedHead = undefined; // unknown what was stored: re-read the head before the next write
           throw err;
         }
         // Another writer owns a position we wanted. Which of ours were stored is looked up, not taken
         // from the error: FerretDB may report a conflict as a command error after storing a prefix.
-        const stored = await collection.find({ eventId: { $in: pending.map((r) => r._id) } }, { projection: { eventId: 1 } }).toArray();
+        const stored = await collection.find({ eventId: { $in: chunk.map((r) => r._id) } }, { projection: { eventId: 1 } }).toArray();
         const storedIds = new Set(stored.map((doc) => doc.eventId));
         for (const record of pending) if (storedIds.has(record._id)) written.add(record);
         pending = pending.filter((record) => !written.has(record));

@@ -3,6 +3,7 @@ import { jobIdFloor, ownerRange } from "../domain/jobs/job-ids.ts";
 import type { JobClaim, JobEvent, JobOutcome, JobRecord, JobTicket } from "../domain/jobs/job-record.ts";
 import type { IdempotencyRecord, JobListQuery, JobSlot, JobsStore } from "../domain/jobs/jobs-store.ts";
 import type { Store } from "./mongo-store.ts";
+import { ORDERED_INSERT_MAX } from "./ordered-insert.ts";
 
 const DUPLICATE_KEY = 11000;
 
@@ -132,15 +133,21 @@ export function createJobsStore(store: Store): JobsStore {
     async insertEvents(list) {
       if (list.length === 0) return 0;
       const docs = list.map((e) => ({ ...e, _id: eventId(e.jobId, e.sequence) }));
-      try {
-        if (docs.length === 1) await events.insertOne(docs[0]!);
-        else await events.insertMany(docs, { ordered: true });
-        return docs.length;
-      } catch (error) {
-        if (isDuplicate(error)) return 0;
-        if (error instanceof MongoBulkWriteError && error.writeErrors && [error.writeErrors].flat().every((e) => e.code === DUPLICATE_KEY)) return error.insertedCount;
-        throw error;
+      let inserted = 0;
+      // At most ORDERED_INSERT_MAX at once: past it, FerretDB stores what follows a taken position.
+      for (let start = 0; start < docs.length; start += ORDERED_INSERT_MAX) {
+        const chunk = docs.slice(start, start + ORDERED_INSERT_MAX);
+        try {
+          if (chunk.length === 1) await events.insertOne(chunk[0]!);
+          else await events.insertMany(chunk, { ordered: true });
+          inserted += chunk.length;
+        } catch (error) {
+          if (isDuplicate(error)) return inserted;
+          if (error instanceof MongoBulkWriteError && error.writeErrors && [error.writeErrors].flat().every((e) => e.code === DUPLICATE_KEY)) return inserted + error.insertedCount;
+          throw error;
+        }
       }
+      return inserted;
     },
     getEvent,
     eventsFrom: async (jobId, from, limit) => {

@@ -92,7 +92,8 @@ describe("provider credentials", () => {
   });
 
   it("a new secret put on A is what B sends within a second; a deletion stops B within a second", async () => {
-    expect(await ask(b)).toBe("answered"); // B caches the current secret
+    // B follows the puts of the tests before within a second, then caches the current secret.
+    await expect.poll(() => ask(b), WITHIN_A_SECOND).toBe("answered");
     const next = fakeProviderKey("openai");
     fakes.openai.apiKey = next; // the provider now accepts only the new key
     await vault(a).putProviderCredential({ provider: "openai", name: "default", secret: next });

@@ -85,6 +85,9 @@ describe("two server instances sharing one database", () => {
     await admin.updateUser({ userId: ursula.id, disabled: true });
     await expect.poll(() => whoAmIOn(b, ursulaToken), WITHIN).toBe(Code.Unauthenticated);
     await admin.updateUser({ userId: ursula.id, disabled: false });
+    // Enabled again: a new session works on B within a second too.
+    const again = (await a.client(AuthService).login({ username: "ursula", password: testPassword("ursula") })).accessToken;
+    await expect.poll(() => whoAmIOn(b, again), WITHIN).toBe("ok");
   });
 
   it("EmergencyRevoke revokes every session and API key but the caller's, everywhere within 1 second", async () => {
