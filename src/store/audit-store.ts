@@ -7,7 +7,7 @@ import type { Store } from "./mongo-store.ts";
 import { ORDERED_INSERT_MAX } from "./ordered-insert.ts";
 
 const DUPLICATE_KEY = 11000;
-/** Most records one insertMany carries (the group commit of concurrent appends). */
+/** Most records one group commit of concurrent appends carries (written in inserts of ORDERED_INSERT_MAX). */
 const MAX_GROUP = 1000;
 /** Give up a write after this many lost races for the head (other instances won each time). */
 const MAX_CONFLICTS = 200;
@@ -38,8 +38,8 @@ export interface MongoAuditStore extends AuditLogStore {
 
 /**
  * Stores audit records in `audit_events` as a hash chain. Concurrent appends in one process are grouped
- * into one ordered insertMany; across processes the unique `_id` decides who owns each position (see
- * docs/audit-chain.md). Nothing here updates an event; only retention deletes, oldest first.
+ * and written in ordered inserts of at most ORDERED_INSERT_MAX; across processes the unique `_id`
+ * decides who owns each position (see docs/audit-chain.md). Nothing here updates an event; only retention deletes, oldest first.
  */
 export function createAuditStore(store: Store, sealer: ChainSealer): MongoAuditStore {
   const collection: Collection<AuditEventDocument> = store.db.collection<AuditEventDocument>("audit_events");
