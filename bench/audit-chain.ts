@@ -88,10 +88,18 @@ async function chainedWriteRate(uri: string, dbName: string, writers: number): P
     const seconds = (performance.now() - started) / 1000;
     const count = await store.db.collection("audit_events").countDocuments({});
     const newest = await store.db.collection<{ _id: string }>("audit_events").find({}).sort({ _id: -1 }).limit(1).toArray();
+    // Every event links to the one stored before it: the writers' races left no fork and no broken link.
+    const links = await store.db
+      .collection<{ _id: string; prevHash: string; hash: string }>("audit_events")
+      .find({}, { projection: { prevHash: 1, hash: 1 } })
+      .sort({ _id: 1 })
+      .toArray();
+    const broken = links.slice(1).filter((doc, i) => doc.prevHash !== links[i]!.hash).length;
     const label = writers === 1 ? "1 writer (one instance; goal >= 2000)" : `${writers} writers racing for the head (${writers} instances)`;
     return {
       [`chained audit writes/s, ${label}`]: (WRITE_EVENTS / seconds).toFixed(0),
       [`  events stored / highest seq (${writers} writer(s))`]: `${count} / ${Number(newest[0]?._id ?? 0)}`,
+      [`  links broken (${writers} writer(s); must be 0)`]: String(broken),
     };
   } finally {
     await store.db.dropDatabase();
