@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createWriteBehind } from "../write-behind.ts";
 
 /** What was counted for one subject (a key, a user, or a key's spend in one budget period). */
 export interface UsageCounters {
@@ -74,36 +75,21 @@ export function addCounters(a: UsageCounters | undefined, b: UsageCounters): Usa
 export function createUsageLedger(options: { store: AiUsageStore; flushIntervalMs?: number; lazyWriteMs?: number; onError?: (error: unknown) => void }): UsageLedger {
   const instanceId = randomUUID();
   const counters = new Map<string, UsageCounters>();
-  let dirty = new Set<string>();
-  let writing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   let lazy: NodeJS.Timeout | undefined;
   const onError = options.onError ?? (() => undefined);
 
+  // Concurrent queries share one write; written period counts are forgotten (below).
+  const writer = createWriteBehind({
+    current: (subject) => counters.get(subject),
+    save: (snapshot) => options.store.save(instanceId, snapshot, new Date()),
+    afterWrite: (written) => forgetPastPeriods(written),
+  });
+  const flush = writer.flush;
+
   const add = (subject: string, delta: UsageCounters) => {
     counters.set(subject, addCounters(counters.get(subject), delta));
-    dirty.add(subject);
-  };
-
-  const flush = (): Promise<void> => {
-    // Writes run one after another, each taking every subject changed so far: an older snapshot never
-    // overwrites a newer one, and concurrent queries share one write.
-    writing = writing
-      .catch(() => undefined)
-      .then(async () => {
-        if (dirty.size === 0) return;
-        const batch = dirty;
-        dirty = new Set();
-        const snapshot = new Map([...batch].map((subject) => [subject, { ...counters.get(subject)! }]));
-        try {
-          await options.store.save(instanceId, snapshot, new Date());
-        } catch (error) {
-          for (const subject of batch) dirty.add(subject);
-          throw error;
-        }
-        forgetPastPeriods(batch);
-      });
-    return writing;
+    writer.markChanged(subject);
   };
 
   // A budget period's count is no longer added to once the period is over: once written, it is kept
@@ -117,7 +103,7 @@ export function createUsageLedger(options: { store: AiUsageStore; flushIntervalM
     lastMonth.setUTCMonth(lastMonth.getUTCMonth() - 1);
     const oldestMonth = lastMonth.toISOString().slice(0, 7);
     for (const subject of written) {
-      if (dirty.has(subject)) continue;
+      if (writer.isPending(subject)) continue;
       const period = /:([dm]):([\d-]+)$/.exec(subject);
       if (period && period[2]! < (period[1] === "d" ? oldestDay : oldestMonth)) counters.delete(subject);
     }

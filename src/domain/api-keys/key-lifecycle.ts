@@ -98,19 +98,7 @@ export function createApiKeyLifecycle(deps: {
   return {
     ...createKeyRevocations({ store, cache, views: keyViews, userState: deps.userState, now }),
 
-    async create(
-      ctx: RequestContext,
-      input: {
-        name: string;
-        scopes: readonly string[];
-        expiresInMs?: number;
-        noExpiry: boolean;
-        tier?: RateLimitTier;
-        allowedCidrs: readonly string[];
-        metadata: Record<string, string>;
-        tokenBudget?: TokenBudgetChange;
-      },
-    ): Promise<{ key: ApiKeyView; secret: string }> {
+    async create(ctx, input) {
       const name = checkName(input.name);
       const scopes = checkScopes(input.scopes, ctx.principal.permissions);
       const allowedCidrs = normaliseCidrs(input.allowedCidrs);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createWriteBehind } from "../write-behind.ts";
 
 export interface UsageTotals {
   count: number;
@@ -40,28 +41,10 @@ export function createUsageTracker(options: { sink: UsageSink; flushIntervalMs?:
   const instanceId = randomUUID();
   const totals = new Map<string, UsageTotals>();
   const seenIps = new Map<string, Set<string>>();
-  let dirty = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
-  let writing: Promise<void> = Promise.resolve();
 
-  const flush = (): Promise<void> => {
-    // Writes run one after another so an older snapshot never overwrites a newer one.
-    writing = writing
-      .catch(() => undefined)
-      .then(async () => {
-        if (dirty.size === 0) return;
-        const batch = dirty;
-        dirty = new Set();
-        const snapshot = new Map([...batch].map((keyId) => [keyId, { ...totals.get(keyId)! }]));
-        try {
-          await options.sink.saveUsage(instanceId, snapshot, now());
-        } catch (err) {
-          for (const keyId of batch) dirty.add(keyId);
-          throw err;
-        }
-      });
-    return writing;
-  };
+  const writer = createWriteBehind({ current: (keyId) => totals.get(keyId), save: (snapshot) => options.sink.saveUsage(instanceId, snapshot, now()) });
+  const flush = writer.flush;
 
   return {
     instanceId,
@@ -79,7 +62,7 @@ export function createUsageTracker(options: { sink: UsageSink; flushIntervalMs?:
       } else {
         totals.set(keyId, { count: 1, lastUsedAt: at, lastUsedIp: ip });
       }
-      dirty.add(keyId);
+      writer.markChanged(keyId);
       let ips = seenIps.get(keyId);
       if (!ips) {
         ips = new Set();
