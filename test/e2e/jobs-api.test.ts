@@ -1,6 +1,6 @@
 import { ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AiService, JobEventKind, JobStatus, type Job } from "../../gen/portcullis/v1/ai_pb.js";
+import { AiService, JobEventKind, type JobExportFormat, JobStatus, type Job } from "../../gen/portcullis/v1/ai_pb.js";
 import { ApiKeyService } from "../../gen/portcullis/v1/api_key_pb.js";
 import { AuthService } from "../../gen/portcullis/v1/auth_pb.js";
 import { Code, failureOf, startAiGateway, startFakes, storeFakeCredentials, tokenFor } from "../helpers/ai-gateway.ts";
@@ -274,6 +274,27 @@ describe("bad input", () => {
     for (const format of [0, 99]) expect((await failureOf(first(ai.exportJobs({ format })))).code).toBe(Code.InvalidArgument);
     const inverted = { startTime: { seconds: 2_000_000_000n, nanos: 0 }, endTime: { seconds: 1_000_000_000n, nanos: 0 } };
     expect((await failureOf(first(ai.exportJobs({ format: 1, created: inverted })))).code).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("the same over every protocol", () => {
+  it.each(["grpc", "grpc-web", "connect"] as const)("%s: a job's whole life, bad input and another user's job", async (protocol) => {
+    const mine = b.client(AiService, { token: alice, protocol });
+    const { job } = await mine.submitJob({ provider: "local", prompt: `over ${protocol}` });
+    const events = [];
+    for await (const { event } of mine.watchJob({ jobId: job!.id })) events.push(event!);
+    expect(events.at(-1)?.kind).toBe(JobEventKind.COMPLETED);
+    // The record follows the events (its projection may lag the terminal event by a moment).
+    expect(assembledOutput(events)).toBe((await finished(mine, job!.id)).outputText);
+    expect((await failureOf(mine.getJob({ jobId: "../etc" }))).code).toBe(Code.InvalidArgument);
+    expect((await failureOf(first(mine.watchJob({ jobId: "x" })))).code).toBe(Code.InvalidArgument);
+    expect((await failureOf(mine.listJobs({ pageSize: -1 }))).code).toBe(Code.InvalidArgument);
+    expect((await failureOf(mine.listJobs({ pageToken: "forged" }))).code).toBe(Code.InvalidArgument);
+    expect((await failureOf(first(mine.exportJobs({ format: 99 as JobExportFormat })))).code).toBe(Code.InvalidArgument);
+    const theirs = b.client(AiService, { token: bob, protocol });
+    expect((await failureOf(theirs.getJob({ jobId: job!.id }))).code).toBe(Code.NotFound);
+    expect((await failureOf(theirs.cancelJob({ jobId: job!.id }))).code).toBe(Code.NotFound);
+    expect((await failureOf(first(theirs.watchJob({ jobId: job!.id })))).code).toBe(Code.NotFound);
   });
 });
 
