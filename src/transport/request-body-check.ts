@@ -44,7 +44,10 @@ export interface BodyCheck {
   readonly jsonOptions: Partial<JsonReadOptions>;
   /** The compressions the server accepts. */
   readonly compressions: readonly Compression[];
-  /** Builds the error thrown for a refused request (adds the request id; logs where needed). */
+  /**
+   * Builds the error thrown for a refused request (adds the request id; logs where needed). The body's
+   * source is then left open, unread: the caller decides what becomes of the rest of the request.
+   */
   readonly reject: (code: Code, message: string) => ConnectError;
 }
 
@@ -61,16 +64,33 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * no request id, no log line. It also accepts envelopes with reserved flag bits as messages. Checking
  * here costs one extra parse per message (and a second decompression of compressed ones).
  */
-export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, check: BodyCheck): AsyncGenerator<Uint8Array> {
-  if (check.format.framing === "whole") {
-    yield await checkWholeBody(body, check);
-    return;
+export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, bodyCheck: BodyCheck): AsyncGenerator<Uint8Array> {
+  const source = body[Symbol.asyncIterator]();
+  let refused = false;
+  const check: BodyCheck = {
+    ...bodyCheck,
+    reject: (code, message) => {
+      refused = true;
+      return bodyCheck.reject(code, message);
+    },
+  };
+  try {
+    if (check.format.framing === "whole") yield await checkWholeBody(source, check);
+    else yield* checkEnvelopes(source, check);
+  } finally {
+    // As `for await` would, the source is closed when the body is done with, unless it was refused:
+    // closing a request's body destroys the request, and the transport drains a refused one instead.
+    if (!refused) await source.return?.();
   }
+}
+
+async function* checkEnvelopes(source: AsyncIterator<Uint8Array>, check: BodyCheck): AsyncGenerator<Uint8Array> {
   // Bytes not yet checked, joined only once the envelope they start (or its header) is complete.
   let queued: Uint8Array[] = [];
   let queuedBytes = 0;
   let need = ENVELOPE_HEADER_BYTES;
-  for await (const chunk of body) {
+  for (let step = await source.next(); step.done !== true; step = await source.next()) {
+    const chunk = step.value;
     queued.push(chunk);
     queuedBytes += chunk.byteLength;
     if (queuedBytes >= need) {
@@ -103,10 +123,11 @@ export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, check: 
   if (queuedBytes > 0) throw check.reject(Code.InvalidArgument, "request body ends inside a message frame");
 }
 
-async function checkWholeBody(body: AsyncIterable<Uint8Array>, check: BodyCheck): Promise<Uint8Array> {
+async function checkWholeBody(source: AsyncIterator<Uint8Array>, check: BodyCheck): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of body) {
+  for (let step = await source.next(); step.done !== true; step = await source.next()) {
+    const chunk = step.value;
     size += chunk.byteLength;
     if (size > check.readMaxBytes) throw check.reject(Code.ResourceExhausted, `request message is larger than the limit of ${check.readMaxBytes} bytes`);
     chunks.push(chunk);

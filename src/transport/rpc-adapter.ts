@@ -6,6 +6,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.js";
 import { requestIdKey } from "../handlers/context-keys.ts";
+import { discardRefusedRequestBody } from "./refused-request-body.ts";
 import { bodyFormatOf, checkRequestBody } from "./request-body-check.ts";
 import { answerUnknownMethod, methodNameOf } from "./unknown-method.ts";
 
@@ -84,6 +85,7 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
       const unary = handler.method.methodKind === "unary";
       const reject = (code: Code, message: string): ConnectError => {
         if (unary) refused(method, code);
+        discardRefusedRequestBody(req, res);
         return new ConnectError(message, code, { "x-request-id": requestId }, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) }]);
       };
       const body = checkRequestBody(uReq.body, {
