@@ -40,6 +40,8 @@ export interface BodyCheck {
   readonly format: BodyFormat;
   /** The per-message limit connect-es applies (before and after decompression). */
   readonly readMaxBytes: number;
+  /** A whole body's declared length (Content-Length), when it has one. */
+  readonly declaredBytes?: number;
   /** The same JSON options connect-es parses with. */
   readonly jsonOptions: Partial<JsonReadOptions>;
   /** The compressions the server accepts. */
@@ -124,6 +126,9 @@ async function* checkEnvelopes(source: AsyncIterator<Uint8Array>, check: BodyChe
 }
 
 async function checkWholeBody(source: AsyncIterator<Uint8Array>, check: BodyCheck): Promise<Uint8Array> {
+  if (check.declaredBytes !== undefined && check.declaredBytes > check.readMaxBytes) {
+    throw check.reject(Code.ResourceExhausted, `request message of ${check.declaredBytes} bytes is larger than the limit of ${check.readMaxBytes}`);
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (let step = await source.next(); step.done !== true; step = await source.next()) {

@@ -88,10 +88,20 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
         discardRefusedRequestBody(req, res);
         return new ConnectError(message, code, { "x-request-id": requestId }, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) }]);
       };
-      const body = checkRequestBody(uReq.body, {
+      const source = uReq.body;
+      // A Connect unary body declared too large would be refused by connect-es before the check reads
+      // it, with no request id and no log line: the check refuses it instead, at once, like any other.
+      const declaredBytes = format.framing === "whole" ? Number(uReq.header.get("content-length") ?? Number.NaN) : Number.NaN;
+      if (declaredBytes > options.readMaxBytes) {
+        const header = new Headers(uReq.header);
+        header.delete("content-length");
+        uReq = { ...uReq, header };
+      }
+      const body = checkRequestBody(source, {
         input: handler.method.input,
         format,
         readMaxBytes: options.readMaxBytes,
+        ...(Number.isInteger(declaredBytes) ? { declaredBytes } : {}),
         jsonOptions: STRICT_JSON,
         compressions,
         reject,

@@ -50,6 +50,11 @@ describe("a request message over the size limit is RESOURCE_EXHAUSTED however th
     expect(await within(written, 10_000)).toBeUndefined();
     await expect.poll(() => conn.received().toString("latin1"), { timeout: 10_000 }).toMatch(framed ? /grpc-status: ?8/ : /resource_exhausted/);
     expect(statusLine(conn.received())).toBe(framed ? "HTTP/1.1 200 OK" : "HTTP/1.1 429 Too Many Requests");
+    // Refused by the gateway's own check, as every protocol is: its words, the request id, one log line.
+    expect(conn.received().toString("latin1")).toMatch(new RegExp(`request(%20| )message(%20| )of(%20| )${message.byteLength}(%20| )bytes`));
+    const requestId = /x-request-id: ?([\w-]+)/i.exec(conn.received().toString("latin1"))?.[1];
+    expect(requestId).toBeDefined();
+    await expect.poll(() => server.logLines().filter((line) => line["requestId"] === requestId && line["msg"] === "rpc")).toHaveLength(1);
     const answered = conn.received().byteLength;
     conn.write(`GET /healthz HTTP/1.1\r\nHost: portcullis\r\n\r\n`);
     await expect.poll(() => conn.received().subarray(answered).toString("latin1"), { timeout: 10_000 }).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*"status"/);
