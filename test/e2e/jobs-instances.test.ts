@@ -89,6 +89,9 @@ afterAll(async () => {
 describe("jobs across processes", () => {
   it("two instances and 50 queued jobs: each runs exactly once", async () => {
     const [p1, p2] = await Promise.all([gateway({ PORTCULLIS_JOB_CONCURRENCY: "4" }), gateway({ PORTCULLIS_JOB_CONCURRENCY: "4" })]);
+    // Each answer takes 300 ms, so one instance (4 at a time) needs ≥ 3.75 s for all 50: however fast
+    // it is on a given machine, the other has seconds to claim its share.
+    fakes.openai.enqueue(...Array.from({ length: 50 }, () => ({ kind: "answer" as const, words: ["one", " two", " three"], delayMs: 100 })));
     const ids = await Promise.all(Array.from({ length: 50 }, async (_, i) => (await ai(i % 2 ? p1 : p2).submitJob({ prompt: `exactly once #${i}#`, maxTokens: 10 })).job!.id));
     // Which instance claims a job is recorded while it runs; both must take part.
     const runners = new Set<unknown>();
