@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import { fromBinary, fromJsonString, type DescMessage, type DescMethod, type JsonReadOptions } from "@bufbuild/protobuf";
 import { isFieldError } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -52,9 +53,10 @@ const ENVELOPE_HEADER_BYTES = 5;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Passes a request body through unchanged, checking each message in it before connect-es sees the bytes
- * that complete it: reserved envelope flag bits, decompression and parsing. The first bad message ends
- * the body with `check.reject(INVALID_ARGUMENT, …)`, which connect-es answers in the call's protocol.
+ * Passes an enveloped request body through unchanged, checking each message in it before connect-es sees
+ * the bytes that complete it: reserved envelope flag bits, decompression and parsing. The first bad
+ * message ends the body with `check.reject(INVALID_ARGUMENT, …)`, which connect-es answers in the call's
+ * protocol. (A Connect unary body, one message, is checked by checkedWholeBody.)
  *
  * connect-es would find most of these errors itself, but it answers them as INTERNAL with the parser's
  * own words ("parse binary: premature EOF") and, for unary calls, before any interceptor has run —
@@ -62,10 +64,6 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * here costs one extra parse per message (and a second decompression of compressed ones).
  */
 export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, check: BodyCheck): AsyncGenerator<Uint8Array> {
-  if (check.format.framing === "whole") {
-    yield await checkWholeBody(body, check);
-    return;
-  }
   // Bytes not yet checked, joined only once the envelope they start (or its header) is complete.
   let queued: Uint8Array[] = [];
   let queuedBytes = 0;
@@ -103,18 +101,77 @@ export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, check: 
   if (queuedBytes > 0) throw check.reject(Code.InvalidArgument, "request body ends inside a message frame");
 }
 
-async function checkWholeBody(body: AsyncIterable<Uint8Array>, check: BodyCheck): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.byteLength;
-    if (size > check.readMaxBytes) throw check.reject(Code.ResourceExhausted, `request message is larger than the limit of ${check.readMaxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  const whole = Buffer.concat(chunks);
-  const { encoding } = check.format;
-  await checkMessage(whole, encoding !== undefined && encoding !== "identity", check);
-  return whole;
+/**
+ * A Connect unary request body (one message, not enveloped) as connect-es reads it: the whole body, once,
+ * checked like an enveloped message (see checkRequestBody). Read from the Node stream's events when
+ * connect-es asks for it, not through the stream's async iterator and a generator over it: on the hot
+ * path those layers cost more than the check.
+ *
+ * A body larger than `readMaxBytes` is refused (RESOURCE_EXHAUSTED) as soon as it passes the limit and
+ * the request stream is destroyed, as connect-es leaves it when it stops reading early. A request that
+ * errors or closes before its end makes the read fail with that error.
+ */
+export function checkedWholeBody(source: Readable, check: BodyCheck): AsyncIterable<Uint8Array> {
+  let delivered = false;
+  const iterator: AsyncIterableIterator<Uint8Array> = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      if (delivered) return { done: true, value: undefined };
+      delivered = true;
+      const whole = await readWhole(source, check);
+      const { encoding } = check.format;
+      await checkMessage(whole, encoding !== undefined && encoding !== "identity", check);
+      return { done: false, value: whole };
+    },
+    async return() {
+      delivered = true;
+      return { done: true, value: undefined };
+    },
+  };
+  return iterator;
+}
+
+function readWhole(source: Readable, check: BodyCheck): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      source.off("data", onData);
+      source.off("end", onEnd);
+      source.off("error", onError);
+      source.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > check.readMaxBytes) {
+        stop();
+        source.destroy();
+        reject(check.reject(Code.ResourceExhausted, `request message is larger than the limit of ${check.readMaxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stop();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    const onClose = () => {
+      stop();
+      reject(new ConnectError("the request body was cut off", Code.Canceled));
+    };
+    if (source.readableEnded) {
+      resolve(new Uint8Array(0));
+      return;
+    }
+    source.on("data", onData);
+    source.once("end", onEnd);
+    source.once("error", onError);
+    source.once("close", onClose);
+  });
 }
 
 async function checkMessage(bytes: Uint8Array, compressed: boolean, check: BodyCheck): Promise<void> {

@@ -1,17 +1,16 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import { create, type JsonReadOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.js";
 import { requestIdKey } from "../handlers/context-keys.ts";
-import { bodyFormatOf, checkRequestBody } from "./request-body-check.ts";
+import { universalRequestOf, type NodeRequest as NodeServerRequest, type NodeResponse as NodeServerResponse } from "./node-request.ts";
+import { writeUnaryResponse } from "./node-response.ts";
+import { bodyFormatOf, checkedWholeBody, checkRequestBody } from "./request-body-check.ts";
 import { answerUnknownMethod, methodNameOf } from "./unknown-method.ts";
 
 /** The Node request and response types connect-node accepts (http and http2). */
-export type NodeServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
-export type NodeServerResponse = Parameters<typeof universalResponseToNodeResponse>[1];
+export type { NodeRequest as NodeServerRequest, NodeResponse as NodeServerResponse } from "./node-request.ts";
 
 /**
  * JSON requests are read strictly on every protocol that carries JSON (Connect, gRPC and gRPC-Web with
@@ -76,35 +75,34 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
       return;
     }
     const method = `${handler.service.typeName}/${handler.method.name}`;
-    let uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    const unary = handler.method.methodKind === "unary";
+    let uReq;
+    try {
+      uReq = universalRequestOf(req, res, req, contextValues);
+    } catch (error) {
+      // An authority no URL can hold (`Host: a b`, a port past 65535): connect-es cannot take the call,
+      // and connect-node's own conversion would throw out of the request event and end the process.
+      res.writeHead(400, "httpVersionMajor" in req && req.httpVersionMajor === 1 ? { "x-request-id": requestId, "Content-Length": "0", Connection: "close" } : { "x-request-id": requestId, "content-length": "0" });
+      res.end();
+      refused(method, ConnectError.from(error).code);
+      return;
+    }
     const format = bodyFormatOf(uReq.header, handler.method);
-    if (format !== undefined && isByteStream(uReq.body)) {
+    if (format !== undefined) {
       // Unary requests are read before the interceptors run; streaming ones inside them, where the
       // logging interceptor reports the error like any other.
-      const unary = handler.method.methodKind === "unary";
       const reject = (code: Code, message: string): ConnectError => {
         if (unary) refused(method, code);
         return new ConnectError(message, code, { "x-request-id": requestId }, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) }]);
       };
-      const body = checkRequestBody(uReq.body, {
-        input: handler.method.input,
-        format,
-        readMaxBytes: options.readMaxBytes,
-        jsonOptions: STRICT_JSON,
-        compressions,
-        reject,
-      });
-      uReq = { ...uReq, body };
+      const check = { input: handler.method.input, format, readMaxBytes: options.readMaxBytes, jsonOptions: STRICT_JSON, compressions, reject };
+      uReq.body = format.framing === "whole" ? checkedWholeBody(req, check) : checkRequestBody(req, check);
     }
     handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => (unary ? writeUnaryResponse(uRes, res) : universalResponseToNodeResponse(uRes, res)))
       .catch((reason: unknown) => {
         // A client that went away mid-response is not a failure.
         if (ConnectError.from(reason).code !== Code.Aborted) options.onFailure(reason, method);
       });
   };
-}
-
-function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
-  return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 }

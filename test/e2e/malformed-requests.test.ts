@@ -73,6 +73,9 @@ describe("malformed requests are answered as the client's error", () => {
         status: "HTTP/1.1 400 Bad Request",
       },
       { name: "bare LF line ends", request: `${HEAD}Content-Length: 2\r\n\r\n{}`.replace(/\r\n/g, "\n"), status: "HTTP/1.1 400 Bad Request" },
+      // No URL can hold this authority: connect-es could not take the call (and the process must not fall over).
+      { name: "a Host no URL can hold", request: `${HEAD.replace("Host: portcullis", "Host: a b")}Content-Length: 2\r\n\r\n{}`, status: "HTTP/1.1 400 Bad Request" },
+      { name: "a Host with a port out of range", request: `${HEAD.replace("Host: portcullis", "Host: portcullis:99999")}Content-Length: 2\r\n\r\n{}`, status: "HTTP/1.1 400 Bad Request" },
     ];
 
     it.concurrent.for(CASES)("$name", async ({ request, status }, { expect }) => {
