@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { Logger } from "../log/logger.ts";
+import { createRpcLog, type Logger } from "../log/logger.ts";
 import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.ts";
 import { isStreamResponse, wrapResponseStream } from "./response-stream.ts";
 
@@ -9,6 +9,7 @@ import { isStreamResponse, wrapResponseStream } from "./response-stream.ts";
  * credentials are never logged.
  */
 export function createLoggingInterceptor(logger: Logger): Interceptor {
+  const rpcLog = createRpcLog(logger);
   return (next) => async (req) => {
     const started = performance.now();
     const finish = (error: unknown) => {
@@ -23,7 +24,7 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
         ip: req.contextValues.get(clientKey).ip || undefined,
       };
       if (code === "internal" || code === "unknown") logger.error(line, "rpc");
-      else logger.info(line, "rpc");
+      else rpcLog(line);
     };
     let res;
     try {
@@ -42,7 +43,13 @@ function codeName(error: unknown): string {
   return statusName(error instanceof ConnectError ? error.code : Code.Unknown);
 }
 
+const STATUS_NAMES = new Map<Code, string>(
+  Object.values(Code)
+    .filter((code): code is Code => typeof code === "number")
+    .map((code) => [code, Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`))]),
+);
+
 /** A status code as logged: "invalid_argument", "unimplemented"… */
 export function statusName(code: Code): string {
-  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
+  return STATUS_NAMES.get(code) ?? String(code);
 }
