@@ -56,7 +56,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * Passes an enveloped request body through unchanged, checking each message in it before connect-es sees
  * the bytes that complete it: reserved envelope flag bits, decompression and parsing. The first bad
  * message ends the body with `check.reject(INVALID_ARGUMENT, …)`, which connect-es answers in the call's
- * protocol. (A Connect unary body, one message, is checked by checkedWholeBody.)
+ * protocol. (A unary call's body, read whole, is checked by checkedUnaryBody.)
  *
  * connect-es would find most of these errors itself, but it answers them as INTERNAL with the parser's
  * own words ("parse binary: premature EOF") and, for unary calls, before any interceptor has run —
@@ -73,26 +73,9 @@ export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, check: 
     queuedBytes += chunk.byteLength;
     if (queuedBytes >= need) {
       const pending = queued.length === 1 ? queued[0]! : Buffer.concat(queued);
-      let offset = 0;
-      need = ENVELOPE_HEADER_BYTES;
-      while (pending.byteLength - offset >= ENVELOPE_HEADER_BYTES) {
-        const flags = pending[offset]!;
-        const length = new DataView(pending.buffer, pending.byteOffset + offset + 1, 4).getUint32(0);
-        if ((flags & ~compressedFlag) !== 0) {
-          throw check.reject(Code.InvalidArgument, `invalid message frame: reserved flag bits set (0x${flags.toString(16).padStart(2, "0")})`);
-        }
-        if (length > check.readMaxBytes) {
-          throw check.reject(Code.ResourceExhausted, `request message of ${length} bytes is larger than the limit of ${check.readMaxBytes}`);
-        }
-        if (pending.byteLength - offset < ENVELOPE_HEADER_BYTES + length) {
-          need = ENVELOPE_HEADER_BYTES + length;
-          break;
-        }
-        const start = offset + ENVELOPE_HEADER_BYTES;
-        await checkMessage(pending.subarray(start, start + length), (flags & compressedFlag) === compressedFlag, check);
-        offset = start + length;
-      }
-      const rest = pending.subarray(offset);
+      const checked = await checkCompleteEnvelopes(pending, check);
+      need = checked.need;
+      const rest = pending.subarray(checked.used);
       queued = rest.byteLength > 0 ? [rest] : [];
       queuedBytes = rest.byteLength;
     }
@@ -102,25 +85,69 @@ export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, check: 
 }
 
 /**
- * A Connect unary request body (one message, not enveloped) as connect-es reads it: the whole body, once,
- * checked like an enveloped message (see checkRequestBody). Read from the Node stream's events when
- * connect-es asks for it, not through the stream's async iterator and a generator over it: on the hot
- * path those layers cost more than the check.
- *
- * A body larger than `readMaxBytes` is refused (RESOURCE_EXHAUSTED) as soon as it passes the limit and
- * the request stream is destroyed, as connect-es leaves it when it stops reading early. A request that
- * errors or closes before its end makes the read fail with that error.
+ * Checks the complete envelopes at the start of `bytes` (see checkRequestBody). Returns how many bytes
+ * they take, and how many the next envelope needs in all before it can be checked.
  */
-export function checkedWholeBody(source: Readable, check: BodyCheck): AsyncIterable<Uint8Array> {
+async function checkCompleteEnvelopes(bytes: Uint8Array, check: BodyCheck): Promise<{ used: number; need: number }> {
+  let offset = 0;
+  while (bytes.byteLength - offset >= ENVELOPE_HEADER_BYTES) {
+    const flags = bytes[offset]!;
+    const length = envelopeLength(bytes, offset, check);
+    if (bytes.byteLength - offset < ENVELOPE_HEADER_BYTES + length) return { used: offset, need: ENVELOPE_HEADER_BYTES + length };
+    const start = offset + ENVELOPE_HEADER_BYTES;
+    await checkMessage(bytes.subarray(start, start + length), (flags & compressedFlag) === compressedFlag, check);
+    offset = start + length;
+  }
+  return { used: offset, need: ENVELOPE_HEADER_BYTES };
+}
+
+/** The length of the envelope whose 5-byte header starts at `offset`; throws for reserved flags or a length past the limit. */
+function envelopeLength(bytes: Uint8Array, offset: number, check: BodyCheck): number {
+  const flags = bytes[offset]!;
+  const length = new DataView(bytes.buffer, bytes.byteOffset + offset + 1, 4).getUint32(0);
+  if ((flags & ~compressedFlag) !== 0) {
+    throw check.reject(Code.InvalidArgument, `invalid message frame: reserved flag bits set (0x${flags.toString(16).padStart(2, "0")})`);
+  }
+  if (length > check.readMaxBytes) {
+    throw check.reject(Code.ResourceExhausted, `request message of ${length} bytes is larger than the limit of ${check.readMaxBytes}`);
+  }
+  return length;
+}
+
+/**
+ * The body of a unary call as connect-es reads it, checked (see checkRequestBody): the whole body, read
+ * from the Node stream's events when connect-es asks for it and handed over at once, rather than
+ * through the stream's async iterator and a checking generator over it — on the hot path those layers
+ * cost more than the check. A unary call carries one message: a Connect unary body is that message; an
+ * enveloped body (gRPC, gRPC-Web) is one envelope, so anything past one envelope's worth of bytes
+ * is refused as it arrives — RESOURCE_EXHAUSTED for a message over the limit (known from the first
+ * envelope's header), UNIMPLEMENTED for a second message (as connect-es answers it) — and the request stream is destroyed, as
+ * connect-es leaves it when it stops reading early. A request that errors or closes before its end
+ * makes the read fail with that error.
+ */
+export function checkedUnaryBody(source: Readable, check: BodyCheck): AsyncIterable<Uint8Array> {
   let delivered = false;
   const iterator: AsyncIterableIterator<Uint8Array> = {
     [Symbol.asyncIterator]: () => iterator,
     async next() {
       if (delivered) return { done: true, value: undefined };
       delivered = true;
-      const whole = await readWhole(source, check);
-      const { encoding } = check.format;
-      await checkMessage(whole, encoding !== undefined && encoding !== "identity", check);
+      if (check.format.framing === "whole") {
+        const whole = await readWhole(source, check.readMaxBytes, () => check.reject(Code.ResourceExhausted, `request message is larger than the limit of ${check.readMaxBytes} bytes`));
+        const { encoding } = check.format;
+        await checkMessage(whole, encoding !== undefined && encoding !== "identity", check);
+        return { done: false, value: whole };
+      }
+      const whole = await readWhole(
+        source,
+        ENVELOPE_HEADER_BYTES + check.readMaxBytes,
+        // What connect-es answers a second message of a unary call (gRPC's cardinality violation).
+        () => check.reject(Code.Unimplemented, "protocol error: received extra input message for unary method"),
+        // The first envelope's header, as soon as it is here: reserved flags or a length past the limit.
+        (head) => void envelopeLength(head, 0, check),
+      );
+      const { used } = await checkCompleteEnvelopes(whole, check);
+      if (used < whole.byteLength) throw check.reject(Code.InvalidArgument, "request body ends inside a message frame");
       return { done: false, value: whole };
     },
     async return() {
@@ -131,25 +158,41 @@ export function checkedWholeBody(source: Readable, check: BodyCheck): AsyncItera
   return iterator;
 }
 
-function readWhole(source: Readable, check: BodyCheck): Promise<Uint8Array> {
+/**
+ * The whole of `source`. Past `limit` bytes, or when `checkHead` throws for the first 5 bytes, the read
+ * stops, the stream is destroyed and the read fails with `tooLarge()` or what `checkHead` threw.
+ */
+function readWhole(source: Readable, limit: number, tooLarge: () => Error, checkHead?: (head: Uint8Array) => void): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let headChecked = checkHead === undefined;
     const stop = () => {
       source.off("data", onData);
       source.off("end", onEnd);
       source.off("error", onError);
       source.off("close", onClose);
     };
+    const fail = (error: unknown) => {
+      stop();
+      reject(error);
+      // As connect-es leaves a stream it stops reading early: destroyed. Not at once: a small request
+      // whose end is in the same packet completes first, and its connection lives on for the answer.
+      setImmediate(() => source.destroy());
+    };
     const onData = (chunk: Buffer) => {
-      size += chunk.byteLength;
-      if (size > check.readMaxBytes) {
-        stop();
-        source.destroy();
-        reject(check.reject(Code.ResourceExhausted, `request message is larger than the limit of ${check.readMaxBytes} bytes`));
-        return;
-      }
       chunks.push(chunk);
+      size += chunk.byteLength;
+      if (!headChecked && size >= ENVELOPE_HEADER_BYTES) {
+        headChecked = true;
+        try {
+          checkHead?.(chunks.length === 1 ? chunk : Buffer.concat(chunks, size));
+        } catch (error) {
+          fail(error);
+          return;
+        }
+      }
+      if (size > limit) fail(tooLarge());
     };
     const onEnd = () => {
       stop();

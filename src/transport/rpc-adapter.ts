@@ -6,7 +6,7 @@ import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.
 import { requestIdKey } from "../handlers/context-keys.ts";
 import { universalRequestOf, type NodeRequest as NodeServerRequest, type NodeResponse as NodeServerResponse } from "./node-request.ts";
 import { writeUnaryResponse } from "./node-response.ts";
-import { bodyFormatOf, checkedWholeBody, checkRequestBody } from "./request-body-check.ts";
+import { bodyFormatOf, checkedUnaryBody, checkRequestBody } from "./request-body-check.ts";
 import { answerUnknownMethod, methodNameOf } from "./unknown-method.ts";
 
 /** The Node request and response types connect-node accepts (http and http2). */
@@ -96,7 +96,7 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
         return new ConnectError(message, code, { "x-request-id": requestId }, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) }]);
       };
       const check = { input: handler.method.input, format, readMaxBytes: options.readMaxBytes, jsonOptions: STRICT_JSON, compressions, reject };
-      uReq.body = format.framing === "whole" ? checkedWholeBody(req, check) : checkRequestBody(req, check);
+      uReq.body = unary ? checkedUnaryBody(req, check) : checkRequestBody(req, check);
     }
     handler(uReq)
       .then((uRes) => (unary ? writeUnaryResponse(uRes, res) : universalResponseToNodeResponse(uRes, res)))

@@ -190,6 +190,18 @@ describe("malformed requests are answered as the client's error", () => {
       await expectRefused(expect, answer, requestId);
     });
 
+    it("a unary message whose header claims more than the limit is RESOURCE_EXHAUSTED", async () => {
+      for (const [protocol, httpVersion] of [
+        ["grpc", "2"],
+        ["grpc-web", "1.1"],
+      ] as const) {
+        const requestId = nextRequestId();
+        const body = Buffer.from([0x00, 0x7f, 0xff, 0xff, 0xff, 0x0a, 0x00]);
+        const answer = await probeRpc(server.baseUrl, { protocol, httpVersion, path: CHECK, body, headers: { "x-request-id": requestId } });
+        await expectRefused(expect, answer, requestId, Code.ResourceExhausted);
+      }
+    });
+
     it("a message cut short by the end of the body", async () => {
       const requestId = nextRequestId();
       const answer = await probeRpc(server.baseUrl, {
