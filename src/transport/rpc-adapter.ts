@@ -82,7 +82,10 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
     } catch (error) {
       // An authority no URL can hold (`Host: a b`, a port past 65535): connect-es cannot take the call,
       // and connect-node's own conversion would throw out of the request event and end the process.
-      res.writeHead(400, "httpVersionMajor" in req && req.httpVersionMajor === 1 ? { "x-request-id": requestId, "Content-Length": "0", Connection: "close" } : { "x-request-id": requestId, "content-length": "0" });
+      res.writeHead(
+        400,
+        "httpVersionMajor" in req && req.httpVersionMajor === 1 ? { "x-request-id": requestId, "Content-Length": "0", Connection: "close" } : { "x-request-id": requestId, "content-length": "0" },
+      );
       res.end();
       refused(method, ConnectError.from(error).code);
       return;
