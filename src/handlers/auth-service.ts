@@ -1,6 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AuthMethod, type AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
-import { PrincipalKind } from "../../gen/portcullis/v1/common_pb.js";
+import { type AuthService, LogoutScope, TokenType } from "../../gen/portcullis/v1/auth_pb.js";
 import type { EmergencyRevoke } from "../domain/auth/emergency-revoke.ts";
 import type { LoginService } from "../domain/auth/login.ts";
 import type { SessionActions } from "../domain/auth/session-actions.ts";
@@ -19,6 +18,7 @@ import { callerOf, originOf } from "./caller.ts";
 import { credentialKey } from "./context-keys.ts";
 import { roleFromProto, roleToProto, timestamp } from "./converters.ts";
 import { createUserMessages, sessionMessage } from "./user-messages.ts";
+import { createWhoAmIAnswers } from "./who-am-i.ts";
 
 export interface AuthHandlerDeps {
   readonly login: LoginService;
@@ -53,7 +53,8 @@ function userSession(principal: Principal): string {
  * enforced by the interceptors.
  */
 export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<typeof AuthService>> {
-  const { profileMessage, userMessage } = createUserMessages(deps.profiles);
+  const { userMessage } = createUserMessages(deps.profiles);
+  const whoAmIAnswer = createWhoAmIAnswers();
   // From memory: the instance holds every user's profile within a second of the database.
   const requireProfile = async (userId: string) => {
     const profile = await deps.profiles.get(userId);
@@ -136,29 +137,7 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Partial<ServiceImpl<t
     async whoAmI(_req, ctx) {
       const { principal } = callerOf(ctx);
       // No database round trip: the principal and the profile are both held in memory.
-      const user = await requireProfile(principal.userId);
-      const method = {
-        access_token: AuthMethod.PASSWORD,
-        refreshed_access_token: AuthMethod.REFRESH,
-        api_key: AuthMethod.API_KEY,
-        exchanged_api_key: AuthMethod.EXCHANGED_API_KEY,
-      }[principal.method];
-      return {
-        principal: {
-          kind: principal.kind === "user" ? PrincipalKind.USER : PrincipalKind.API_KEY,
-          id: principal.id,
-          displayName: principal.displayName,
-          role: roleToProto(principal.role),
-          userId: principal.userId,
-        },
-        user: profileMessage(user),
-        permissions: [...principal.permissions].sort(),
-        authMethod: method,
-        mfaEnabled: user.mfaEnabled,
-        mfaVerified: principal.mfaVerified === true,
-        sessionId: principal.sessionId ?? "",
-        credentialExpiresAt: timestamp(principal.credentialExpiresAt),
-      };
+      return whoAmIAnswer(principal, await requireProfile(principal.userId));
     },
 
     getJwks() {

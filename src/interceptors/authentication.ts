@@ -1,9 +1,10 @@
-import type { Interceptor, StreamResponse } from "@connectrpc/connect";
+import type { StreamResponse } from "@connectrpc/connect";
 import { accessRuleOf, type AccessRule } from "../access/access-rules.ts";
 import type { Authenticator, Credential } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { Principal } from "../domain/principal.ts";
 import { clientKey, credentialHeaderCountKey, credentialKey, principalKey } from "../handlers/context-keys.ts";
+import type { CallStep } from "./call-step.ts";
 
 // Longer than any JWT or key we issue; refuse before parsing so garbage costs nothing.
 const MAX_CREDENTIAL_LENGTH = 8192;
@@ -15,23 +16,29 @@ const MAX_CREDENTIAL_LENGTH = 8192;
  * credentials themselves. Credentials sent to a public method must still be valid: a bad token is an
  * error, never silently anonymous.
  */
-export function createAuthenticationInterceptor(authenticator: Authenticator): Interceptor {
-  return (next) => async (req) => {
-    // Two credentials (two `authorization` fields, or `authorization` and `x-api-key`) are ambiguous:
-    // which one is meant is a guess, so none is taken.
-    if (req.contextValues.get(credentialHeaderCountKey) > 1) throw new DomainError("unauthenticated", "send exactly one credential: one authorization or one x-api-key header");
-    const credential = readCredential(req.header);
-    const rule = accessRuleOf(req.method);
-    if (credential === undefined) {
-      if (rule?.audience !== "public") throw new DomainError("unauthenticated", "credentials required");
-      return next(req);
-    }
-    const principal = await authenticator.authenticate(credential, req.contextValues.get(clientKey));
-    req.contextValues.set(principalKey, principal);
-    req.contextValues.set(credentialKey, credential);
-    const res = await next(req);
-    if (!res.stream || !authenticator.watch) return res;
-    return endOnRevocation(res, principal, rule, authenticator.watch.bind(authenticator));
+export function createAuthenticationStep(authenticator: Authenticator): CallStep {
+  const watch = authenticator.watch?.bind(authenticator);
+  return {
+    enter(req) {
+      // Two credentials (two `authorization` fields, or `authorization` and `x-api-key`) are ambiguous:
+      // which one is meant is a guess, so none is taken.
+      if (req.contextValues.get(credentialHeaderCountKey) > 1) throw new DomainError("unauthenticated", "send exactly one credential: one authorization or one x-api-key header");
+      const credential = readCredential(req.header);
+      if (credential === undefined) {
+        if (accessRuleOf(req.method)?.audience !== "public") throw new DomainError("unauthenticated", "credentials required");
+        return;
+      }
+      return authenticator.authenticate(credential, req.contextValues.get(clientKey)).then((principal) => {
+        req.contextValues.set(principalKey, principal);
+        req.contextValues.set(credentialKey, credential);
+      });
+    },
+    leave(res, req) {
+      // Only a stream opened with credentials is followed (an anonymous one has nothing to revoke).
+      const principal = req.contextValues.get(principalKey);
+      if (!res.stream || watch === undefined || principal === undefined) return res;
+      return endOnRevocation(res, principal, accessRuleOf(req.method), watch);
+    },
   };
 }
 

@@ -1,8 +1,8 @@
-import type { Interceptor } from "@connectrpc/connect";
 import { auditedCaller } from "../domain/audit/audit-caller.ts";
 import type { AuditRecorder } from "../domain/audit/audit-recorder.ts";
 import { DomainError } from "../domain/errors.ts";
 import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.ts";
+import type { CallStep } from "./call-step.ts";
 
 /**
  * Every call refused for lack of permission (the access rule, a missing fresh MFA code, or a handler's
@@ -10,11 +10,9 @@ import { clientKey, principalKey, requestIdKey } from "../handlers/context-keys.
  * where, why. Bursts of these are what GetSuspiciousActivity reports as probing. Written in the
  * background (batched); the refusal itself never waits for it.
  */
-export function createDenialAuditInterceptor(audit: AuditRecorder): Interceptor {
-  return (next) => async (req) => {
-    try {
-      return await next(req);
-    } catch (error) {
+export function createDenialAuditStep(audit: AuditRecorder): CallStep {
+  return {
+    fail(error, req) {
       if (error instanceof DomainError && error.code === "permission_denied") {
         audit.record({
           type: "access.denied",
@@ -24,7 +22,7 @@ export function createDenialAuditInterceptor(audit: AuditRecorder): Interceptor 
           reason: error.reason ?? error.message,
         });
       }
-      throw error;
-    }
+      return error;
+    },
   };
 }

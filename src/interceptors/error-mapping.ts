@@ -1,9 +1,10 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.js";
 import { DomainError, type DomainErrorCode, type DomainErrorReason } from "../domain/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { requestIdKey } from "../handlers/context-keys.ts";
+import type { CallStep } from "./call-step.ts";
 import { isStreamResponse, wrapResponseStream } from "./response-stream.ts";
 
 const CODES: Readonly<Record<DomainErrorCode, Code>> = {
@@ -41,15 +42,14 @@ const OPAQUE_CODES = new Set([Code.Unknown, Code.Internal, Code.DataLoss]);
  * code with an ErrorInfo detail; ConnectErrors we raised on purpose pass through; anything else (a driver
  * error, a bug) is logged with the request id and answered as INTERNAL carrying only that id.
  */
-export function createErrorMappingInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
-    const map = (error: unknown): ConnectError => toPublicError(error, req.contextValues.get(requestIdKey), logger);
-    try {
-      const res = await next(req);
-      return isStreamResponse(res) ? wrapResponseStream(res, { mapError: map }) : res;
-    } catch (error) {
-      throw map(error);
-    }
+export function createErrorMappingStep(logger: Logger): CallStep {
+  return {
+    leave(res, req) {
+      return isStreamResponse(res) ? wrapResponseStream(res, { mapError: (error) => toPublicError(error, req.contextValues.get(requestIdKey), logger) }) : res;
+    },
+    fail(error, req) {
+      return toPublicError(error, req.contextValues.get(requestIdKey), logger);
+    },
   };
 }
 

@@ -1,9 +1,10 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { accessRuleOf } from "../access/access-rules.ts";
 import type { RateLimiter } from "../access/rate-limiter.ts";
 import { ipKey } from "../domain/auth/login-throttle.ts";
 import { DomainError } from "../domain/errors.ts";
 import { clientKey } from "../handlers/context-keys.ts";
+import type { CallRequest, CallStep } from "./call-step.ts";
 
 /** The one budget class of the failed-authentication limiter. */
 export type FailedAuthenticationBudget = RateLimiter<"failed_authentication">;
@@ -17,22 +18,20 @@ export type FailedAuthenticationBudget = RateLimiter<"failed_authentication">;
  * database work; calls that present nothing (health checks, JWKS) still pass. The budget refills
  * continuously and lives in memory, per instance, like the rate limits.
  */
-export function createFailedAuthenticationInterceptor(budget: FailedAuthenticationBudget): Interceptor {
-  return (next) => async (req) => {
-    const presentsSecret = req.header.has("authorization") || req.header.has("x-api-key") || accessRuleOf(req.method)?.rateLimit === "credential";
-    if (!presentsSecret) return next(req);
-    const address = ipKey(req.contextValues.get(clientKey).ip);
-    const state = budget.peek("failed_authentication", address);
-    if (!state.allowed) {
-      throw new DomainError("resource_exhausted", "too many failed authentications from this address; try again later", { reason: "rate_limited", retryAfterMs: state.retryAfterMs });
-    }
-    try {
-      return await next(req);
-    } catch (error) {
-      if ((error instanceof DomainError && error.code === "unauthenticated") || (error instanceof ConnectError && error.code === Code.Unauthenticated)) {
-        budget.take("failed_authentication", address);
+export function createFailedAuthenticationStep(budget: FailedAuthenticationBudget): CallStep {
+  const presentsSecret = (req: CallRequest) => req.header.has("authorization") || req.header.has("x-api-key") || accessRuleOf(req.method)?.rateLimit === "credential";
+  return {
+    enter(req) {
+      if (!presentsSecret(req)) return;
+      const state = budget.peek("failed_authentication", ipKey(req.contextValues.get(clientKey).ip));
+      if (!state.allowed) {
+        throw new DomainError("resource_exhausted", "too many failed authentications from this address; try again later", { reason: "rate_limited", retryAfterMs: state.retryAfterMs });
       }
-      throw error;
-    }
+    },
+    fail(error, req) {
+      const unauthenticated = (error instanceof DomainError && error.code === "unauthenticated") || (error instanceof ConnectError && error.code === Code.Unauthenticated);
+      if (unauthenticated && presentsSecret(req)) budget.take("failed_authentication", ipKey(req.contextValues.get(clientKey).ip));
+      return error;
+    },
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { requestIdKey } from "../handlers/context-keys.ts";
+import type { CallStep } from "./call-step.ts";
 
 // A caller-supplied id is kept only when it is short and plain, so it can't inject into logs.
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,64}$/;
@@ -15,17 +16,18 @@ export function requestIdFor(offered: string | null | undefined): string {
  * request arrived. It is put in the context for logs, audit records and errors, and echoed in the
  * `x-request-id` response header.
  */
-export function createRequestIdInterceptor(): Interceptor {
-  return (next) => async (req) => {
-    const requestId = req.contextValues.get(requestIdKey) || requestIdFor(req.header.get("x-request-id"));
-    req.contextValues.set(requestIdKey, requestId);
-    try {
-      const res = await next(req);
-      res.header.set("x-request-id", requestId);
+export function createRequestIdStep(): CallStep {
+  return {
+    enter(req) {
+      req.contextValues.set(requestIdKey, req.contextValues.get(requestIdKey) || requestIdFor(req.header.get("x-request-id")));
+    },
+    leave(res, req) {
+      res.header.set("x-request-id", req.contextValues.get(requestIdKey));
       return res;
-    } catch (error) {
-      if (error instanceof ConnectError) error.metadata.set("x-request-id", requestId);
-      throw error;
-    }
+    },
+    fail(error, req) {
+      if (error instanceof ConnectError) error.metadata.set("x-request-id", req.contextValues.get(requestIdKey));
+      return error;
+    },
   };
 }

@@ -1,5 +1,5 @@
 import * as http2 from "node:http2";
-import type { NodeServerRequest, NodeServerResponse } from "./rpc-adapter.ts";
+import type { NodeRequest, NodeResponse } from "./node-request.ts";
 
 // The most of a refused HTTP/1.1 request body read (and dropped) to keep its answer readable.
 const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
@@ -16,7 +16,7 @@ const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
  * - HTTP/2: once the answer is out, RST_STREAM(NO_ERROR) tells the client to stop sending (RFC 9113
  *   §8.1: a client must not discard the response because of it); what arrives meanwhile is dropped.
  */
-export function discardRefusedRequestBody(req: NodeServerRequest, res: NodeServerResponse, maxBytes = DISCARD_MAX_BYTES): void {
+export function discardRefusedRequestBody(req: NodeRequest, res: NodeResponse, maxBytes = DISCARD_MAX_BYTES): void {
   if (req.complete) return;
   const isHttp2 = "stream" in req;
   const stopSending = () => {

@@ -53,13 +53,14 @@ export interface BodyCheck {
   readonly reject: (code: Code, message: string) => ConnectError;
 }
 
-const ENVELOPE_HEADER_BYTES = 5;
+export const ENVELOPE_HEADER_BYTES = 5;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Passes a request body through unchanged, checking each message in it before connect-es sees the bytes
- * that complete it: reserved envelope flag bits, decompression and parsing. The first bad message ends
- * the body with `check.reject(INVALID_ARGUMENT, …)`, which connect-es answers in the call's protocol.
+ * Passes an enveloped request body through unchanged, checking each message in it before connect-es sees
+ * the bytes that complete it: reserved envelope flag bits, decompression and parsing. The first bad
+ * message ends the body with `check.reject(INVALID_ARGUMENT, …)`, which connect-es answers in the call's
+ * protocol. (A unary call's body, read whole, is checked by checkedUnaryBody.)
  *
  * connect-es would find most of these errors itself, but it answers them as INTERNAL with the parser's
  * own words ("parse binary: premature EOF") and, for unary calls, before any interceptor has run —
@@ -77,8 +78,7 @@ export async function* checkRequestBody(body: AsyncIterable<Uint8Array>, bodyChe
     },
   };
   try {
-    if (check.format.framing === "whole") yield await checkWholeBody(source, check);
-    else yield* checkEnvelopes(source, check);
+    yield* checkEnvelopes(source, check);
   } finally {
     // As `for await` would, the source is closed when the body is done with, unless it was refused:
     // closing a request's body destroys the request, and the transport drains a refused one instead.
@@ -97,26 +97,9 @@ async function* checkEnvelopes(source: AsyncIterator<Uint8Array>, check: BodyChe
     queuedBytes += chunk.byteLength;
     if (queuedBytes >= need) {
       const pending = queued.length === 1 ? queued[0]! : Buffer.concat(queued);
-      let offset = 0;
-      need = ENVELOPE_HEADER_BYTES;
-      while (pending.byteLength - offset >= ENVELOPE_HEADER_BYTES) {
-        const flags = pending[offset]!;
-        const length = new DataView(pending.buffer, pending.byteOffset + offset + 1, 4).getUint32(0);
-        if ((flags & ~compressedFlag) !== 0) {
-          throw check.reject(Code.InvalidArgument, `invalid message frame: reserved flag bits set (0x${flags.toString(16).padStart(2, "0")})`);
-        }
-        if (length > check.readMaxBytes) {
-          throw check.reject(Code.ResourceExhausted, `request message of ${length} bytes is larger than the limit of ${check.readMaxBytes}`);
-        }
-        if (pending.byteLength - offset < ENVELOPE_HEADER_BYTES + length) {
-          need = ENVELOPE_HEADER_BYTES + length;
-          break;
-        }
-        const start = offset + ENVELOPE_HEADER_BYTES;
-        await checkMessage(pending.subarray(start, start + length), (flags & compressedFlag) === compressedFlag, check);
-        offset = start + length;
-      }
-      const rest = pending.subarray(offset);
+      const checked = await checkCompleteEnvelopes(pending, check);
+      need = checked.need;
+      const rest = pending.subarray(checked.used);
       queued = rest.byteLength > 0 ? [rest] : [];
       queuedBytes = rest.byteLength;
     }
@@ -125,25 +108,37 @@ async function* checkEnvelopes(source: AsyncIterator<Uint8Array>, check: BodyChe
   if (queuedBytes > 0) throw check.reject(Code.InvalidArgument, "request body ends inside a message frame");
 }
 
-async function checkWholeBody(source: AsyncIterator<Uint8Array>, check: BodyCheck): Promise<Uint8Array> {
-  if (check.declaredBytes !== undefined && check.declaredBytes > check.readMaxBytes) {
-    throw check.reject(Code.ResourceExhausted, `request message of ${check.declaredBytes} bytes is larger than the limit of ${check.readMaxBytes}`);
+/**
+ * Checks the complete envelopes at the start of `bytes` (see checkRequestBody). Returns how many bytes
+ * they take, and how many the next envelope needs in all before it can be checked.
+ */
+export async function checkCompleteEnvelopes(bytes: Uint8Array, check: BodyCheck): Promise<{ used: number; need: number }> {
+  let offset = 0;
+  while (bytes.byteLength - offset >= ENVELOPE_HEADER_BYTES) {
+    const flags = bytes[offset]!;
+    const length = envelopeLength(bytes, offset, check);
+    if (bytes.byteLength - offset < ENVELOPE_HEADER_BYTES + length) return { used: offset, need: ENVELOPE_HEADER_BYTES + length };
+    const start = offset + ENVELOPE_HEADER_BYTES;
+    await checkMessage(bytes.subarray(start, start + length), (flags & compressedFlag) === compressedFlag, check);
+    offset = start + length;
   }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (let step = await source.next(); step.done !== true; step = await source.next()) {
-    const chunk = step.value;
-    size += chunk.byteLength;
-    if (size > check.readMaxBytes) throw check.reject(Code.ResourceExhausted, `request message is larger than the limit of ${check.readMaxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  const whole = Buffer.concat(chunks);
-  const { encoding } = check.format;
-  await checkMessage(whole, encoding !== undefined && encoding !== "identity", check);
-  return whole;
+  return { used: offset, need: ENVELOPE_HEADER_BYTES };
 }
 
-async function checkMessage(bytes: Uint8Array, compressed: boolean, check: BodyCheck): Promise<void> {
+/** The length of the envelope whose 5-byte header starts at `offset`; throws for reserved flags or a length past the limit. */
+export function envelopeLength(bytes: Uint8Array, offset: number, check: BodyCheck): number {
+  const flags = bytes[offset]!;
+  const length = new DataView(bytes.buffer, bytes.byteOffset + offset + 1, 4).getUint32(0);
+  if ((flags & ~compressedFlag) !== 0) {
+    throw check.reject(Code.InvalidArgument, `invalid message frame: reserved flag bits set (0x${flags.toString(16).padStart(2, "0")})`);
+  }
+  if (length > check.readMaxBytes) {
+    throw check.reject(Code.ResourceExhausted, `request message of ${length} bytes is larger than the limit of ${check.readMaxBytes}`);
+  }
+  return length;
+}
+
+export async function checkMessage(bytes: Uint8Array, compressed: boolean, check: BodyCheck): Promise<void> {
   let message = bytes;
   if (compressed) {
     const { encoding } = check.format;

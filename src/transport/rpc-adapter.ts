@@ -1,18 +1,18 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import { create, type JsonReadOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { ErrorInfoSchema, ErrorReason } from "../../gen/portcullis/v1/errors_pb.js";
 import { requestIdKey } from "../handlers/context-keys.ts";
+import { universalRequestOf, type NodeRequest as NodeServerRequest, type NodeResponse as NodeServerResponse } from "./node-request.ts";
+import { writeUnaryResponse } from "./node-response.ts";
 import { discardRefusedRequestBody } from "./refused-request-body.ts";
 import { bodyFormatOf, checkRequestBody } from "./request-body-check.ts";
+import { checkedUnaryBody } from "./unary-request-body.ts";
 import { answerUnknownMethod, methodNameOf } from "./unknown-method.ts";
 
 /** The Node request and response types connect-node accepts (http and http2). */
-export type NodeServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
-export type NodeServerResponse = Parameters<typeof universalResponseToNodeResponse>[1];
+export type { NodeRequest as NodeServerRequest, NodeResponse as NodeServerResponse } from "./node-request.ts";
 
 /**
  * JSON requests are read strictly on every protocol that carries JSON (Connect, gRPC and gRPC-Web with
@@ -77,46 +77,51 @@ export function createRpcAdapter(options: RpcAdapterOptions): (req: NodeServerRe
       return;
     }
     const method = `${handler.service.typeName}/${handler.method.name}`;
-    let uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    const unary = handler.method.methodKind === "unary";
+    let uReq;
+    try {
+      uReq = universalRequestOf(req, res, req, contextValues);
+    } catch (error) {
+      // An authority no URL can hold (`Host: a b`, a port past 65535): connect-es cannot take the call,
+      // and connect-node's own conversion would throw out of the request event and end the process.
+      res.writeHead(
+        400,
+        "httpVersionMajor" in req && req.httpVersionMajor === 1 ? { "x-request-id": requestId, "Content-Length": "0", Connection: "close" } : { "x-request-id": requestId, "content-length": "0" },
+      );
+      res.end();
+      refused(method, ConnectError.from(error).code);
+      return;
+    }
     const format = bodyFormatOf(uReq.header, handler.method);
-    if (format !== undefined && isByteStream(uReq.body)) {
+    if (format !== undefined) {
       // Unary requests are read before the interceptors run; streaming ones inside them, where the
       // logging interceptor reports the error like any other.
-      const unary = handler.method.methodKind === "unary";
       const reject = (code: Code, message: string): ConnectError => {
         if (unary) refused(method, code);
         discardRefusedRequestBody(req, res);
         return new ConnectError(message, code, { "x-request-id": requestId }, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: ErrorReason.UNSPECIFIED, requestId }) }]);
       };
-      const source = uReq.body;
       // A Connect unary body declared too large would be refused by connect-es before the check reads
       // it, with no request id and no log line: the check refuses it instead, at once, like any other.
-      const declaredBytes = format.framing === "whole" ? Number(uReq.header.get("content-length") ?? Number.NaN) : Number.NaN;
-      if (declaredBytes > options.readMaxBytes) {
-        const header = new Headers(uReq.header);
-        header.delete("content-length");
-        uReq = { ...uReq, header };
-      }
-      const body = checkRequestBody(source, {
+      const declared = format.framing === "whole" ? req.headers["content-length"] : undefined;
+      const declaredBytes = declared === undefined ? undefined : Number(declared);
+      if (declaredBytes !== undefined && declaredBytes > options.readMaxBytes) uReq.header.delete("content-length");
+      const check = {
         input: handler.method.input,
         format,
         readMaxBytes: options.readMaxBytes,
-        ...(Number.isInteger(declaredBytes) ? { declaredBytes } : {}),
+        ...(declaredBytes !== undefined ? { declaredBytes } : {}),
         jsonOptions: STRICT_JSON,
         compressions,
         reject,
-      });
-      uReq = { ...uReq, body };
+      };
+      uReq.body = unary ? checkedUnaryBody(req, check) : checkRequestBody(req, check);
     }
     handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => (unary ? writeUnaryResponse(uRes, res) : universalResponseToNodeResponse(uRes, res)))
       .catch((reason: unknown) => {
         // A client that went away mid-response is not a failure.
         if (ConnectError.from(reason).code !== Code.Aborted) options.onFailure(reason, method);
       });
   };
-}
-
-function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
-  return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 }

@@ -9,7 +9,7 @@ import type { HealthStatus } from "../health/health-status.ts";
 import { createInterceptorChain } from "../interceptors/chain.ts";
 import { statusName } from "../interceptors/logging.ts";
 import { requestIdFor } from "../interceptors/request-id.ts";
-import type { Logger } from "../log/logger.ts";
+import { createRpcLog, type Logger } from "../log/logger.ts";
 import type { DescriptorIndex } from "../reflection/descriptor-index.ts";
 import { corsHeaders } from "./cors.ts";
 import { credentialHeaderCount } from "./credential-headers.ts";
@@ -49,6 +49,7 @@ export interface PortcullisServer {
  */
 export function createServer(deps: ServerDeps, config: Config): PortcullisServer {
   const shutdown = new AbortController();
+  const rpcLog = createRpcLog(deps.logger);
   const interceptors = createInterceptorChain({
     logger: deps.logger,
     authenticator: deps.authenticator ?? rejectAllCredentials,
@@ -78,16 +79,14 @@ export function createServer(deps: ServerDeps, config: Config): PortcullisServer
     },
     // The same line the logging interceptor writes, for calls the transport answered before it ran.
     onRefused: (call) =>
-      deps.logger.info(
-        {
-          requestId: call.requestId,
-          method: call.method,
-          code: statusName(call.code),
-          durationMs: Math.round(call.durationMs * 100) / 100,
-          ip: call.contextValues.get(clientKey).ip || undefined,
-        },
-        "rpc",
-      ),
+      rpcLog({
+        requestId: call.requestId,
+        method: call.method,
+        code: statusName(call.code),
+        durationMs: Math.round(call.durationMs * 100) / 100,
+        principal: undefined,
+        ip: call.contextValues.get(clientKey).ip || undefined,
+      }),
     onFailure: (error, method) => deps.logger.error({ err: error, method }, "rpc handler failed"),
   });
 

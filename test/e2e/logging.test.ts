@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPortcullisClient, createPortcullisTransport } from "../../clients/connect-node.ts";
 import { AiService } from "../../gen/portcullis/v1/ai_pb.js";
 import { AuthService } from "../../gen/portcullis/v1/auth_pb.js";
-import { createLogger } from "../../src/log/logger.ts";
+import { createLogger, createRpcLog } from "../../src/log/logger.ts";
 import { startTestServer, type TestServer } from "../helpers/test-server.ts";
 import { ROLE_TOKENS, roleTokenAuthenticator } from "../helpers/test-principals.ts";
 
@@ -95,5 +95,35 @@ describe("logging", () => {
     expect(lines[1]!["instance"]).toEqual({ secret: "[redacted]" });
     expect(lines[1]!["serialised"]).toEqual({ password: "[redacted]" });
     expect(lines[1]!["at"]).toBe("1970-01-01T00:00:00.000Z");
+  });
+
+  it("the access line, written directly, is the line pino writes; a level above info drops it", () => {
+    const capture = () => {
+      const lines: string[] = [];
+      const destination = new Writable({
+        write: (c: Buffer, _e, cb) => {
+          lines.push(...c.toString().trim().split("\n"));
+          cb();
+        },
+      });
+      return { lines, destination };
+    };
+    const info = capture();
+    const logger = createLogger({ level: "info", destination: info.destination });
+    const fields = { requestId: "line-test-1", method: "portcullis.v1.AuthService/WhoAmI", code: "ok", durationMs: 0.42, principal: 'user:a"b', ip: "::1" };
+    logger.info(fields, "rpc");
+    createRpcLog(logger)(fields);
+    createRpcLog(logger)({ ...fields, principal: undefined, ip: undefined });
+    const [byPino, direct, anonymous] = info.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    // Written a moment apart: the times may differ by a millisecond, their form may not.
+    expect(direct!["time"]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect({ ...direct, time: "" }).toEqual({ ...byPino, time: "" });
+    expect(Object.keys(direct!)).toEqual(Object.keys(byPino!));
+    expect(anonymous).not.toHaveProperty("principal");
+    expect(anonymous).not.toHaveProperty("ip");
+
+    const warn = capture();
+    createRpcLog(createLogger({ level: "warn", destination: warn.destination }))(fields);
+    expect(warn.lines).toEqual([]);
   });
 });

@@ -73,6 +73,9 @@ describe("malformed requests are answered as the client's error", () => {
         status: "HTTP/1.1 400 Bad Request",
       },
       { name: "bare LF line ends", request: `${HEAD}Content-Length: 2\r\n\r\n{}`.replace(/\r\n/g, "\n"), status: "HTTP/1.1 400 Bad Request" },
+      // No URL can hold this authority: connect-es could not take the call (and the process must not fall over).
+      { name: "a Host no URL can hold", request: `${HEAD.replace("Host: portcullis", "Host: a b")}Content-Length: 2\r\n\r\n{}`, status: "HTTP/1.1 400 Bad Request" },
+      { name: "a Host with a port out of range", request: `${HEAD.replace("Host: portcullis", "Host: portcullis:99999")}Content-Length: 2\r\n\r\n{}`, status: "HTTP/1.1 400 Bad Request" },
     ];
 
     it.concurrent.for(CASES)("$name", async ({ request, status }, { expect }) => {
@@ -185,6 +188,18 @@ describe("malformed requests are answered as the client's error", () => {
       const body = value & 0x01 ? envelope(value, gzipSync(Buffer.alloc(0))) : envelope(value, Buffer.alloc(0));
       const answer = await probeRpc(server.baseUrl, { protocol, httpVersion, path, body, headers: { "x-request-id": requestId, ...(value & 0x01 ? { "grpc-encoding": "gzip" } : {}) } });
       await expectRefused(expect, answer, requestId);
+    });
+
+    it("a unary message whose header claims more than the limit is RESOURCE_EXHAUSTED", async () => {
+      for (const [protocol, httpVersion] of [
+        ["grpc", "2"],
+        ["grpc-web", "1.1"],
+      ] as const) {
+        const requestId = nextRequestId();
+        const body = Buffer.from([0x00, 0x7f, 0xff, 0xff, 0xff, 0x0a, 0x00]);
+        const answer = await probeRpc(server.baseUrl, { protocol, httpVersion, path: CHECK, body, headers: { "x-request-id": requestId } });
+        await expectRefused(expect, answer, requestId, Code.ResourceExhausted);
+      }
     });
 
     it("a message cut short by the end of the body", async () => {
