@@ -4,12 +4,14 @@ import { ConfigError, type Config } from "./config/config.ts";
 import { createGateway } from "./app/gateway.ts";
 import { startGatewayServer } from "./app/gateway-server.ts";
 import { loadGatewayConfig } from "./app/gateway-settings.ts";
+import { countArrayBuffersInGlobalHeapLimit } from "./app/heap-tuning.ts";
 import { KeyringError, loadOrCreateKeyring } from "./keys/keyring.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "./embedded-db/index.ts";
 import { openStore } from "./store/mongo-store.ts";
 
 async function main(): Promise<void> {
+  countArrayBuffersInGlobalHeapLimit();
   let config: Config;
   try {
     config = loadGatewayConfig();
