@@ -112,6 +112,7 @@ function webHeaders(nodeHeaders: http.IncomingHttpHeaders, contextValues: Contex
 }
 
 // Characters fetch Headers refuses anywhere in a value: NUL, CR, LF, and anything past 0xff.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for.
 const REFUSED_IN_VALUE = /[^\x01-\x09\x0b\x0c\x0e-\xff]/;
 
 /**

@@ -188,7 +188,10 @@ describe("the credential fields of a Node request", () => {
         client.close();
       } else {
         await new Promise<void>((resolve, reject) => {
-          http.request({ port, host: "127.0.0.1", method: "POST", path: "/x", headers }, (res) => res.on("end", resolve).resume()).on("error", reject).end("{}");
+          http
+            .request({ port, host: "127.0.0.1", method: "POST", path: "/x", headers }, (res) => res.on("end", resolve).resume())
+            .on("error", reject)
+            .end("{}");
         });
       }
       if (server instanceof http.Server) server.closeAllConnections();
