@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from "pino";
+import { createTurnBatchedDestination } from "./turn-batched-destination.ts";
 
 export type { Logger } from "pino";
 
@@ -67,8 +68,9 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
   return copy ?? value;
 }
 
-// Lines are gathered up to this many bytes, or for at most FLUSH_INTERVAL_MS, then written at once: one
-// system call per batch instead of one per RPC (a fifth of a small call's cost on a slow machine).
+// Lines are gathered per event-loop turn (turn-batched-destination.ts), then up to this many bytes or
+// for at most FLUSH_INTERVAL_MS, then written at once: one system call per batch instead of one per RPC
+// (a fifth of a small call's cost on a slow machine).
 const BATCH_BYTES = 8 * 1024;
 const FLUSH_INTERVAL_MS = 100;
 
@@ -82,14 +84,14 @@ function batchedStdout(): DestinationStream {
       // nothing to do: the write in flight takes the lines with it or the next flush does
     }
   }, FLUSH_INTERVAL_MS).unref();
-  return destination;
+  return createTurnBatchedDestination(destination);
 }
 
 /**
  * Creates the gateway's JSON logger. `destination` lets tests capture the lines. By default lines go to
  * stdout asynchronously and in batches (written within 100 ms): a synchronous write to a slow pipe would
- * stall the event loop, and with it every call. Buffered lines are flushed on exit (pino registers that)
- * and by `logger.flush()` on shutdown.
+ * stall the event loop, and with it every call. Buffered lines are flushed on exit (after
+ * `logger.fatal` and `process.exit` too) and by `logger.flush()` on shutdown.
  */
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
   return pino(
