@@ -4,18 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createLogger, createRpcLog, type RpcLine } from "../../src/log/logger.ts";
-import { createTurnBatchedDestination, type FlushableDestination } from "../../src/log/turn-batched-destination.ts";
+import { createBatchedDestination, type FlushableDestination } from "../../src/log/batched-destination.ts";
 
-// The gateway's stdout log gathers the lines of one event-loop turn and writes them at once: the lines,
-// their order across pino's lines and the direct access line, and what reaches stdout before the process
-// exits (logger.fatal then process.exit) must be exactly what unbatched writing gives.
+// The gateway's stdout log gathers lines and writes them in batches: the lines, their order across
+// pino's lines and the direct access line, and what reaches stdout before the process exits
+// (logger.fatal then process.exit) must be exactly what unbatched writing gives.
 
 const rpcLine = (i: number): RpcLine => ({ requestId: `req-${i}`, method: "portcullis.v1.AuthService/WhoAmI", code: "ok", durationMs: 0.5, principal: `user:u${i}`, ip: "127.0.0.1" });
 
 /** A destination that records every write it receives. */
 function recorder(): FlushableDestination & { writes: string[] } {
   const writes: string[] = [];
-  return { writes, write: (text: string) => void writes.push(text), flush: (callback) => callback?.(), flushSync: () => undefined };
+  return { writes, write: (text: string) => void writes.push(text), flush: (callback?: () => void) => callback?.(), flushSync: () => undefined };
 }
 
 /** Every line of `text` parsed, without its time (which differs between two runs). */
@@ -40,33 +40,38 @@ function writeMix(logger: ReturnType<typeof createLogger>, from: number, to: num
   }
 }
 
-describe("the turn-batched log destination", () => {
-  it("writes the lines of one turn as one string, in order, identical to unbatched lines", async () => {
+describe("the batched log destination", () => {
+  it("passes lines on in batches of about batchChars, in order, identical to unbatched lines", () => {
     const batched = recorder();
     const plain = recorder();
-    const batchedLogger = createLogger({ level: "info", destination: createTurnBatchedDestination(batched) });
+    const batchedLogger = createLogger({ level: "info", destination: createBatchedDestination(batched, { batchChars: 2_000, intervalMs: 3_600_000 }) });
     const plainLogger = createLogger({ level: "info", destination: plain });
 
-    writeMix(batchedLogger, 0, 30);
-    writeMix(plainLogger, 0, 30);
-    expect(batched.writes).toEqual([]); // nothing until the turn ends
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(batched.writes).toHaveLength(1);
-
-    writeMix(batchedLogger, 30, 40);
-    writeMix(plainLogger, 30, 40);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(batched.writes).toHaveLength(2);
+    writeMix(batchedLogger, 0, 5);
+    expect(batched.writes).toEqual([]); // under 2,000 characters: gathered
+    writeMix(batchedLogger, 5, 60);
+    writeMix(plainLogger, 0, 60);
+    expect(batched.writes.length).toBeGreaterThan(3);
+    for (const text of batched.writes) expect(text.length).toBeGreaterThanOrEqual(2_000);
+    batchedLogger.flush();
 
     const expected = linesOf(plain.writes.join(""));
-    expect(expected).toHaveLength(40);
+    expect(expected).toHaveLength(60);
     expect(linesOf(batched.writes.join(""))).toEqual(expected);
     expect(batched.writes.join("")).not.toContain("never-shown");
   });
 
+  it("passes on what it gathered within intervalMs, however little", async () => {
+    const inner = recorder();
+    const logger = createLogger({ level: "info", destination: createBatchedDestination(inner, { batchChars: 1_000_000, intervalMs: 20 }) });
+    logger.info("alone");
+    await expect.poll(() => inner.writes.length, { timeout: 10_000 }).toBe(1);
+    expect(linesOf(inner.writes[0]!)).toMatchObject([{ msg: "alone" }]);
+  });
+
   it("flush and flushSync pass on what the turn gathered", () => {
     const inner = recorder();
-    const destination = createTurnBatchedDestination(inner);
+    const destination = createBatchedDestination(inner, { batchChars: 1_000_000, intervalMs: 3_600_000 });
     const logger = createLogger({ level: "info", destination });
     logger.info("one");
     destination.flushSync();
@@ -89,9 +94,9 @@ describe("the turn-batched log destination", () => {
 const logger = createLogger({ level: "info" });
 const rpc = createRpcLog(logger);
 const line = (i) => ({ requestId: "req-" + i, method: "m/M", code: "ok", durationMs: 1, principal: undefined, ip: undefined });
-// Some turns end normally (their lines pass on to sonic-boom, past its 8 KB batch, and are written
-// out), the last does not. (Each is waited for: sonic-boom's exit flush can put a write still in flight
-// after the lines it writes itself, batched or not.)
+// The first 1,500 lines are passed on and written out (each batch waited for: sonic-boom's exit flush can
+// put a write still in flight after the lines it writes itself, batched or not). The last 500 and the
+// final line come in the turn that exits: whatever is short of a batch is still gathered then.
 for (let turn = 0; turn < 3; turn++) {
   for (let i = 0; i < 500; i++) (i % 2 ? rpc(line(turn * 500 + i)) : logger.info({ n: turn * 500 + i }, "line"));
   await new Promise((resolve) => setImmediate(resolve));
