@@ -75,8 +75,10 @@ const BATCH_CHARS = 8 * 1024;
 const FLUSH_INTERVAL_MS = 100;
 
 function batchedStdout(): DestinationStream {
-  // minLength 0: the batches are made before sonic-boom, which writes each as it comes.
-  return createBatchedDestination(pino.destination({ dest: 1, sync: false, minLength: 0 }), { batchChars: BATCH_CHARS, intervalMs: FLUSH_INTERVAL_MS });
+  // sonic-boom keeps the same minimum: a batch of BATCH_CHARS starts its (asynchronous) write at once, while
+  // the few lines passed on by `flushSync` (after `logger.fatal`) or at exit stay under it, so that they are
+  // written synchronously by its flushSync rather than by an asynchronous write the exit could cut short.
+  return createBatchedDestination(pino.destination({ dest: 1, sync: false, minLength: BATCH_CHARS }), { batchChars: BATCH_CHARS, intervalMs: FLUSH_INTERVAL_MS });
 }
 
 /**
