@@ -3,7 +3,7 @@ import { accessRuleOf, type AccessRule } from "../access/access-rules.ts";
 import type { Authenticator, Credential } from "../domain/auth/authenticator.ts";
 import { DomainError } from "../domain/errors.ts";
 import type { Principal } from "../domain/principal.ts";
-import { clientKey, credentialHeaderCountKey, credentialKey, principalKey } from "../handlers/context-keys.ts";
+import { clientKey, credentialHeaderCountKey, credentialHeadersOf, credentialKey, principalKey, type CredentialHeaders } from "../handlers/context-keys.ts";
 import type { CallStep } from "./call-step.ts";
 
 // Longer than any JWT or key we issue; refuse before parsing so garbage costs nothing.
@@ -23,7 +23,7 @@ export function createAuthenticationStep(authenticator: Authenticator): CallStep
       // Two credentials (two `authorization` fields, or `authorization` and `x-api-key`) are ambiguous:
       // which one is meant is a guess, so none is taken.
       if (req.contextValues.get(credentialHeaderCountKey) > 1) throw new DomainError("unauthenticated", "send exactly one credential: one authorization or one x-api-key header");
-      const credential = readCredential(req.header);
+      const credential = readCredential(credentialHeadersOf(req.contextValues, req.header));
       if (credential === undefined) {
         if (accessRuleOf(req.method)?.audience !== "public") throw new DomainError("unauthenticated", "credentials required");
         return;
@@ -74,14 +74,12 @@ function endOnRevocation(res: StreamResponse, principal: Principal, rule: Access
   return { ...res, message: guarded() };
 }
 
-function readCredential(header: Headers): Credential | undefined {
-  const authorization = header.get("authorization");
-  const apiKey = header.get("x-api-key");
-  if (authorization !== null && apiKey !== null) {
+function readCredential({ authorization, apiKey }: CredentialHeaders): Credential | undefined {
+  if (authorization !== undefined && apiKey !== undefined) {
     throw new DomainError("unauthenticated", "send either authorization or x-api-key, not both");
   }
-  if (apiKey !== null) return { kind: "api_key", value: checkedValue(apiKey) };
-  if (authorization === null) return undefined;
+  if (apiKey !== undefined) return { kind: "api_key", value: checkedValue(apiKey) };
+  if (authorization === undefined) return undefined;
   const match = /^Bearer +(\S+)\s*$/i.exec(authorization);
   if (!match?.[1]) throw new DomainError("unauthenticated", "authorization must be 'Bearer <token>'");
   return { kind: "bearer", value: checkedValue(match[1]) };

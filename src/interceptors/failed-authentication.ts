@@ -3,7 +3,7 @@ import { accessRuleOf } from "../access/access-rules.ts";
 import type { RateLimiter } from "../access/rate-limiter.ts";
 import { ipKey } from "../domain/auth/login-throttle.ts";
 import { DomainError } from "../domain/errors.ts";
-import { clientKey } from "../handlers/context-keys.ts";
+import { clientKey, credentialHeadersOf } from "../handlers/context-keys.ts";
 import type { CallRequest, CallStep } from "./call-step.ts";
 
 /** The one budget class of the failed-authentication limiter. */
@@ -19,7 +19,10 @@ export type FailedAuthenticationBudget = RateLimiter<"failed_authentication">;
  * continuously and lives in memory, per instance, like the rate limits.
  */
 export function createFailedAuthenticationStep(budget: FailedAuthenticationBudget): CallStep {
-  const presentsSecret = (req: CallRequest) => req.header.has("authorization") || req.header.has("x-api-key") || accessRuleOf(req.method)?.rateLimit === "credential";
+  const presentsSecret = (req: CallRequest) => {
+    const { authorization, apiKey } = credentialHeadersOf(req.contextValues, req.header);
+    return authorization !== undefined || apiKey !== undefined || accessRuleOf(req.method)?.rateLimit === "credential";
+  };
   return {
     enter(req) {
       if (!presentsSecret(req)) return;

@@ -3,6 +3,7 @@ import type * as http2 from "node:http2";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { credentialHeadersKey } from "../handlers/context-keys.ts";
 
 /** The Node request and response types the gateway serves (http and http2). */
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -17,6 +18,9 @@ export type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1]
  * finished or not, and an abort without a reason builds a DOMException with a stack trace: about 3 % of
  * a small call's CPU, spent after the call is over, when nothing listens any more (connect-es has
  * already aborted the call's own context by then).
+ *
+ * The credential fields (`authorization`, `x-api-key`) are not put in its Headers but in the context
+ * (`credentialHeadersKey`), checked and trimmed as Headers would: see there why.
  *
  * `body` is what connect-es reads (the Node request itself, or a checked view of it).
  */
@@ -49,7 +53,7 @@ export function universalRequestOf(req: NodeRequest, res: NodeResponse, body: As
     httpVersion: req.httpVersion,
     method: req.method ?? "",
     url: urlOf(req),
-    header: webHeaders(req.headers),
+    header: webHeaders(req.headers, contextValues),
     body,
     signal: abort.signal,
     contextValues,
@@ -86,17 +90,48 @@ function urlOf(req: NodeRequest): string {
   return url;
 }
 
-/** A Node header object as fetch Headers, without HTTP/2 pseudo-headers (as connect-node converts it). */
-function webHeaders(nodeHeaders: http.IncomingHttpHeaders): Headers {
+/**
+ * A Node header object as fetch Headers, without HTTP/2 pseudo-headers (as connect-node converts it),
+ * and without the credential fields, which go to the context.
+ */
+function webHeaders(nodeHeaders: http.IncomingHttpHeaders, contextValues: ContextValues): Headers {
   const header = new Headers();
+  let authorization: string | undefined;
+  let apiKey: string | undefined;
   for (const name in nodeHeaders) {
     if (name.charCodeAt(0) === 0x3a) continue; // ":"
     const value = nodeHeaders[name];
     if (value === undefined) continue;
-    if (typeof value === "string") header.append(name, value);
+    if (name === "authorization") authorization = headerValue(name, value);
+    else if (name === "x-api-key") apiKey = headerValue(name, value);
+    else if (typeof value === "string") header.append(name, value);
     else for (const one of value) header.append(name, one);
   }
+  contextValues.set(credentialHeadersKey, { authorization, apiKey });
   return header;
+}
+
+// Characters fetch Headers refuses anywhere in a value: NUL, CR, LF, and anything past 0xff.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for.
+const REFUSED_IN_VALUE = /[^\x01-\x09\x0b\x0c\x0e-\xff]/;
+
+/**
+ * A header value as fetch Headers would hold it: the same string when Headers would take it as it is
+ * (the usual case, checked by one regular expression instead of Headers' character-by-character loop);
+ * otherwise whatever Headers makes of it — leading and trailing whitespace trimmed — or the TypeError it
+ * throws, so a value is refused exactly when Headers would refuse it. Repeated fields are joined with
+ * ", " as Headers joins them.
+ */
+function headerValue(name: string, value: string | string[]): string {
+  if (typeof value === "string") {
+    const first = value.charCodeAt(0);
+    const last = value.charCodeAt(value.length - 1);
+    if (value.length > 0 && first !== 0x20 && first !== 0x09 && last !== 0x20 && last !== 0x09 && !REFUSED_IN_VALUE.test(value)) return value;
+  }
+  const header = new Headers();
+  if (typeof value === "string") header.append(name, value);
+  else for (const one of value) header.append(name, one);
+  return header.get(name) ?? "";
 }
 
 // RFC 9113 error codes and what they mean for a call (connect-node's mapping; STREAM_CLOSED is not one).

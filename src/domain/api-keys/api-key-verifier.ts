@@ -1,3 +1,4 @@
+import { hash } from "node:crypto";
 import { ROLE_PERMISSIONS, type Role } from "../permissions.ts";
 import type { ApiKeyCache } from "./api-key-cache.ts";
 import { unusableReason, type ApiKeyState } from "./api-key-record.ts";
@@ -29,6 +30,8 @@ export interface ApiKeyVerifier {
    * tokens exchanged for the key and for open streams. `clientIp` undefined skips the network check.
    */
   evaluate(keyId: string, clientIp?: string): Promise<KeyVerdict>;
+  /** How many presented keys are remembered as matching their stored hash (bounded by `maxMatchedKeys`). */
+  readonly matchedKeyCount: number;
 }
 
 export function createApiKeyVerifier(deps: {
@@ -38,8 +41,11 @@ export function createApiKeyVerifier(deps: {
   /** The owner's current role and disabled flag (the identity layer's revocation cache). */
   userState: UserStateReader;
   now?: () => Date;
+  /** Most presented keys remembered as matching. Default 10,000. */
+  maxMatchedKeys?: number;
 }): ApiKeyVerifier {
   const now = deps.now ?? (() => new Date());
+  const maxMatched = deps.maxMatchedKeys ?? 10_000;
   const matchers = new WeakMap<readonly string[], (ip: string) => boolean>();
   const inNetworks = (cidrs: readonly string[], ip: string) => {
     let matcher = matchers.get(cidrs);
@@ -64,6 +70,18 @@ export function createApiKeyVerifier(deps: {
     return bytes;
   };
 
+  // Keys presented before whose secret matched, by the SHA-256 of the whole key string (the secret itself
+  // is never kept), with the stored hash they matched. A key presented again skips the parse (CRC-32 and
+  // alphabet checks) and the HMAC — a one-shot SHA-256 costs a seventh of a new HMAC object's digest —
+  // and is judged afresh from the cached state on every call like any other, so a revocation, rotation,
+  // expiry, disabled owner, role or network change is seen on the next call. Only matches are kept, so
+  // garbage and wrong secrets add nothing; insertion order is match order, the oldest evicted first.
+  const matched = new Map<string, { keyId: string; secretHash: string }>();
+  const rememberMatch = (digest: string, state: ApiKeyState) => {
+    if (matched.size >= maxMatched) matched.delete(matched.keys().next().value!);
+    matched.set(digest, { keyId: state.record._id, secretHash: state.record.secretHash });
+  };
+
   const judge = async (state: ApiKeyState, clientIp: string | undefined): Promise<KeyVerdict> => {
     const ids = { keyId: state.record._id, ownerUserId: state.record.ownerUserId };
     const unusable = unusableReason(state, now());
@@ -81,6 +99,14 @@ export function createApiKeyVerifier(deps: {
 
   return {
     async verify(value, clientIp) {
+      const digest = hash("sha256", value, "base64url");
+      const known = matched.get(digest);
+      if (known !== undefined) {
+        const state = await deps.cache.get(known.keyId);
+        // The same record hash the secret matched (a record whose hash changed is checked again).
+        if (state !== undefined && state.record.secretHash === known.secretHash) return judge(state, clientIp);
+        matched.delete(digest);
+      }
       const parsed = parseApiKey(deps.prefix, value);
       if (!parsed) return { ok: false, rejection: "malformed" };
       const state = await deps.cache.get(parsed.keyId);
@@ -88,12 +114,16 @@ export function createApiKeyVerifier(deps: {
       if (!secretMatches(deps.pepper, parsed.secret, storedHashOf(state))) {
         return { ok: false, rejection: "wrong_secret", keyId: state.record._id, ownerUserId: state.record.ownerUserId };
       }
+      rememberMatch(digest, state);
       return judge(state, clientIp);
     },
     async evaluate(keyId, clientIp) {
       const state = await deps.cache.get(keyId);
       if (!state) return { ok: false, rejection: "unknown" };
       return judge(state, clientIp);
+    },
+    get matchedKeyCount() {
+      return matched.size;
     },
   };
 }
