@@ -15,6 +15,8 @@ export interface Round {
   p50: number;
   p99: number;
   errors: number;
+  /** What the load generator said about the calls that failed, for the message when there are too many. */
+  errorDetail?: string;
 }
 
 // With taskset (Linux, util-linux) and two or more cores, the server under test runs alone on one core
@@ -90,13 +92,19 @@ export async function ghzRound(options: {
   args.push("-z", `${options.durationMs}ms`, "--skipFirst", "200", "-O", "json", "-m", JSON.stringify(options.headers), `127.0.0.1:${options.port}`);
   const [command, commandArgs] = pinning ? ["taskset", ["-c", LOAD_CPU, options.ghz, ...args]] : [options.ghz, args];
   const { stdout } = await run(command, commandArgs, { maxBuffer: 64 * 1024 * 1024, timeout: options.durationMs + 60_000 });
-  const report = JSON.parse(stdout) as { rps: number; latencyDistribution: Array<{ percentage: number; latency: number }> | null; statusCodeDistribution: Record<string, number> };
+  const report = JSON.parse(stdout) as { rps: number; latencyDistribution: Array<{ percentage: number; latency: number }> | null; statusCodeDistribution: Record<string, number>; errorDistribution?: Record<string, number> | null };
   const at = (p: number) => (report.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? Number.NaN) / 1e6;
-  // At the end of a timed run ghz closes its connection under the calls in flight (at most one per
-  // concurrent worker): those end Canceled or Unavailable ("transport is closing") and are not failures.
-  const cutOff = (report.statusCodeDistribution["Canceled"] ?? 0) + (report.statusCodeDistribution["Unavailable"] ?? 0);
+  // At the end of a timed run ghz closes its connection under the calls in flight (one per concurrent
+  // worker) and, when it paces calls (--rps), under those it has queued but not sent: those end Canceled
+  // ("the client connection is closing", ghz's own doing, however many) or Unavailable ("transport is
+  // closing", at most one per worker); neither is a failure of the server.
+  const clientClosed = Object.entries(report.errorDistribution ?? {}).reduce((sum, [error, n]) => sum + (error.includes("the client connection is closing") ? n : 0), 0);
+  const cutOff = (report.statusCodeDistribution["Canceled"] ?? 0) + (report.statusCodeDistribution["Unavailable"] ?? 0) - clientClosed;
   const others = Object.entries(report.statusCodeDistribution).reduce((sum, [code, n]) => sum + (["OK", "Canceled", "Unavailable"].includes(code) ? 0 : n), 0);
-  return { perSecond: report.rps, p50: at(50), p99: at(99), errors: others + Math.max(0, cutOff - concurrency) };
+  const errorDetail = Object.entries(report.errorDistribution ?? {})
+    .map(([error, n]) => `${n}× ${error}`)
+    .join("; ");
+  return { perSecond: report.rps, p50: at(50), p99: at(99), errors: others + Math.max(0, cutOff - concurrency), errorDetail };
 }
 
 /** One hey run: Connect JSON POSTs over HTTP/1.1 keep-alive connections (one per concurrent worker). */
@@ -119,12 +127,14 @@ export async function heyRound(options: {
   const statuses = [...stdout.matchAll(/\[(\d+)\]\s+(\d+) responses/g)].map(([, code, n]) => [Number(code), Number(n)] as const);
   const failed = statuses.reduce((sum, [code, n]) => sum + (code === 200 ? 0 : n), 0);
   // hey's error distribution counts calls cut off by the end of the run too (one per worker at most).
-  const transportErrors = [...stdout.matchAll(/^\s+\[(\d+)\]\s+(?!.*responses)/gm)].reduce((sum, [, n]) => sum + Number(n), 0);
+  const errorLines = [...stdout.matchAll(/^\s+\[(\d+)\]\s+(?!.*responses)(.*)$/gm)];
+  const transportErrors = errorLines.reduce((sum, [, n]) => sum + Number(n), 0);
   return {
     perSecond: number(/Requests\/sec:\s+([\d.]+)/),
     p50: number(/50%+ in ([\d.]+) secs/) * 1000,
     p99: number(/99%+ in ([\d.]+) secs/) * 1000,
     errors: failed + Math.max(0, transportErrors - options.concurrency),
+    errorDetail: [...statuses.filter(([code]) => code !== 200).map(([code, n]) => `${n}× HTTP ${code}`), ...errorLines.map(([, n, text]) => `${n}× ${text}`)].join("; "),
   };
 }
 
