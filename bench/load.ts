@@ -92,7 +92,12 @@ export async function ghzRound(options: {
   args.push("-z", `${options.durationMs}ms`, "--skipFirst", "200", "-O", "json", "-m", JSON.stringify(options.headers), `127.0.0.1:${options.port}`);
   const [command, commandArgs] = pinning ? ["taskset", ["-c", LOAD_CPU, options.ghz, ...args]] : [options.ghz, args];
   const { stdout } = await run(command, commandArgs, { maxBuffer: 64 * 1024 * 1024, timeout: options.durationMs + 60_000 });
-  const report = JSON.parse(stdout) as { rps: number; latencyDistribution: Array<{ percentage: number; latency: number }> | null; statusCodeDistribution: Record<string, number>; errorDistribution?: Record<string, number> | null };
+  const report = JSON.parse(stdout) as {
+    rps: number;
+    latencyDistribution: Array<{ percentage: number; latency: number }> | null;
+    statusCodeDistribution: Record<string, number>;
+    errorDistribution?: Record<string, number> | null;
+  };
   const at = (p: number) => (report.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? Number.NaN) / 1e6;
   // At the end of a timed run ghz closes its connection under the calls in flight (one per concurrent
   // worker) and, when it paces calls (--rps), under those it has queued but not sent: those end Canceled
